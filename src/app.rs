@@ -1,0 +1,104 @@
+//! The commands, run from parsed arguments. `main` stays thin; tests call these directly too.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{BackendArgs, Cli, Command, RestoreArgs};
+use crate::io::sequence::Sequence;
+use crate::pipeline::{self, Backend, RestoreJob};
+use crate::preset::Preset;
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Restore(args) => {
+            let backend = open_backend(&args.backend)?;
+            pipeline::cancel::install_handler();
+            let summary = pipeline::restore(&restore_job(&args, backend)?)?;
+            if !args.quiet {
+                eprintln!(
+                    "restored {} frames in {:.1}s ({:.1} frames/s) as {}; record: {}",
+                    summary.frames_written,
+                    summary.seconds,
+                    summary.frames_written as f64 / summary.seconds.max(1e-9),
+                    summary.output_format,
+                    summary.record.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Probe { input, json } => {
+            let report = crate::probe::probe(&input)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.problems() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Devices => {
+            let adapters = crate::gpu::list_adapters()?;
+            if adapters.is_empty() {
+                println!("no GPU adapters found; nitrate will run on the CPU");
+            }
+            for line in adapters {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            let backend = open_backend(&args.backend)?;
+            pipeline::cancel::install_handler();
+            crate::demo::run(&args, backend)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Set the thread count, open the backend and say which in one line.
+pub fn open_backend(args: &BackendArgs) -> Result<Backend> {
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .context("--threads: cannot size the worker pool")?;
+    }
+    let (backend, line) = Backend::open(args.backend, args.adapter)?;
+    eprintln!("{line}");
+    Ok(backend)
+}
+
+/// Resolve `restore` arguments into a job: sequence, preset chain, overrides, stages.
+pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
+    let sequence = Sequence::discover(&args.input)?;
+    let mut preset = Preset::load(&args.preset)?;
+    if let Some(names) = &args.stages {
+        preset.select(names)?;
+    }
+    for assignment in &args.set {
+        preset.set(assignment)?;
+    }
+    let stages = preset.build()?;
+    let record_extra = serde_json::json!({
+        "command_line": std::env::args().collect::<Vec<_>>(),
+        "preset": preset.source,
+        "preset_text": preset.text,
+        "overrides": args.set,
+    });
+    Ok(RestoreJob {
+        sequence,
+        output_dir: args.output.clone(),
+        format: args.format.clone(),
+        frames: args.frames,
+        overwrite: args.overwrite,
+        allow_gaps: args.allow_gaps,
+        quiet: args.quiet,
+        stages,
+        backend,
+        record_extra,
+    })
+}

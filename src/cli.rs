@@ -1,0 +1,123 @@
+//! Command-line definitions (clap) and their resolution into typed jobs.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::pipeline::BackendChoice;
+
+#[derive(Parser, Debug)]
+#[command(name = "nitrate", version, about = "Film-heritage restoration engine: dust, scratches, weave, flicker, grain, fading, upscaling", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Restore a frame sequence into an output directory.
+    Restore(RestoreArgs),
+    /// Describe a frame sequence: format, size, depth, transfer, frame range and gaps.
+    Probe {
+        /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx) or one file.
+        input: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the GPU adapters wgpu can see.
+    Devices,
+    /// A first run that needs no files: makes a faded sequence, restores it, reports the gain.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx) or one file.
+    pub input: PathBuf,
+    /// Output directory; frames keep their input names.
+    pub output: PathBuf,
+    /// Built-in preset name or preset file (.toml).
+    #[arg(long, default_value = "default")]
+    pub preset: String,
+    /// Stages to run, in order (comma-separated); parameters come from the preset when it has
+    /// the stage, defaults otherwise.
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Option<Vec<String>>,
+    /// Override one parameter: stage.key=value (repeatable).
+    #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
+    pub set: Vec<String>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Restore only frames A-B (frame numbers, inclusive); neighbouring frames are read as
+    /// context so chunks put together equal one whole run.
+    #[arg(long, value_name = "A-B", value_parser = parse_range)]
+    pub frames: Option<(i64, i64)>,
+    /// Output format (default: the input's format and bit depth).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::io::FORMAT_NAMES))]
+    pub format: Option<String>,
+    /// Replace frames already in the output directory.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Restore a sequence with missing frame numbers, treating the frames present as consecutive.
+    #[arg(long)]
+    pub allow_gaps: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BackendArgs {
+    /// Where stages run: auto takes a hardware GPU when there is one, else the CPU.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// GPU adapter index from `nitrate devices` (implies a GPU backend).
+    #[arg(long)]
+    pub adapter: Option<usize>,
+    /// Worker threads for decoding, encoding and CPU stages (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Where to write the demo's frames and sheet.
+    #[arg(default_value = "nitrate-demo")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Number of frames to generate.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub length: u32,
+    /// Frame size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "480x270", value_parser = parse_size)]
+    pub size: (usize, usize),
+}
+
+/// `A-B` (or a single frame `A`) into an inclusive range.
+pub fn parse_range(text: &str) -> Result<(i64, i64)> {
+    let parse = |s: &str| s.trim().parse::<i64>().with_context(|| format!("'{s}' is not a frame number"));
+    let (a, b) = match text.split_once('-') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => {
+            let a = parse(text)?;
+            (a, a)
+        }
+    };
+    if a > b {
+        bail!("first frame {a} is after last frame {b}");
+    }
+    Ok((a, b))
+}
+
+/// `WIDTHxHEIGHT` into a size.
+pub fn parse_size(text: &str) -> Result<(usize, usize)> {
+    let (w, h) = text.split_once('x').context("expected WIDTHxHEIGHT, e.g. 480x270")?;
+    let (w, h): (usize, usize) = (w.parse()?, h.parse()?);
+    if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
+        bail!("size {w}x{h} is out of range (16 to 8192 each way)");
+    }
+    Ok((w, h))
+}

@@ -1,0 +1,35 @@
+//! Ctrl-C: the first press lets the frames in hand finish and stops reading new ones; a second
+//! press exits at once. Writes are atomic either way, so no partial frame file is ever left.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static PRESSES: AtomicUsize = AtomicUsize::new(0);
+
+/// The error a run returns when it stopped on Ctrl-C.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted: frames finished so far are complete; run again with the same output to redo the rest")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// Install the Ctrl-C handler (once per process).
+pub fn install_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            eprintln!("\nstopping after the frames in hand (Ctrl-C again to quit at once)");
+        } else {
+            std::process::exit(130);
+        }
+    });
+}

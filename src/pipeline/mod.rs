@@ -1,0 +1,464 @@
+//! The streaming restoration run: ordered parallel decode, the stage chain on the CPU or the GPU,
+//! parallel encode with atomic writes.
+//!
+//! Memory is bounded whatever the reel length. Frames alive at once are at most
+//! `lookahead` being decoded (2 per worker thread) + `Σ (2·radius + 1)` held by the stages'
+//! windows + `2 · workers` queued for or being encoded. With the GPU backend the stage windows
+//! live in device memory instead of host memory.
+
+pub mod cancel;
+pub mod chain;
+pub mod ordered;
+pub mod progress;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::frame::Frame;
+use crate::gpu::{AdapterChoice, GpuContext, GpuFrame};
+use crate::io::sequence::Sequence;
+use crate::io::{self, FrameInfo, OutputFormat};
+use crate::stages::{Stage, Window};
+use chain::{Chain, Runner};
+use progress::Progress;
+
+/// What `--backend` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// A hardware GPU when there is one, otherwise the CPU.
+    Auto,
+    /// A GPU adapter of any kind (software ones such as llvmpipe included); fails if none.
+    Gpu,
+    /// The CPU reference implementation.
+    Cpu,
+}
+
+/// Where the stages run.
+#[derive(Clone)]
+pub enum Backend {
+    Cpu,
+    Gpu(Arc<GpuContext>),
+}
+
+impl Backend {
+    /// Open the backend `choice` asks for; the string is the one line that says which it is.
+    pub fn open(choice: BackendChoice, adapter: Option<usize>) -> Result<(Backend, String)> {
+        let gpu = |c| GpuContext::new(c).map(|g| Backend::Gpu(Arc::new(g)));
+        match (choice, adapter) {
+            (BackendChoice::Cpu, _) => Ok((Backend::Cpu, cpu_line())),
+            (_, Some(i)) => {
+                let b = gpu(AdapterChoice::Index(i))?;
+                let line = b.describe();
+                Ok((b, line))
+            }
+            (BackendChoice::Gpu, None) => {
+                let b = gpu(AdapterChoice::Any).context("--backend gpu: no usable GPU adapter")?;
+                let line = b.describe();
+                Ok((b, line))
+            }
+            (BackendChoice::Auto, None) => match gpu(AdapterChoice::HardwareOnly) {
+                Ok(b) => {
+                    let line = b.describe();
+                    Ok((b, line))
+                }
+                Err(e) => Ok((Backend::Cpu, format!("{} ({:#})", cpu_line(), e))),
+            },
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu(_) => "gpu",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Cpu => cpu_line(),
+            Backend::Gpu(g) => format!("backend: {}", g.describe()),
+        }
+    }
+}
+
+fn cpu_line() -> String {
+    format!("backend: CPU ({} threads)", rayon::current_num_threads())
+}
+
+/// Everything a restore run needs, resolved from the command line.
+pub struct RestoreJob {
+    pub sequence: Sequence,
+    pub output_dir: PathBuf,
+    /// `--format`, or `None` for the input's own format and depth.
+    pub format: Option<String>,
+    /// `--frames A-B`: frame numbers to write (inclusive).
+    pub frames: Option<(i64, i64)>,
+    pub overwrite: bool,
+    pub allow_gaps: bool,
+    pub quiet: bool,
+    pub stages: Vec<Box<dyn Stage>>,
+    pub backend: Backend,
+    /// Extra facts for the run's record (preset name and text, command line).
+    pub record_extra: serde_json::Value,
+}
+
+/// What a finished run did.
+#[derive(Debug, serde::Serialize)]
+pub struct RunSummary {
+    pub frames_written: usize,
+    pub frames_read: usize,
+    pub seconds: f64,
+    pub output_format: String,
+    pub record: PathBuf,
+}
+
+/// Plan: positions to read (with handles) and to write.
+struct Plan {
+    read: (usize, usize),
+    write: (usize, usize),
+}
+
+fn plan(job: &RestoreJob) -> Result<Plan> {
+    let seq = &job.sequence;
+    if seq.is_empty() {
+        bail!("{}: no frames", seq.pattern);
+    }
+    let gaps = seq.gaps();
+    if !gaps.is_empty() && !job.allow_gaps {
+        let list: Vec<String> = gaps.iter().take(8).map(|g| g.to_string()).collect();
+        bail!(
+            "{}: frames missing from the sequence: {}{} (restore the missing scans, or pass --allow-gaps to treat the frames present as consecutive)",
+            seq.pattern,
+            list.join(", "),
+            if gaps.len() > 8 { ", ..." } else { "" }
+        );
+    }
+    let n = seq.len();
+    let write = match job.frames {
+        None => (0, n - 1),
+        Some((a, b)) => {
+            if a > b {
+                bail!("--frames {a}-{b}: the first frame is after the last");
+            }
+            let lo = seq.frames.partition_point(|f| f.number < a);
+            let hi = seq.frames.partition_point(|f| f.number <= b);
+            if lo >= hi {
+                bail!(
+                    "--frames {a}-{b}: no such frames in {} (it holds {}-{})",
+                    seq.pattern,
+                    seq.first_number(),
+                    seq.last_number()
+                );
+            }
+            (lo, hi - 1)
+        }
+    };
+    let handle = Chain::<Frame>::handle(&job.stages);
+    let read = (write.0.saturating_sub(handle), (write.1 + handle).min(n - 1));
+    Ok(Plan { read, write })
+}
+
+/// Output directory checks, before anything is written: not the input, creatable, writable,
+/// and not already holding frames this run would replace (unless `--overwrite`).
+fn prepare_output(job: &RestoreJob, targets: &[PathBuf]) -> Result<()> {
+    let out = &job.output_dir;
+    if out.is_file() {
+        bail!("{}: output must be a directory, and this is a file", out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create output directory", out.display()))?;
+    let out_canon = out.canonicalize().with_context(|| format!("{}: cannot resolve", out.display()))?;
+    for f in &job.sequence.frames {
+        let in_dir = f.path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+        if let Some(dir) = in_dir.and_then(|d| d.canonicalize().ok()) {
+            if dir == out_canon {
+                bail!(
+                    "{}: output directory is the input directory; choose another so the scans stay untouched",
+                    out.display()
+                );
+            }
+        }
+        break; // every frame of a sequence shares its directory
+    }
+    let probe = out.join(".nitrate-write-test");
+    std::fs::write(&probe, b"").with_context(|| format!("{}: output directory is not writable", out.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    // Temporaries of an earlier run that was killed outright.
+    if let Ok(entries) = std::fs::read_dir(out) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().ends_with(io::TEMP_SUFFIX) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    if !job.overwrite {
+        let existing: Vec<&PathBuf> = targets.iter().filter(|p| p.exists()).collect();
+        if let Some(first) = existing.first() {
+            bail!(
+                "{}: output directory already holds {} of the {} frames to write (first: {}); pass --overwrite to replace them",
+                out.display(),
+                existing.len(),
+                targets.len(),
+                first.file_name().unwrap_or_default().to_string_lossy()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The output path of an input frame: same stem, output format's extension.
+pub fn output_path(out_dir: &Path, input: &Path, format: OutputFormat) -> PathBuf {
+    let stem = input.file_stem().unwrap_or_default();
+    out_dir.join(stem).with_extension(format.extension())
+}
+
+/// Encoders on their own threads: frames are sent in, written atomically, counted.
+struct WriterPool {
+    tx: Option<SyncSender<(PathBuf, Frame)>>,
+    threads: Vec<JoinHandle<()>>,
+    error: Arc<Mutex<Option<anyhow::Error>>>,
+}
+
+impl WriterPool {
+    fn new(workers: usize, format: OutputFormat, progress: Arc<Progress>) -> Self {
+        let (tx, rx) = sync_channel::<(PathBuf, Frame)>(workers * 2);
+        let rx = Arc::new(Mutex::new(rx));
+        let error = Arc::new(Mutex::new(None));
+        let threads = (0..workers)
+            .map(|_| {
+                let (rx, error, progress) = (rx.clone(), error.clone(), progress.clone());
+                std::thread::spawn(move || loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((path, frame)) = job else { break };
+                    match io::write_frame(&path, &frame, format) {
+                        Ok(()) => progress.frame_done(),
+                        Err(e) => {
+                            error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                        }
+                    }
+                })
+            })
+            .collect();
+        WriterPool {
+            tx: Some(tx),
+            threads,
+            error,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    fn send(&self, path: PathBuf, frame: Frame) -> Result<()> {
+        let tx = self.tx.as_ref().expect("pool open");
+        tx.send((path, frame)).map_err(|_| anyhow!("frame writers stopped"))
+    }
+
+    /// Wait for every queued frame to be written; the first write error, if any.
+    fn finish(mut self) -> Result<()> {
+        drop(self.tx.take());
+        for t in self.threads.drain(..) {
+            t.join().map_err(|_| anyhow!("a frame writer panicked"))?;
+        }
+        match self.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+struct CpuRunner;
+
+impl Runner<Frame> for CpuRunner {
+    fn run(&mut self, stage: &dyn Stage, window: &Window<'_, Frame>) -> Result<Frame> {
+        stage
+            .run_cpu(window)
+            .with_context(|| format!("stage '{}' (CPU)", stage.name()))
+    }
+    fn release(&mut self, _frame: Frame) {}
+}
+
+struct GpuRunner<'g>(&'g GpuContext);
+
+impl Runner<GpuFrame> for GpuRunner<'_> {
+    fn run(&mut self, stage: &dyn Stage, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
+        stage
+            .run_gpu(self.0, window)
+            .with_context(|| format!("stage '{}' (GPU)", stage.name()))
+    }
+    fn release(&mut self, frame: GpuFrame) {
+        self.0.recycle(frame);
+    }
+}
+
+/// Run a restore job to the end (or to Ctrl-C).
+pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
+    let start = Instant::now();
+    let plan = plan(job)?;
+    let seq = &job.sequence;
+    let info: FrameInfo = seq.check_headers(plan.read.0..=plan.read.1)?;
+    let format = match &job.format {
+        Some(name) => OutputFormat::parse(name, info.planes)?,
+        None => OutputFormat::same_as(&info),
+    }
+    .for_planes(info.planes);
+    let writes = &seq.frames[plan.write.0..=plan.write.1];
+    let targets: Vec<PathBuf> = writes
+        .iter()
+        .map(|f| output_path(&job.output_dir, &f.path, format))
+        .collect();
+    prepare_output(job, &targets)?;
+
+    let total = targets.len();
+    let progress = Arc::new(Progress::new(total as u64, job.quiet));
+    let workers = rayon::current_num_threads().max(1);
+    let writer = WriterPool::new(workers, format, progress.clone());
+
+    let paths: Vec<(usize, PathBuf)> = (plan.read.0..=plan.read.1).map(|p| (p, seq.frames[p].path.clone())).collect();
+    let decoded = ordered::ordered_map(paths, workers * 2, |(pos, path)| (pos, io::read_frame(&path)));
+    let shape = (info.width, info.height, info.planes);
+    let mut frames_read = 0;
+    let mut outputs = Vec::new();
+    let deliver = |outputs: &mut Vec<(usize, Frame)>| -> Result<()> {
+        for (q, frame) in outputs.drain(..) {
+            if q >= plan.write.0 && q <= plan.write.1 {
+                writer.send(targets[q - plan.write.0].clone(), frame)?;
+            }
+        }
+        Ok(())
+    };
+
+    let run = (|| -> Result<()> {
+        match &job.backend {
+            Backend::Cpu => {
+                let mut chain = Chain::new(&job.stages, seq.len(), plan.read.0, plan.read.1);
+                for (pos, frame) in decoded {
+                    if cancel::interrupted() || writer.failed() {
+                        break;
+                    }
+                    let frame = checked(frame, shape, &seq.frames[pos].path)?;
+                    frames_read += 1;
+                    chain.push(pos, frame, &mut CpuRunner, &mut outputs)?;
+                    deliver(&mut outputs)?;
+                }
+            }
+            Backend::Gpu(gpu) => {
+                let mut chain = Chain::new(&job.stages, seq.len(), plan.read.0, plan.read.1);
+                let mut gpu_out: Vec<(usize, GpuFrame)> = Vec::new();
+                for (pos, frame) in decoded {
+                    if cancel::interrupted() || writer.failed() {
+                        break;
+                    }
+                    let frame = checked(frame, shape, &seq.frames[pos].path)?;
+                    frames_read += 1;
+                    let on_device = gpu.upload(&frame)?;
+                    chain.push(pos, on_device, &mut GpuRunner(gpu), &mut gpu_out)?;
+                    for (q, f) in gpu_out.drain(..) {
+                        let host = gpu.download(&f)?;
+                        gpu.recycle(f);
+                        outputs.push((q, host));
+                    }
+                    deliver(&mut outputs)?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    // Frames already handed to the writers are finished whatever happened above.
+    let written = writer.finish();
+    progress.finish();
+    run?;
+    written?;
+    if cancel::interrupted() {
+        return Err(cancel::Interrupted.into());
+    }
+    let frames_written = targets.iter().filter(|p| p.exists()).count();
+    let seconds = start.elapsed().as_secs_f64();
+    let record = write_record(job, &plan, &info, format, &targets, seconds)?;
+    Ok(RunSummary {
+        frames_written,
+        frames_read,
+        seconds,
+        output_format: format.to_string(),
+        record,
+    })
+}
+
+/// A decoded frame, checked against the sequence's shape (a header can lie).
+fn checked(frame: Result<Frame>, shape: (usize, usize, usize), path: &Path) -> Result<Frame> {
+    let frame = frame?;
+    if (frame.width, frame.height, frame.planes) != shape {
+        bail!(
+            "{}: mixed frame sizes: decoded {} but the sequence is {}x{} with {} planes",
+            path.display(),
+            frame.shape(),
+            shape.0,
+            shape.1,
+            shape.2
+        );
+    }
+    Ok(frame)
+}
+
+/// The run's record beside the output: `restoration.json`, or `restoration.A-B.json` for a
+/// `--frames` chunk so chunks of one reel do not overwrite each other's.
+fn write_record(
+    job: &RestoreJob,
+    plan: &Plan,
+    info: &FrameInfo,
+    format: OutputFormat,
+    targets: &[PathBuf],
+    seconds: f64,
+) -> Result<PathBuf> {
+    let seq = &job.sequence;
+    let name = match job.frames {
+        None => "restoration.json".to_string(),
+        Some(_) => format!(
+            "restoration.{}-{}.json",
+            seq.frames[plan.write.0].number, seq.frames[plan.write.1].number
+        ),
+    };
+    let stages: Vec<serde_json::Value> = job
+        .stages
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "stage": s.name(),
+                "backend": job.backend.name(),
+                "temporal_radius": s.temporal_radius(),
+                "params": s.params_json(),
+            })
+        })
+        .collect();
+    let record = serde_json::json!({
+        "tool": "nitrate",
+        "version": env!("CARGO_PKG_VERSION"),
+        "backend": job.backend.describe(),
+        "input": {
+            "pattern": seq.pattern,
+            "encoding": info.encoding(),
+            "size": [info.width, info.height],
+            "planes": info.planes,
+            "transfer": info.meta.transfer.to_string(),
+            "frames_read": [seq.frames[plan.read.0].number, seq.frames[plan.read.1].number],
+        },
+        "output": {
+            "directory": job.output_dir.display().to_string(),
+            "format": format.to_string(),
+            "frames": [seq.frames[plan.write.0].number, seq.frames[plan.write.1].number],
+            "files": targets.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        },
+        "stages": stages,
+        "run": job.record_extra,
+        "seconds": seconds,
+    });
+    let path = job.output_dir.join(name);
+    let text = serde_json::to_string_pretty(&record)?;
+    io::write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}

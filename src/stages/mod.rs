@@ -1,0 +1,76 @@
+//! Restoration stages. Each stage lives in `src/stages/<name>/`: `mod.rs` (parameters and the
+//! [`Stage`] impl), `cpu.rs` (the plain reference) and `gpu.rs` (dispatch of `shaders/<name>.wgsl`).
+//! The two implementations must agree within the tolerance the stage documents; the parity
+//! tests in `tests/gpu_parity.rs` hold them to it.
+
+pub mod levels;
+
+use anyhow::{bail, Result};
+
+use crate::frame::Frame;
+use crate::gpu::{GpuContext, GpuFrame};
+
+/// The frames a stage sees for one output frame: the centre frame and up to `radius` frames
+/// on either side. Near the ends of the sequence (or of a shot) the sides are shorter; they are
+/// never padded with copies, so a stage always knows which neighbours are real.
+pub struct Window<'a, T> {
+    /// Nearest first: `before[0]` is the frame just before the centre.
+    pub before: Vec<&'a T>,
+    pub center: &'a T,
+    /// Nearest first: `after[0]` is the frame just after the centre.
+    pub after: Vec<&'a T>,
+}
+
+impl<'a, T> Window<'a, T> {
+    pub fn single(center: &'a T) -> Self {
+        Window {
+            before: Vec::new(),
+            center,
+            after: Vec::new(),
+        }
+    }
+}
+
+/// One restoration operation with a CPU reference and a GPU implementation.
+pub trait Stage: Send + Sync {
+    /// The stage's name as written in presets and `--stages`.
+    fn name(&self) -> &'static str;
+    /// Frames needed on either side of the one being restored.
+    fn temporal_radius(&self) -> usize {
+        0
+    }
+    /// Pixels of context needed around a tile for the output inside it to be exact.
+    fn spatial_halo(&self) -> usize {
+        0
+    }
+    /// The parameters as resolved, for the run's record.
+    fn params_json(&self) -> serde_json::Value;
+    /// Reference implementation: plain Rust, parallel over rows or planes with rayon.
+    fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame>;
+    /// GPU implementation; the output stays on the device.
+    fn run_gpu(&self, gpu: &GpuContext, window: &Window<'_, GpuFrame>) -> Result<GpuFrame>;
+}
+
+/// Canonical stage names, British spelling first, with the aliases accepted for them.
+pub const STAGE_NAMES: &[(&str, &[&str])] = &[("levels", &[])];
+
+/// The canonical name for `name` or one of its aliases.
+pub fn canonical_name(name: &str) -> Result<&'static str> {
+    let lower = name.trim().to_ascii_lowercase();
+    for (canon, aliases) in STAGE_NAMES {
+        if *canon == lower || aliases.contains(&lower.as_str()) {
+            return Ok(canon);
+        }
+    }
+    let known: Vec<&str> = STAGE_NAMES.iter().map(|(c, _)| *c).collect();
+    bail!("unknown stage '{name}' (known stages: {})", known.join(", "))
+}
+
+/// Build a stage from its canonical name and a TOML table of parameters (missing keys take
+/// their defaults; unknown keys and out-of-range values are errors).
+pub fn build(name: &str, params: &toml::Table) -> Result<Box<dyn Stage>> {
+    match canonical_name(name)? {
+        "levels" => Ok(Box::new(levels::Levels::from_table(params)?)),
+        other => bail!("stage '{other}' is not built in this version"),
+    }
+}
