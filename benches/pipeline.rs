@@ -1,1 +1,120 @@
-fn main(){}
+//! Pipeline overhead at 2048x1556: the whole restore run with an empty chain and with `levels`
+//! on the CPU backend (decode + chain + encode, DPX 10-bit in and out), and on the GPU when an
+//! adapter exists: upload + download, upload + levels + download, and packed DPX 10-bit
+//! upload/unpack + pack/download.
+//!
+//! `cargo bench --bench pipeline` (frames: NITRATE_BENCH_FRAMES, default 24).
+
+use std::time::Instant;
+
+use nitrate::gpu::{AdapterChoice, GpuContext};
+use nitrate::io::dpx::{self, DpxLayout, Packing};
+use nitrate::io::sequence::Sequence;
+use nitrate::io::{self, OutputFormat};
+use nitrate::pipeline::{restore, Backend, RestoreJob};
+use nitrate::stages::levels::{cpu, Levels, LevelsParams, PerChannel};
+use nitrate::stages::Stage;
+use nitrate::synth::scene_frame;
+use rayon::prelude::*;
+
+const W: usize = 2048;
+const H: usize = 1556;
+
+fn levels() -> LevelsParams {
+    LevelsParams {
+        black: PerChannel::Each([0.05, 0.04, 0.06]),
+        white: PerChannel::All(0.95),
+        gamma: PerChannel::All(1.1),
+    }
+}
+
+fn rate(n: usize, t: Instant) -> f64 {
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let n: usize = std::env::var("NITRATE_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).expect("dir");
+    let mut frame = scene_frame(W, H, 3, 0, 1);
+    frame.meta.bit_depth = 10;
+    let layout = DpxLayout {
+        bits: 10,
+        packing: Packing::FilledA,
+        big_endian: true,
+        planes: 3,
+    };
+    (0..n).into_par_iter().for_each(|i| {
+        io::write_frame(&input.join(format!("f_{i:06}.dpx")), &frame, OutputFormat::Dpx(layout)).expect("write")
+    });
+    println!("nitrate pipeline overhead, {W}x{H} RGB DPX 10-bit, {n} frames, {} threads", rayon::current_num_threads());
+
+    for (label, stages) in [
+        ("restore, empty chain (CPU)", vec![]),
+        ("restore, levels (CPU)", vec![Box::new(Levels::new(levels()).expect("params")) as Box<dyn Stage>]),
+    ] {
+        let out = dir.path().join(label.replace([' ', ',', '(', ')'], "_"));
+        let job = RestoreJob {
+            sequence: Sequence::discover(&input).expect("sequence"),
+            output_dir: out,
+            format: None,
+            frames: None,
+            overwrite: true,
+            allow_gaps: false,
+            quiet: true,
+            stages,
+            backend: Backend::Cpu,
+            record_extra: serde_json::Value::Null,
+        };
+        let t = Instant::now();
+        restore(&job).expect("restore");
+        println!("{label:<42} {:>8.1} frames/s", rate(n, t));
+    }
+
+    let t = Instant::now();
+    for _ in 0..n {
+        let mut f = frame.clone();
+        cpu::apply(&mut f, &levels());
+    }
+    println!("{:<42} {:>8.1} frames/s (clone included)", "levels in memory (CPU)", rate(n, t));
+
+    let gpu = match GpuContext::new(AdapterChoice::Any) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("GPU: none ({e:#})");
+            return;
+        }
+    };
+    println!("{}", gpu.describe());
+    let params = levels();
+    let warm = gpu.upload(&frame).expect("upload");
+    gpu.recycle(warm);
+    let t = Instant::now();
+    for _ in 0..n {
+        let g = gpu.upload(&frame).expect("upload");
+        let back = gpu.download(&g).expect("download");
+        gpu.recycle(g);
+        drop(back);
+    }
+    println!("{:<42} {:>8.1} frames/s", "GPU upload + download (f32)", rate(n, t));
+    let t = Instant::now();
+    for _ in 0..n {
+        let g = gpu.upload(&frame).expect("upload");
+        let out = nitrate::stages::levels::gpu::apply(&gpu, &g, &params).expect("levels");
+        let back = gpu.download(&out).expect("download");
+        gpu.recycle(g);
+        gpu.recycle(out);
+        drop(back);
+    }
+    println!("{:<42} {:>8.1} frames/s", "GPU upload + levels + download (f32)", rate(n, t));
+    let words = dpx::pack_filled10(&frame.data, true, W, H, 3);
+    let t = Instant::now();
+    for _ in 0..n {
+        let g = gpu.upload_dpx10(&words, true, W, H, 3, frame.meta.clone()).expect("upload");
+        let back = gpu.download_dpx10(&g, true).expect("download");
+        gpu.recycle(g);
+        drop(back);
+    }
+    println!("{:<42} {:>8.1} frames/s", "GPU packed DPX10 upload + download", rate(n, t));
+}

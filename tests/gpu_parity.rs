@@ -12,7 +12,15 @@ use nitrate::io::dpx::{pack_filled10, unpack_filled10, words_per_line_filled10};
 use nitrate::stages::levels::{self, LevelsParams, PerChannel};
 
 /// Odd sizes catch edge workgroups and DPX lines ending mid-word.
-const SHAPES: &[(usize, usize, usize)] = &[(257, 131, 1), (257, 131, 3), (1, 1, 1), (1, 1, 3), (2, 3, 3), (33, 17, 1), (64, 16, 3)];
+const SHAPES: &[(usize, usize, usize)] = &[
+    (257, 131, 1),
+    (257, 131, 3),
+    (1, 1, 1),
+    (1, 1, 3),
+    (2, 3, 3),
+    (33, 17, 1),
+    (64, 16, 3),
+];
 
 fn levels_cases() -> Vec<LevelsParams> {
     let all = |b, w, g| LevelsParams {
@@ -53,7 +61,13 @@ fn levels_matches_cpu() {
             let name = format!("levels case {case} {w}x{h}x{planes}");
             compare(&name, &got, &want, levels::GPU_TOLERANCE).assert_ok();
             // The input stays as it was.
-            compare(&format!("{name} input"), &gpu.download(&input).unwrap(), &frame, 0.0).assert_ok();
+            compare(
+                &format!("{name} input"),
+                &gpu.download(&input).unwrap(),
+                &frame,
+                0.0,
+            )
+            .assert_ok();
             gpu.recycle(input);
             gpu.recycle(output);
         }
@@ -65,7 +79,14 @@ fn upload_download_is_bit_exact() {
     let Some(gpu) = gpu() else { return };
     for (i, &(w, h, planes)) in SHAPES.iter().enumerate() {
         let mut frame = random_frame(w, h, planes, 2000 + i as u64);
-        let specials = [f32::NAN, f32::INFINITY, -0.0, f32::MIN_POSITIVE / 4.0, f32::MAX, -1e30];
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            -0.0,
+            f32::MIN_POSITIVE / 4.0,
+            f32::MAX,
+            -1e30,
+        ];
         for (v, s) in frame.data.iter_mut().zip(specials) {
             *v = s;
         }
@@ -80,7 +101,9 @@ fn upload_download_is_bit_exact() {
 /// Random words with the padding bits set too: both sides must ignore them.
 fn random_words(width: usize, height: usize, planes: usize, seed: u64) -> Vec<u32> {
     let mut rng = Rng::new(seed);
-    (0..words_per_line_filled10(width, planes) * height).map(|_| rng.next_u32()).collect()
+    (0..words_per_line_filled10(width, planes) * height)
+        .map(|_| rng.next_u32())
+        .collect()
 }
 
 #[test]
@@ -95,7 +118,11 @@ fn dpx10_unpack_matches_cpu() {
                 .unwrap();
             let got = gpu.download(&frame).unwrap();
             let bits = |d: &[f32]| d.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&got.data), bits(&want), "{w}x{h}x{planes} big_endian={big_endian}");
+            assert_eq!(
+                bits(&got.data),
+                bits(&want),
+                "{w}x{h}x{planes} big_endian={big_endian}"
+            );
         }
     }
 }
@@ -103,7 +130,19 @@ fn dpx10_unpack_matches_cpu() {
 /// Values where rounding is easy to get wrong: exact codes, half-way points and their
 /// neighbours, out of range, and non-finite.
 fn tricky_values() -> Vec<f32> {
-    let mut v = vec![f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, -1e-30, 1e-45, 1.0, 2.0, -3.0];
+    let mut v = vec![
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        0.0,
+        -1e-30,
+        1e-45,
+        1.0,
+        2.0,
+        -3.0,
+    ];
     for code in (0..=1023).step_by(7).chain([1022, 1023]) {
         for x in [code as f32 / 1023.0, (code as f32 + 0.5) / 1023.0] {
             v.extend((x.to_bits().saturating_sub(2)..=x.to_bits() + 2).map(f32::from_bits));
@@ -119,12 +158,19 @@ fn dpx10_pack_matches_cpu() {
     for (i, &(w, h, planes)) in SHAPES.iter().enumerate() {
         let mut frame = random_frame(w, h, planes, 4000 + i as u64);
         // Every other sample tricky, the rest random, so each value meets every word slot.
-        for (v, t) in frame.data.iter_mut().step_by(2).zip(tricky.iter().cycle().skip(i * 5)) {
+        for (v, t) in frame
+            .data
+            .iter_mut()
+            .step_by(2)
+            .zip(tricky.iter().cycle().skip(i * 5))
+        {
             *v = *t;
         }
         for big_endian in [false, true] {
             let want = pack_filled10(&frame.data, big_endian, w, h, planes);
-            let got = gpu.download_dpx10(&gpu.upload(&frame).unwrap(), big_endian).unwrap();
+            let got = gpu
+                .download_dpx10(&gpu.upload(&frame).unwrap(), big_endian)
+                .unwrap();
             assert_eq!(got.len(), want.len());
             if let Some(k) = (0..got.len()).find(|&k| got[k] != want[k]) {
                 panic!(
@@ -142,9 +188,21 @@ fn dpx10_round_trip_on_gpu() {
     for &(w, h, planes) in SHAPES {
         for big_endian in [false, true] {
             // Padding bits clear, as a writer leaves them.
-            let clean = pack_filled10(&unpack_filled10(&random_words(w, h, planes, 5), false, w, h, planes), big_endian, w, h, planes);
-            let frame = gpu.upload_dpx10(&clean, big_endian, w, h, planes, FrameMeta::default()).unwrap();
-            assert_eq!(gpu.download_dpx10(&frame, big_endian).unwrap(), clean, "{w}x{h}x{planes}");
+            let clean = pack_filled10(
+                &unpack_filled10(&random_words(w, h, planes, 5), false, w, h, planes),
+                big_endian,
+                w,
+                h,
+                planes,
+            );
+            let frame = gpu
+                .upload_dpx10(&clean, big_endian, w, h, planes, FrameMeta::default())
+                .unwrap();
+            assert_eq!(
+                gpu.download_dpx10(&frame, big_endian).unwrap(),
+                clean,
+                "{w}x{h}x{planes}"
+            );
         }
     }
 }
@@ -166,13 +224,20 @@ fn every_shader_compiles() {
             count += 1;
         }
     }
-    assert!(count >= 3, "found only {count} shaders in {}", dir.display());
+    assert!(
+        count >= 3,
+        "found only {count} shaders in {}",
+        dir.display()
+    );
 }
 
 #[test]
 fn gpu_errors_are_errors_not_panics() {
     let Some(gpu) = gpu() else { return };
-    let err = gpu.compile("broken", "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }");
+    let err = gpu.compile(
+        "broken",
+        "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }",
+    );
     assert!(err.is_err(), "invalid WGSL compiled");
     eprintln!("invalid WGSL reports: {:#}", err.unwrap_err());
 
@@ -192,8 +257,12 @@ fn gpu_errors_are_errors_not_panics() {
     eprintln!("missing binding reports: {:#}", err.unwrap_err());
     // The context still works afterwards.
     let out = gpu.new_frame_like(&frame);
-    gpu.run_kernel(&kernel, &[&frame.buffer, &out.buffer], &[], [1, 1, 1]).unwrap();
-    assert_eq!(gpu.download(&out).unwrap().data[0], gpu.download(&frame).unwrap().data[0]);
+    gpu.run_kernel(&kernel, &[&frame.buffer, &out.buffer], &[], [1, 1, 1])
+        .unwrap();
+    assert_eq!(
+        gpu.download(&out).unwrap().data[0],
+        gpu.download(&frame).unwrap().data[0]
+    );
 }
 
 #[test]
@@ -202,13 +271,24 @@ fn oversized_frame_is_a_clear_error() {
     let l = gpu.limits();
     let max = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
     if max > 1 << 30 {
-        eprintln!("skipping: {} binds {} MiB, too much to fill in a test", gpu.describe(), max >> 20);
+        eprintln!(
+            "skipping: {} binds {} MiB, too much to fill in a test",
+            gpu.describe(),
+            max >> 20
+        );
         return;
     }
-    // One row past the limit.
+    // A tenth over the limit, in the shape of a tall monochrome scan.
     let width = 8192;
-    let frame = Frame::new(width, (max / (width as u64 * 4)) as usize + 1, 1, FrameMeta::default());
-    let err = gpu.upload(&frame).expect_err("a frame over the binding limit uploaded");
+    let frame = Frame::new(
+        width,
+        (max / (width as u64 * 4)) as usize * 11 / 10,
+        1,
+        FrameMeta::default(),
+    );
+    let err = gpu
+        .upload(&frame)
+        .expect_err("a frame over the binding limit uploaded");
     eprintln!("{err:#}");
     assert!(format!("{err:#}").contains("MiB"), "{err:#}");
 }
@@ -230,7 +310,11 @@ fn buffers_are_reused_across_frames() {
     for seed in 2..6 {
         run(seed);
     }
-    assert_eq!(gpu.buffers_allocated(), after_first, "steady-state frames allocated new buffers");
+    assert_eq!(
+        gpu.buffers_allocated(),
+        after_first,
+        "steady-state frames allocated new buffers"
+    );
 }
 
 #[test]
@@ -246,10 +330,17 @@ fn adapters_are_described() {
     }
     // Software adapters are never picked for `--backend auto`.
     if adapters.iter().all(|a| a.contains("[software")) {
-        let err = GpuContext::new(nitrate::gpu::AdapterChoice::HardwareOnly).err().expect("HardwareOnly took a software adapter");
-        assert!(format!("{err:#}").contains("no hardware GPU adapter"), "{err:#}");
+        let err = GpuContext::new(nitrate::gpu::AdapterChoice::HardwareOnly)
+            .err()
+            .expect("HardwareOnly took a software adapter");
+        assert!(
+            format!("{err:#}").contains("no hardware GPU adapter"),
+            "{err:#}"
+        );
     }
-    let err = GpuContext::new(nitrate::gpu::AdapterChoice::Index(adapters.len())).err().expect("out-of-range index");
+    let err = GpuContext::new(nitrate::gpu::AdapterChoice::Index(adapters.len()))
+        .err()
+        .expect("out-of-range index");
     eprintln!("{err:#}");
 }
 
@@ -270,7 +361,12 @@ fn transfer_speed() {
             f();
         }
         let s = t.elapsed().as_secs_f64() / n as f64;
-        eprintln!("{label}: {:.1} ms/frame, {:.0} MB/s of f32 frame ({})", s * 1e3, bytes / s, gpu.describe());
+        eprintln!(
+            "{label}: {:.1} ms/frame, {:.0} MB/s of f32 frame ({})",
+            s * 1e3,
+            bytes / s,
+            gpu.describe()
+        );
     };
     time("f32 upload+download", mb, &mut || {
         let g = gpu.upload(&frame).unwrap();
@@ -278,11 +374,22 @@ fn transfer_speed() {
         gpu.recycle(g);
     });
     time("dpx10 upload+unpack+pack+download", mb, &mut || {
-        let g = gpu.upload_dpx10(&words, true, w, h, planes, FrameMeta::default()).unwrap();
+        let g = gpu
+            .upload_dpx10(&words, true, w, h, planes, FrameMeta::default())
+            .unwrap();
         let _ = gpu.download_dpx10(&g, true).unwrap();
         gpu.recycle(g);
     });
     let cpu = Instant::now();
-    let _ = pack_filled10(&unpack_filled10(&words, true, w, h, planes), true, w, h, planes);
-    eprintln!("cpu unpack+pack: {:.1} ms/frame", cpu.elapsed().as_secs_f64() * 1e3);
+    let _ = pack_filled10(
+        &unpack_filled10(&words, true, w, h, planes),
+        true,
+        w,
+        h,
+        planes,
+    );
+    eprintln!(
+        "cpu unpack+pack: {:.1} ms/frame",
+        cpu.elapsed().as_secs_f64() * 1e3
+    );
 }

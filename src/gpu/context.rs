@@ -47,7 +47,10 @@ impl GpuContext {
         let adapter = match choice {
             AdapterChoice::Any => adapters.first().cloned(),
             AdapterChoice::HardwareOnly => {
-                let hw = adapters.iter().find(|a| !is_software(&a.get_info())).cloned();
+                let hw = adapters
+                    .iter()
+                    .find(|a| !is_software(&a.get_info()))
+                    .cloned();
                 if hw.is_none() && !adapters.is_empty() {
                     bail!(
                         "no hardware GPU adapter found, only software ones (wgpu saw: {}); \
@@ -59,7 +62,11 @@ impl GpuContext {
             }
             AdapterChoice::Index(i) => {
                 if i >= adapters.len() && !adapters.is_empty() {
-                    bail!("no GPU adapter {i}: there are {} (wgpu saw: {})", adapters.len(), seen());
+                    bail!(
+                        "no GPU adapter {i}: there are {} (wgpu saw: {})",
+                        adapters.len(),
+                        seen()
+                    );
                 }
                 adapters.get(i).cloned()
             }
@@ -82,12 +89,24 @@ impl GpuContext {
         let sink = device_error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             let message = format!("GPU error: {e}");
-            record(&sink, DeviceError { message, lost: false });
+            record(
+                &sink,
+                DeviceError {
+                    message,
+                    lost: false,
+                },
+            );
         }));
         let sink = device_error.clone();
         device.set_device_lost_callback(move |reason, message| {
             let message = format!("GPU device lost ({reason:?}): {message}");
-            record(&sink, DeviceError { message, lost: true });
+            record(
+                &sink,
+                DeviceError {
+                    message,
+                    lost: true,
+                },
+            );
         });
 
         Ok(GpuContext {
@@ -106,7 +125,12 @@ impl GpuContext {
     /// One line for logs and run records, e.g.
     /// "GPU: llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, software)".
     pub fn describe(&self) -> String {
-        format!("GPU: {} ({:?}, {})", self.info.name, self.info.backend, kind(&self.info))
+        format!(
+            "GPU: {} ({:?}, {})",
+            self.info.name,
+            self.info.backend,
+            kind(&self.info)
+        )
     }
 
     /// True when the adapter is a software rasteriser (timings are then not GPU timings).
@@ -163,18 +187,19 @@ impl GpuContext {
 /// name, type, backend, driver and the limits that bound frame size.
 pub fn list_adapters() -> Result<Vec<String>> {
     let instance = new_instance();
-    let lines = ranked_adapters(&instance)
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let (info, l) = (a.get_info(), a.limits());
-            let driver = [info.driver.as_str(), info.driver_info.as_str()]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" ");
-            format!(
+    let lines =
+        ranked_adapters(&instance)
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let (info, l) = (a.get_info(), a.limits());
+                let driver = [info.driver.as_str(), info.driver_info.as_str()]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!(
                 "{i}: {} [{}, {:?}] driver: {}; max buffer {} MiB, max storage binding {} MiB, \
                  max workgroups/dim {}",
                 info.name,
@@ -185,8 +210,8 @@ pub fn list_adapters() -> Result<Vec<String>> {
                 l.max_storage_buffer_binding_size >> 20,
                 l.max_compute_workgroups_per_dimension,
             )
-        })
-        .collect();
+            })
+            .collect();
     Ok(lines)
 }
 
@@ -211,10 +236,11 @@ fn new_instance() -> wgpu::Instance {
 /// Every usable adapter, best first: discrete > integrated > virtual > software > other,
 /// and within a type Vulkan/Metal/DX12 before GL.
 fn ranked_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
-    let mut adapters: Vec<wgpu::Adapter> = block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-        .into_iter()
-        .filter(|a| a.get_info().backend != wgpu::Backend::Noop)
-        .collect();
+    let mut adapters: Vec<wgpu::Adapter> =
+        block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+            .into_iter()
+            .filter(|a| a.get_info().backend != wgpu::Backend::Noop)
+            .collect();
     adapters.sort_by_key(|a| {
         let info = a.get_info();
         let ty = match info.device_type {
@@ -240,9 +266,15 @@ fn ranked_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
 fn is_software(info: &wgpu::AdapterInfo) -> bool {
     let name = info.name.to_ascii_lowercase();
     info.device_type == wgpu::DeviceType::Cpu
-        || ["llvmpipe", "lavapipe", "softpipe", "swiftshader", "microsoft basic render"]
-            .iter()
-            .any(|s| name.contains(s))
+        || [
+            "llvmpipe",
+            "lavapipe",
+            "softpipe",
+            "swiftshader",
+            "microsoft basic render",
+        ]
+        .iter()
+        .any(|s| name.contains(s))
 }
 
 fn kind(info: &wgpu::AdapterInfo) -> &'static str {

@@ -60,7 +60,8 @@ impl GpuContext {
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             "dpx10 words",
         );
-        self.queue.write_buffer(&packed, 0, bytemuck::cast_slice(words));
+        self.queue
+            .write_buffer(&packed, 0, bytemuck::cast_slice(words));
         let params = self.dpx10_params(&out, wpl, big_endian);
         let lut = self.dpx10_lut();
         let result = self.run_kernel(

@@ -46,7 +46,8 @@ impl GpuContext {
             bail!("frame {} holds {} samples", frame.shape(), frame.data.len());
         }
         let out = self.alloc_frame(frame.width, frame.height, frame.planes, frame.meta.clone())?;
-        self.queue.write_buffer(&out.buffer, 0, bytemuck::cast_slice(&frame.data));
+        self.queue
+            .write_buffer(&out.buffer, 0, bytemuck::cast_slice(&frame.data));
         Ok(out)
     }
 
@@ -86,14 +87,26 @@ impl GpuContext {
 
     /// Buffers created since the context opened; flat across frames when the pool works.
     pub fn buffers_allocated(&self) -> usize {
-        self.pool.lock().unwrap_or_else(|p| p.into_inner()).allocated
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allocated
     }
 
     /// A frame buffer after checking the frame fits the device's limits.
-    pub(super) fn alloc_frame(&self, width: usize, height: usize, planes: usize, meta: FrameMeta) -> Result<GpuFrame> {
+    pub(super) fn alloc_frame(
+        &self,
+        width: usize,
+        height: usize,
+        planes: usize,
+        meta: FrameMeta,
+    ) -> Result<GpuFrame> {
         let bytes = (width * height * planes) as u64 * 4;
         let plural = if planes == 1 { "" } else { "s" };
-        self.check_fits(bytes, &format!("a {width}x{height} frame of {planes} plane{plural}"))?;
+        self.check_fits(
+            bytes,
+            &format!("a {width}x{height} frame of {planes} plane{plural}"),
+        )?;
         Ok(GpuFrame {
             buffer: self.take_buffer(bytes, FRAME_USAGE, "frame"),
             width,
@@ -119,7 +132,12 @@ impl GpuContext {
         Ok(())
     }
 
-    pub(super) fn take_buffer(&self, size: u64, usage: wgpu::BufferUsages, label: &str) -> wgpu::Buffer {
+    pub(super) fn take_buffer(
+        &self,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        label: &str,
+    ) -> wgpu::Buffer {
         self.pool
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -127,11 +145,18 @@ impl GpuContext {
     }
 
     pub(super) fn give_buffer(&self, buffer: wgpu::Buffer) {
-        self.pool.lock().unwrap_or_else(|p| p.into_inner()).give(buffer);
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .give(buffer);
     }
 
     /// The first `bytes` of `buffer` as `T`s, through a pooled staging buffer.
-    pub(super) fn read_buffer<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<T>> {
+    pub(super) fn read_buffer<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<T>> {
         if bytes == 0 {
             return Ok(Vec::new());
         }
@@ -144,7 +169,9 @@ impl GpuContext {
         self.scoped("reading a buffer back", || {
             let mut encoder = self
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read-back") });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("read-back"),
+                });
             encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, padded(bytes));
             self.queue.submit([encoder.finish()]);
             staging.map_async(wgpu::MapMode::Read, .., move |r| {

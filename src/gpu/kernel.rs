@@ -12,9 +12,18 @@ pub const WORKGROUP_SIZE: u32 = 16;
 
 /// Shared WGSL modules a shader may pull in with a `// #include shared/<name>.wgsl` line.
 const SHARED: &[(&str, &str)] = &[
-    ("shared/common.wgsl", include_str!("../../shaders/shared/common.wgsl")),
-    ("shared/dpx10.wgsl", include_str!("../../shaders/shared/dpx10.wgsl")),
-    ("shared/quantise.wgsl", include_str!("../../shaders/shared/quantise.wgsl")),
+    (
+        "shared/common.wgsl",
+        include_str!("../../shaders/shared/common.wgsl"),
+    ),
+    (
+        "shared/dpx10.wgsl",
+        include_str!("../../shaders/shared/dpx10.wgsl"),
+    ),
+    (
+        "shared/quantise.wgsl",
+        include_str!("../../shaders/shared/quantise.wgsl"),
+    ),
 ];
 
 /// A WGSL compute shader with exactly one `@compute` entry point, embedded in the binary:
@@ -35,7 +44,10 @@ pub fn preprocess(source: &str) -> Result<String> {
             let name = name.trim();
             let Some((_, text)) = SHARED.iter().find(|(n, _)| *n == name) else {
                 let known: Vec<&str> = SHARED.iter().map(|(n, _)| *n).collect();
-                bail!("unknown WGSL include '{name}' (known: {})", known.join(", "));
+                bail!(
+                    "unknown WGSL include '{name}' (known: {})",
+                    known.join(", ")
+                );
             };
             out.push_str(text);
         } else {
@@ -52,25 +64,33 @@ impl GpuContext {
     pub fn compile(&self, name: &str, source: &str) -> Result<wgpu::ComputePipeline> {
         let wgsl = preprocess(source)?;
         self.scoped(&format!("compiling shader '{name}'"), || {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(Cow::Owned(wgsl)),
-            });
-            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                // The layout is derived from the shader: bindings are whatever it declares.
-                layout: None,
-                module: &module,
-                entry_point: None,
-                compilation_options: Default::default(),
-                cache: None,
-            })
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl(Cow::Owned(wgsl)),
+                });
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(name),
+                    // The layout is derived from the shader: bindings are whatever it declares.
+                    layout: None,
+                    module: &module,
+                    entry_point: None,
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
         })
     }
 
     /// The kernel's pipeline, compiled on first use.
     pub fn pipeline(&self, kernel: &Kernel) -> Result<wgpu::ComputePipeline> {
-        if let Some(p) = self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(kernel.name) {
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kernel.name)
+        {
             return Ok(p.clone());
         }
         // Compiled outside the lock; two threads racing compile twice, harmlessly.
@@ -85,7 +105,13 @@ impl GpuContext {
     /// Dispatch `kernel` once. Binding convention (group 0): `buffers[i]` is binding `i`, and a
     /// non-empty `uniform` is copied to a uniform buffer at binding `buffers.len()`.
     /// The work is submitted, not waited for: frames stay on the device between stages.
-    pub fn run_kernel(&self, kernel: &Kernel, buffers: &[&wgpu::Buffer], uniform: &[u8], workgroups: [u32; 3]) -> Result<()> {
+    pub fn run_kernel(
+        &self,
+        kernel: &Kernel,
+        buffers: &[&wgpu::Buffer],
+        uniform: &[u8],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
         let pipeline = self.pipeline(kernel)?;
         let max = self.device.limits().max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&n| n > max) {
@@ -118,7 +144,9 @@ impl GpuContext {
             });
             let mut encoder = self
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(kernel.name) });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some(kernel.name),
+                });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some(kernel.name),

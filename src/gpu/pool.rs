@@ -16,7 +16,13 @@ pub(super) struct BufferPool {
 impl BufferPool {
     /// A buffer of exactly `size` bytes (at least 4, rounded up to 4) and `usage`, reused if one
     /// is free. Its contents are whatever the last user left.
-    pub fn take(&mut self, device: &wgpu::Device, size: u64, usage: wgpu::BufferUsages, label: &str) -> wgpu::Buffer {
+    pub fn take(
+        &mut self,
+        device: &wgpu::Device,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        label: &str,
+    ) -> wgpu::Buffer {
         let size = padded(size);
         if let Some(b) = self.free.get_mut(&(size, usage.bits())).and_then(Vec::pop) {
             return b;
@@ -33,7 +39,10 @@ impl BufferPool {
     /// Return a buffer. Safe while GPU work that uses it is still queued: later writes and
     /// dispatches are ordered after it on the queue.
     pub fn give(&mut self, buffer: wgpu::Buffer) {
-        let list = self.free.entry((buffer.size(), buffer.usage().bits())).or_default();
+        let list = self
+            .free
+            .entry((buffer.size(), buffer.usage().bits()))
+            .or_default();
         if list.len() < MAX_FREE_PER_KIND {
             list.push(buffer);
         }

@@ -101,7 +101,10 @@ impl fmt::Display for Comparison {
             self.name, self.max_diff, self.tolerance, self.over
         )?;
         if let Some(((p, x, y), got, want)) = self.worst {
-            write!(f, "; worst at plane {p} ({x}, {y}): got {got:e}, want {want:e}")?;
+            write!(
+                f,
+                "; worst at plane {p} ({x}, {y}): got {got:e}, want {want:e}"
+            )?;
         }
         for path in &self.written {
             write!(f, "\n  wrote {}", path.display())?;
@@ -115,7 +118,11 @@ impl fmt::Display for Comparison {
 /// 16-bit PGM/PPM files in the temp directory.
 pub fn compare(name: &str, got: &Frame, want: &Frame, tolerance: f32) -> Comparison {
     let shape = |f: &Frame| (f.width, f.height, f.planes, f.data.len());
-    assert_eq!(shape(got), shape(want), "{name}: shapes differ (width, height, planes, samples)");
+    assert_eq!(
+        shape(got),
+        shape(want),
+        "{name}: shapes differ (width, height, planes, samples)"
+    );
     let mut report = Comparison {
         name: name.to_string(),
         tolerance,
@@ -145,7 +152,10 @@ pub fn compare(name: &str, got: &Frame, want: &Frame, tolerance: f32) -> Compari
         }
     }
     if !report.passed() {
-        let stem: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let stem: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
         for (suffix, frame) in [("got", got), ("want", want), ("diff", &diff)] {
             let ext = if frame.planes == 3 { "ppm" } else { "pgm" };
             let path = std::env::temp_dir().join(format!("nitrate-{stem}-{suffix}.{ext}"));
@@ -163,7 +173,13 @@ pub fn compare(name: &str, got: &Frame, want: &Frame, tolerance: f32) -> Compari
 pub fn write_pnm16(path: &std::path::Path, frame: &Frame) -> std::io::Result<()> {
     let channels = if frame.planes == 3 { 3 } else { 1 };
     let mut out = Vec::with_capacity(frame.plane_len() * channels * 2 + 32);
-    write!(out, "P{}\n{} {}\n65535\n", if channels == 3 { 6 } else { 5 }, frame.width, frame.height)?;
+    write!(
+        out,
+        "P{}\n{} {}\n65535\n",
+        if channels == 3 { 6 } else { 5 },
+        frame.width,
+        frame.height
+    )?;
     for y in 0..frame.height {
         for x in 0..frame.width {
             for p in 0..channels {

@@ -23,7 +23,10 @@ struct LevelsUniform {
 /// Apply levels to `input` into a new frame; `input` is left as it was.
 pub fn apply(gpu: &GpuContext, input: &GpuFrame, params: &LevelsParams) -> Result<GpuFrame> {
     let k = params.coefficients().map(|[b, s, g]| [b, s, g, 0.0]);
-    let uniform = LevelsUniform { dims: Dims::of(input), k };
+    let uniform = LevelsUniform {
+        dims: Dims::of(input),
+        k,
+    };
     let out = gpu.new_frame_like(input);
     gpu.run_kernel(
         &KERNEL,
