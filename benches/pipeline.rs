@@ -62,6 +62,7 @@ fn main() {
             frames: None,
             overwrite: true,
             allow_gaps: false,
+        check_gpu: false,
             quiet: true,
             stages,
             backend: Backend::Cpu,

@@ -24,6 +24,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     summary.output_format,
                     summary.record.display()
                 );
+                for c in &summary.gpu_checks {
+                    eprintln!(
+                        "check-gpu: {} max |GPU - CPU| = {:e} over {} frames (tolerance {:e})",
+                        c.stage, c.max_abs_diff, c.frames, c.tolerance
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -97,6 +103,7 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
         overwrite: args.overwrite,
         allow_gaps: args.allow_gaps,
         quiet: args.quiet,
+        check_gpu: args.check_gpu,
         stages,
         backend,
         record_extra,

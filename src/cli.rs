@@ -66,6 +66,10 @@ pub struct RestoreArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    /// After each GPU stage, run its CPU reference on the same frames and fail if they differ
+    /// by more than the stage's tolerance; the largest differences go in the record. Slow.
+    #[arg(long)]
+    pub check_gpu: bool,
 }
 
 #[derive(clap::Args, Debug)]

@@ -74,6 +74,7 @@ pub fn run(args: &DemoArgs, backend: Backend) -> Result<()> {
         frames: None,
         overwrite: true,
         allow_gaps: false,
+        check_gpu: false,
         quiet: true,
         stages: vec![Box::new(stage)],
         backend,

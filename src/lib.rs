@@ -7,6 +7,7 @@ pub mod stages;
 pub mod pipeline;
 pub mod preset;
 pub mod metrics;
+pub mod compare;
 pub mod synth;
 pub mod probe;
 pub mod cli;

@@ -2,6 +2,8 @@
 //! the house name: a clear message naming the file, a non-zero exit, nothing partial written,
 //! the input untouched.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -279,4 +281,44 @@ fn ctrl_c_finishes_frames_in_hand_and_leaves_nothing_partial() {
     for f in frames {
         io::read_frame(&output.join(f)).unwrap_or_else(|e| panic!("{f} is not a whole frame: {e:#}"));
     }
+}
+
+#[test]
+fn gpu_backend_matches_cpu_and_checks_itself() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("scans");
+    dpx_sequence(&input, 3, 96, 54);
+    let run = |backend: &str, out: &Path, extra: &[&str]| {
+        let mut args = vec!["restore", input.to_str().unwrap(), out.to_str().unwrap(), "--backend", backend, "-q"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--set", "levels.black=[0.02,0.03,0.04]", "--set", "levels.gamma=1.3"]);
+        let o = nitrate(&args);
+        assert!(o.status.success(), "{backend}: {}", stderr(&o));
+        o
+    };
+    let (cpu_out, gpu_out) = (dir.path().join("cpu"), dir.path().join("gpu"));
+    run("cpu", &cpu_out, &[]);
+    let o = run("gpu", &gpu_out, &["--check-gpu"]);
+    assert!(stderr(&o).contains("backend: GPU"), "{}", stderr(&o));
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(gpu_out.join("restoration.json")).unwrap()).unwrap();
+    let check = &record["gpu_checks"][0];
+    assert_eq!(check["stage"], "levels");
+    assert_eq!(check["frames"], 3);
+    assert!(check["max_abs_diff"].as_f64().unwrap() <= check["tolerance"].as_f64().unwrap());
+    // Written 10-bit codes agree; a GPU result within tolerance may round to the next code
+    // only where the exact value sits on a rounding boundary.
+    let (mut flips, mut total) = (0, 0);
+    for name in files_in(&cpu_out).into_iter().filter(|f| f.ends_with(".dpx")) {
+        let (a, b) = (io::read_frame(&cpu_out.join(&name)).unwrap(), io::read_frame(&gpu_out.join(&name)).unwrap());
+        for (x, y) in a.data.iter().zip(&b.data) {
+            let d = ((x - y) * 1023.0).round().abs();
+            assert!(d <= 1.0, "{name}: codes differ by {d}");
+            flips += d as usize;
+            total += 1;
+        }
+    }
+    assert!(flips * 1000 <= total, "{flips} of {total} codes differ");
 }

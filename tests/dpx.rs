@@ -57,7 +57,15 @@ fn random_frame(w: usize, h: usize, planes: usize, bits: u8, seed: u64) -> (Fram
             _ => rng.below(max + 1),
         })
         .collect();
-    let mut f = Frame::new(w, h, planes, FrameMeta { bit_depth: bits, ..FrameMeta::default() });
+    let mut f = Frame::new(
+        w,
+        h,
+        planes,
+        FrameMeta {
+            bit_depth: bits,
+            ..FrameMeta::default()
+        },
+    );
     f.data = codes.iter().map(|&c| c as f32 / max as f32).collect();
     (f, codes)
 }
@@ -81,30 +89,54 @@ fn every_layout_round_trips_bit_exact() {
     let mut checked = 0;
     for (li, layout) in all_layouts().iter().enumerate() {
         for (si, &(w, h)) in SIZES.iter().enumerate() {
-            let (frame, codes) = random_frame(w, h, layout.planes, layout.bits, (li * 31 + si) as u64 + 1);
+            let (frame, codes) =
+                random_frame(w, h, layout.planes, layout.bits, (li * 31 + si) as u64 + 1);
             let bytes = dpx::encode(&frame, layout).unwrap();
             let what = format!("{layout:?} {w}x{h}");
-            assert_eq!(bytes.len(), 2048 + spec_line_bytes(layout, w) * h, "{what}: file size");
-            assert_eq!(&bytes[..4], if layout.big_endian { b"SDPX" } else { b"XPDS" }, "{what}");
+            assert_eq!(
+                bytes.len(),
+                2048 + spec_line_bytes(layout, w) * h,
+                "{what}: file size"
+            );
+            assert_eq!(
+                &bytes[..4],
+                if layout.big_endian { b"SDPX" } else { b"XPDS" },
+                "{what}"
+            );
 
             let back = dpx::decode(&bytes, path).unwrap();
-            assert_eq!((back.width, back.height, back.planes), (w, h, layout.planes), "{what}");
+            assert_eq!(
+                (back.width, back.height, back.planes),
+                (w, h, layout.planes),
+                "{what}"
+            );
             assert_eq!(back.meta.bit_depth, layout.bits, "{what}");
             assert_eq!(back.meta.sample, SampleKind::Integer);
             let max = max_code(layout.bits);
             for (i, (&v, &c)) in back.data.iter().zip(&codes).enumerate() {
                 assert_eq!(quantise(v, max), c, "{what}: sample {i}");
                 // Exactly the code over the maximum: code / 1023 for 10-bit.
-                assert_eq!(v.to_bits(), (c as f32 / max as f32).to_bits(), "{what}: sample {i}");
+                assert_eq!(
+                    v.to_bits(),
+                    (c as f32 / max as f32).to_bits(),
+                    "{what}: sample {i}"
+                );
             }
 
             let (header, _) = dpx::read_header(&bytes, bytes.len() as u64, path).unwrap();
             assert_eq!(header.layout, *layout, "{what}");
             assert_eq!(header.data_offset, 2048, "{what}");
-            assert_eq!(dpx::layout_of(&back.meta, back.planes), *layout, "{what}: layout_of");
+            assert_eq!(
+                dpx::layout_of(&back.meta, back.planes),
+                *layout,
+                "{what}: layout_of"
+            );
 
             let again = dpx::encode(&back, layout).unwrap();
-            assert!(again == bytes, "{what}: encode -> decode -> encode changed the bytes");
+            assert!(
+                again == bytes,
+                "{what}: encode -> decode -> encode changed the bytes"
+            );
             checked += 1;
         }
     }
@@ -129,13 +161,29 @@ fn encode_quantises_round_to_nearest_and_clamps() {
 // ---- A hand-built file, from the spec, independent of the encoder ----
 
 /// A minimal single-element DPX: file header, image header, element 0, data at 2048.
-fn hand_built(big_endian: bool, w: u32, h: u32, descriptor: u8, bits: u8, packing: u16, data: &[u8]) -> Vec<u8> {
+fn hand_built(
+    big_endian: bool,
+    w: u32,
+    h: u32,
+    descriptor: u8,
+    bits: u8,
+    packing: u16,
+    data: &[u8],
+) -> Vec<u8> {
     let mut b = vec![0u8; 2048];
     let put32 = |b: &mut Vec<u8>, off: usize, v: u32| {
-        b[off..off + 4].copy_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
+        b[off..off + 4].copy_from_slice(&if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        })
     };
     let put16 = |b: &mut Vec<u8>, off: usize, v: u16| {
-        b[off..off + 2].copy_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
+        b[off..off + 2].copy_from_slice(&if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        })
     };
     b[..4].copy_from_slice(if big_endian { b"SDPX" } else { b"XPDS" });
     put32(&mut b, 4, 2048); // image data offset
@@ -157,7 +205,13 @@ fn hand_built(big_endian: bool, w: u32, h: u32, descriptor: u8, bits: u8, packin
 fn words_bytes(words: &[u32], big_endian: bool) -> Vec<u8> {
     words
         .iter()
-        .flat_map(|w| if big_endian { w.to_be_bytes() } else { w.to_le_bytes() })
+        .flat_map(|w| {
+            if big_endian {
+                w.to_be_bytes()
+            } else {
+                w.to_le_bytes()
+            }
+        })
         .collect()
 }
 
@@ -179,12 +233,21 @@ fn hand_built_10bit_method_a_rgb_pins_bit_order() {
         // 2x2 RGB: one pixel a word, R in 31..22, G 21..12, B 11..2; padding bits set to 1 to
         // show they are ignored.
         let px = |r: u32, g: u32, b: u32| (r << 22) | (g << 12) | (b << 2) | 0b11;
-        let words = [px(100, 200, 300), px(1023, 0, 512), px(1, 2, 3), px(4, 5, 6)];
+        let words = [
+            px(100, 200, 300),
+            px(1023, 0, 512),
+            px(1, 2, 3),
+            px(4, 5, 6),
+        ];
         let file = hand_built(be, 2, 2, 50, 10, 1, &words_bytes(&words, be));
         let f = dpx::decode(&file, Path::new("hand.dpx")).unwrap();
         assert_eq!((f.width, f.height, f.planes), (2, 2, 3));
         // Planar: R plane, G plane, B plane, each row-major.
-        assert_eq!(codes_of(&f, 1023), [100, 1023, 1, 4, 200, 0, 2, 5, 300, 512, 3, 6], "be={be}");
+        assert_eq!(
+            codes_of(&f, 1023),
+            [100, 1023, 1, 4, 200, 0, 2, 5, 300, 512, 3, 6],
+            "be={be}"
+        );
         assert_eq!(f.meta.transfer, Transfer::PrintingDensity);
         assert_eq!(f.get(0, 0, 0), 100.0 / 1023.0);
     }
@@ -209,14 +272,22 @@ fn hand_built_10bit_method_b_and_packed() {
     for be in [true, false] {
         // Method B RGB: 29..20, 19..10, 9..0.
         let words = [(100 << 20) | (200 << 10) | 300];
-        let f = dpx::decode(&hand_built(be, 1, 1, 50, 10, 2, &words_bytes(&words, be)), Path::new("b.dpx")).unwrap();
+        let f = dpx::decode(
+            &hand_built(be, 1, 1, 50, 10, 2, &words_bytes(&words, be)),
+            Path::new("b.dpx"),
+        )
+        .unwrap();
         assert_eq!(codes_of(&f, 1023), [100, 200, 300]);
 
         // Packed luma, 4 samples = 40 bits in two words, from bit 0 up.
         let s = [0x3FFu64, 0x001, 0x2AA, 0x155];
         let stream = s[0] | (s[1] << 10) | (s[2] << 20) | (s[3] << 30);
         let words = [stream as u32, (stream >> 32) as u32];
-        let f = dpx::decode(&hand_built(be, 4, 1, 6, 10, 0, &words_bytes(&words, be)), Path::new("p.dpx")).unwrap();
+        let f = dpx::decode(
+            &hand_built(be, 4, 1, 6, 10, 0, &words_bytes(&words, be)),
+            Path::new("p.dpx"),
+        )
+        .unwrap();
         assert_eq!(codes_of(&f, 1023), [0x3FF, 0x001, 0x2AA, 0x155], "be={be}");
     }
 }
@@ -232,9 +303,16 @@ fn hand_built_12bit_layouts() {
         };
         let [a, b] = line(0xABC, 0x123, 0x456);
         let [c, d] = line(0xFFF, 0x000, 0x800);
-        let f = dpx::decode(&hand_built(be, 1, 2, 50, 12, 0, &words_bytes(&[a, b, c, d], be)), Path::new("p12.dpx"))
-            .unwrap();
-        assert_eq!(codes_of(&f, 4095), [0xABC, 0xFFF, 0x123, 0x000, 0x456, 0x800], "be={be}");
+        let f = dpx::decode(
+            &hand_built(be, 1, 2, 50, 12, 0, &words_bytes(&[a, b, c, d], be)),
+            Path::new("p12.dpx"),
+        )
+        .unwrap();
+        assert_eq!(
+            codes_of(&f, 4095),
+            [0xABC, 0xFFF, 0x123, 0x000, 0x456, 0x800],
+            "be={be}"
+        );
 
         // Filled A: code << 4 in a 16-bit word; B: code in the low bits. 1x1 RGB + 2 bytes pad.
         let halves = |v: [u16; 4]| -> Vec<u8> {
@@ -269,7 +347,11 @@ fn hand_built_8bit_lines_are_padded_to_words() {
 fn unaligned_lines_are_read_when_the_file_only_fits_them() {
     // 3x2 8-bit RGB written without line padding (9 bytes a line), as FFmpeg also accepts.
     let data: Vec<u8> = (1..=18).collect();
-    let f = dpx::decode(&hand_built(false, 3, 2, 50, 8, 0, &data), Path::new("tight.dpx")).unwrap();
+    let f = dpx::decode(
+        &hand_built(false, 3, 2, 50, 8, 0, &data),
+        Path::new("tight.dpx"),
+    )
+    .unwrap();
     assert_eq!(codes_of(&f, 255)[..6], [1, 4, 7, 10, 13, 16]); // R plane
 }
 
@@ -282,7 +364,11 @@ fn end_of_line_padding_is_followed() {
         data.extend_from_slice(&[0xAB; 8]);
         data.extend_from_slice(&words_bytes(&[px(4, 5, 6)], be));
         let mut file = hand_built(be, 1, 2, 50, 10, 1, &data);
-        file[812..816].copy_from_slice(&if be { 8u32.to_be_bytes() } else { 8u32.to_le_bytes() });
+        file[812..816].copy_from_slice(&if be {
+            8u32.to_be_bytes()
+        } else {
+            8u32.to_le_bytes()
+        });
         let f = dpx::decode(&file, Path::new("eol.dpx")).unwrap();
         assert_eq!(codes_of(&f, 1023), [1, 4, 2, 5, 3, 6]);
     }
@@ -295,7 +381,10 @@ fn unpadded_10bit_luma_from_known_scanners() {
     let w3 = |a: u32, b: u32, c: u32| (a << 2) | (b << 12) | (c << 22);
     let words = [w3(1, 2, 3), w3(4, 5, 6), w3(7, 8, 0)];
     let mut file = hand_built(true, 4, 2, 6, 10, 1, &words_bytes(&words, true));
-    assert!(dpx::decode(&file, Path::new("x.dpx")).is_err(), "unknown writers must pad lines");
+    assert!(
+        dpx::decode(&file, Path::new("x.dpx")).is_err(),
+        "unknown writers must pad lines"
+    );
     file[160..178].copy_from_slice(b"Lasergraphics Inc.");
     let f = dpx::decode(&file, Path::new("lg.dpx")).unwrap();
     assert_eq!(codes_of(&f, 1023), [1, 2, 3, 4, 5, 6, 7, 8]);
@@ -317,17 +406,26 @@ fn pack_and_unpack_filled10_agree_with_the_codec() {
                 };
                 let bytes = dpx::encode(&frame, &layout).unwrap();
                 let image = &bytes[2048..];
-                let words: Vec<u32> = image.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+                let words: Vec<u32> = image
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
                 assert_eq!(words.len(), dpx::words_per_line_filled10(w, planes) * h);
 
                 let unpacked = dpx::unpack_filled10(&words, be, w, h, planes);
                 let decoded = dpx::decode(&bytes, Path::new("t.dpx")).unwrap();
-                assert!(unpacked == decoded.data, "unpack_filled10 != decode ({w}x{h}x{planes}, be={be})");
+                assert!(
+                    unpacked == decoded.data,
+                    "unpack_filled10 != decode ({w}x{h}x{planes}, be={be})"
+                );
                 assert!(unpacked == frame.data);
 
                 let packed = dpx::pack_filled10(&frame.data, be, w, h, planes);
                 let packed_bytes: Vec<u8> = packed.iter().flat_map(|w| w.to_le_bytes()).collect();
-                assert!(packed_bytes == image, "pack_filled10 != encode ({w}x{h}x{planes}, be={be})");
+                assert!(
+                    packed_bytes == image,
+                    "pack_filled10 != encode ({w}x{h}x{planes}, be={be})"
+                );
             }
         }
     }
@@ -416,7 +514,10 @@ fn header_fields_survive_a_round_trip() {
         planes: 3,
     };
     for big_endian in [true, false] {
-        let layout = DpxLayout { big_endian, ..layout };
+        let layout = DpxLayout {
+            big_endian,
+            ..layout
+        };
         let (mut frame, _) = random_frame(5, 3, 3, 10, 99);
         frame.meta = rich_meta();
         let bytes = dpx::encode(&frame, &layout).unwrap();
@@ -445,16 +546,31 @@ fn header_fields_survive_a_round_trip() {
         // Raw bytes at the spec's offsets.
         let be32 = |o: usize| {
             let a: [u8; 4] = bytes[o..o + 4].try_into().unwrap();
-            if big_endian { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+            if big_endian {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
         };
         assert_eq!(&bytes[160..175], b"ScanStation 6.1");
-        assert_eq!(&bytes[1664..1680], b"KU22121234561234", "edge code parts, no separators");
+        assert_eq!(
+            &bytes[1664..1680],
+            b"KU22121234561234",
+            "edge code parts, no separators"
+        );
         assert_eq!(f32::from_bits(be32(1724)), 24.0);
-        assert_eq!(be32(1940), 0xFFFF_FFFF, "an undefined TV frame rate stays undefined");
+        assert_eq!(
+            be32(1940),
+            0xFFFF_FFFF,
+            "an undefined TV frame rate stays undefined"
+        );
         assert_eq!(be32(1920), 0x0102_0304);
         assert_eq!(be32(784), 95);
         assert_eq!(be32(792), 685);
-        assert_eq!((bytes[800], bytes[801], bytes[802], bytes[803]), (50, 1, 1, 10));
+        assert_eq!(
+            (bytes[800], bytes[801], bytes[802], bytes[803]),
+            (50, 1, 1, 10)
+        );
         assert_eq!(be32(4), 2048);
         assert_eq!(be32(808), 2048);
         assert_eq!(be32(16) as usize, bytes.len());
@@ -525,7 +641,11 @@ fn frame_without_carry_gets_defaults() {
     assert_eq!(&bytes[784..788], &[0xFF; 4], "undefined reference code");
     assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 1664);
     assert_eq!(u32::from_le_bytes(bytes[28..32].try_into().unwrap()), 384);
-    assert_eq!(u32::from_le_bytes(bytes[812..816].try_into().unwrap()), 0, "eol padding");
+    assert_eq!(
+        u32::from_le_bytes(bytes[812..816].try_into().unwrap()),
+        0,
+        "eol padding"
+    );
     let back = dpx::decode(&bytes, Path::new("d.dpx")).unwrap();
     assert_eq!(back.meta.frame_rate, Some(23.976f32 as f64));
     assert_eq!(back.meta.transfer, Transfer::Video);
@@ -555,7 +675,10 @@ fn carried_offset_user_data_and_reference_rescale() {
         planes: 3,
     };
     let bytes = dpx::encode(&frame, &l10).unwrap();
-    assert_eq!(u32::from_be_bytes(bytes[808..812].try_into().unwrap()), 8192);
+    assert_eq!(
+        u32::from_be_bytes(bytes[808..812].try_into().unwrap()),
+        8192
+    );
     assert_eq!(u32::from_be_bytes(bytes[32..36].try_into().unwrap()), 37);
     let back = dpx::decode(&bytes, Path::new("u.dpx")).unwrap();
     assert_eq!(codes_of(&back, 1023), codes);
@@ -563,18 +686,34 @@ fn carried_offset_user_data_and_reference_rescale() {
     assert_eq!(dpx::encode(&back, &l10).unwrap(), bytes);
 
     // Written at 16 bits, the 10-bit reference codes scale with it.
-    let l16 = DpxLayout { bits: 16, packing: Packing::Packed, ..l10 };
+    let l16 = DpxLayout {
+        bits: 16,
+        packing: Packing::Packed,
+        ..l10
+    };
     let b16 = dpx::encode(&back, &l16).unwrap();
-    let c16 = dpx::decode(&b16, Path::new("u16.dpx")).unwrap().meta.dpx.unwrap();
+    let c16 = dpx::decode(&b16, Path::new("u16.dpx"))
+        .unwrap()
+        .meta
+        .dpx
+        .unwrap();
     assert_eq!((c16.ref_low_data, c16.ref_high_data), (6086, 43882));
 }
 
 #[test]
 fn layout_of_follows_the_source() {
-    let mut meta = FrameMeta { bit_depth: 12, ..FrameMeta::default() };
+    let mut meta = FrameMeta {
+        bit_depth: 12,
+        ..FrameMeta::default()
+    };
     assert_eq!(
         dpx::layout_of(&meta, 1),
-        DpxLayout { bits: 12, packing: Packing::FilledA, big_endian: true, planes: 1 }
+        DpxLayout {
+            bits: 12,
+            packing: Packing::FilledA,
+            big_endian: true,
+            planes: 1
+        }
     );
     meta.dpx = Some(DpxCarry {
         bit_depth: 12,
@@ -584,7 +723,12 @@ fn layout_of_follows_the_source() {
     });
     assert_eq!(
         dpx::layout_of(&meta, 3),
-        DpxLayout { bits: 12, packing: Packing::Packed, big_endian: false, planes: 3 }
+        DpxLayout {
+            bits: 12,
+            packing: Packing::Packed,
+            big_endian: false,
+            planes: 3
+        }
     );
     meta.sample = SampleKind::Half;
     meta.bit_depth = 16;
@@ -622,7 +766,17 @@ fn read_info_and_read_match_decode() {
 fn encode_rejects_bad_requests() {
     let (frame, _) = random_frame(4, 4, 3, 10, 1);
     let bad = |bits, packing, planes| {
-        dpx::encode(&frame, &DpxLayout { bits, packing, big_endian: true, planes }).unwrap_err().to_string()
+        dpx::encode(
+            &frame,
+            &DpxLayout {
+                bits,
+                packing,
+                big_endian: true,
+                planes,
+            },
+        )
+        .unwrap_err()
+        .to_string()
     };
     assert!(bad(10, Packing::FilledA, 1).contains("planes"));
     assert!(bad(16, Packing::FilledB, 3).contains("method B"));
@@ -652,7 +806,9 @@ fn set32(b: &mut [u8], off: usize, v: u32, be: bool) {
 }
 
 fn decode_err(bytes: &[u8]) -> String {
-    let e = dpx::decode(bytes, Path::new(PATH)).expect_err("must fail").to_string();
+    let e = dpx::decode(bytes, Path::new(PATH))
+        .expect_err("must fail")
+        .to_string();
     assert!(e.contains(PATH), "error does not name the file: {e}");
     // read_header alone agrees.
     assert!(dpx::read_header(bytes, bytes.len() as u64, Path::new(PATH)).is_err());
@@ -671,7 +827,14 @@ fn truncated_file_says_how_much_is_missing() {
         let len = b.len();
         let e = decode_err(&b[..len - 1]);
         assert!(e.contains("truncated DPX"), "{e}");
-        assert!(e.contains(&format!("needs {} bytes from offset 2048 but the file has {}", 37 * 23 * 4, len - 1)), "{e}");
+        assert!(
+            e.contains(&format!(
+                "needs {} bytes from offset 2048 but the file has {}",
+                37 * 23 * 4,
+                len - 1
+            )),
+            "{e}"
+        );
         expect(&b[..4096], "truncated DPX");
         expect(&b[..1000], "too short for a DPX header");
     }
@@ -686,15 +849,24 @@ fn bad_headers_give_specific_errors() {
             f(&mut b);
             b
         };
-        expect(&with(&|b| b[..4].copy_from_slice(b"RIFF")), "bad magic number");
+        expect(
+            &with(&|b| b[..4].copy_from_slice(b"RIFF")),
+            "bad magic number",
+        );
         expect(&with(&|b| set32(b, 772, 0, be)), "zero image size");
         expect(&with(&|b| set32(b, 776, 0, be)), "zero image size");
         expect(&with(&|b| set32(b, 772, 60_000, be)), "truncated DPX");
         expect(&with(&|b| set32(b, 776, 23 * 1000, be)), "truncated DPX");
         expect(&with(&|b| set32(b, 772, 1 << 20, be)), "out of range");
-        expect(&with(&|b| b[800] = 51), "unsupported DPX descriptor 51 (RGBA)");
+        expect(
+            &with(&|b| b[800] = 51),
+            "unsupported DPX descriptor 51 (RGBA)",
+        );
         expect(&with(&|b| b[800] = 100), "unsupported DPX descriptor 100");
-        expect(&with(&|b| b[803] = 32), "unsupported DPX bit depth 32 (floating point)");
+        expect(
+            &with(&|b| b[803] = 32),
+            "unsupported DPX bit depth 32 (floating point)",
+        );
         expect(&with(&|b| b[803] = 64), "unsupported DPX bit depth 64");
         expect(&with(&|b| b[803] = 1), "unsupported DPX bit depth 1");
         expect(&with(&|b| b[803] = 7), "invalid DPX bit depth 7");
@@ -705,8 +877,14 @@ fn bad_headers_give_specific_errors() {
             }),
             "invalid DPX packing 2 for 16-bit",
         );
-        expect(&with(&|b| b[if be { 807 } else { 806 }] = 1), "run-length encoded");
-        expect(&with(&|b| b[if be { 771 } else { 770 }] = 2), "2 image elements");
+        expect(
+            &with(&|b| b[if be { 807 } else { 806 }] = 1),
+            "run-length encoded",
+        );
+        expect(
+            &with(&|b| b[if be { 771 } else { 770 }] = 2),
+            "2 image elements",
+        );
         let len = good.len() as u32;
         expect(
             &with(&|b| {
@@ -727,4 +905,66 @@ fn errors_name_the_path_for_tiny_inputs() {
     expect(b"", "not a DPX file");
     expect(b"SDP", "not a DPX file");
     expect(&[0u8; 4096], "bad magic number");
+}
+
+#[test]
+fn quantise_fast_equals_frame_quantise() {
+    let mut rng = Rng(0xDEAD_BEEF);
+    let specials = [
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        0.0,
+        -0.0,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        1e-45,
+        f32::MAX,
+        f32::MIN,
+        1e10,
+        -1e10,
+        0.5,
+        1.0,
+        1.0000001,
+        0.99999994,
+    ];
+    for max in [255u32, 1023, 4095, 65535] {
+        for &v in &specials {
+            assert_eq!(
+                dpx::quantise_fast(v, max),
+                quantise(v, max),
+                "v={v:e} max={max}"
+            );
+        }
+        // Around every rounding boundary, a few ulps either side.
+        for k in 0..=max + 1 {
+            let v0 = (k as f32 + 0.5) / max as f32;
+            for d in -3i32..=3 {
+                let v = f32::from_bits((v0.to_bits() as i32 + d) as u32);
+                assert_eq!(
+                    dpx::quantise_fast(v, max),
+                    quantise(v, max),
+                    "v={v:e} max={max}"
+                );
+                assert_eq!(
+                    dpx::quantise_fast(-v, max),
+                    quantise(-v, max),
+                    "v={:e} max={max}",
+                    -v
+                );
+            }
+        }
+        for _ in 0..200_000 {
+            let v = f32::from_bits(rng.next() as u32);
+            assert_eq!(
+                dpx::quantise_fast(v, max),
+                quantise(v, max),
+                "v={v:e} bits={:08x}",
+                v.to_bits()
+            );
+            let v = (rng.below(1 << 24) as f32 / (1 << 23) as f32) - 0.5;
+            assert_eq!(dpx::quantise_fast(v, max), quantise(v, max), "v={v:e}");
+        }
+    }
 }

@@ -25,6 +25,9 @@ impl Stage for TemporalMean {
     fn temporal_radius(&self) -> usize {
         self.radius
     }
+    fn gpu_tolerance(&self) -> f32 {
+        0.0
+    }
     fn params_json(&self) -> serde_json::Value {
         serde_json::json!({ "radius": self.radius })
     }
@@ -58,6 +61,7 @@ fn job(input: &Path, output: &Path, frames: Option<(i64, i64)>, radii: &[usize])
         frames,
         overwrite: false,
         allow_gaps: false,
+        check_gpu: false,
         quiet: true,
         stages: radii.iter().map(|&radius| Box::new(TemporalMean { radius }) as Box<dyn Stage>).collect(),
         backend: Backend::Cpu,

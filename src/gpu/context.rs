@@ -1,7 +1,6 @@
 //! Adapter choice, device creation and error plumbing.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -22,7 +21,7 @@ pub enum AdapterChoice {
 
 /// The device and everything kept across frames: compiled pipelines and free buffers.
 pub struct GpuContext {
-    // Kept so the adapter and device outlive nothing they depend on.
+    // Held for the device's lifetime; some backends (GL) tie the device to it.
     _instance: wgpu::Instance,
     pub adapter: wgpu::Adapter,
     pub device: wgpu::Device,
@@ -76,7 +75,7 @@ impl GpuContext {
         };
         let info = adapter.get_info();
 
-        let (device, queue) = block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("nitrate"),
             required_limits: adapter.limits(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -88,24 +87,14 @@ impl GpuContext {
         let device_error = Arc::new(Mutex::new(None::<DeviceError>));
         let sink = device_error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let message = format!("GPU error: {e}");
-            record(
-                &sink,
-                DeviceError {
-                    message,
-                    lost: false,
-                },
-            );
+            record(&sink, format!("GPU error: {e}"), false);
         }));
         let sink = device_error.clone();
         device.set_device_lost_callback(move |reason, message| {
-            let message = format!("GPU device lost ({reason:?}): {message}");
             record(
                 &sink,
-                DeviceError {
-                    message,
-                    lost: true,
-                },
+                format!("GPU device lost ({reason:?}): {message}"),
+                true,
             );
         });
 
@@ -165,8 +154,8 @@ impl GpuContext {
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
         // Scopes pop in reverse order; on native the futures are ready at once.
-        let v = block_on(validation.pop());
-        let o = block_on(oom.pop());
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
         if let Some(e) = v.or(o) {
             bail!("{what} failed on the GPU: {e}");
         }
@@ -184,35 +173,35 @@ impl GpuContext {
 }
 
 /// One line per adapter, best first (the order [`AdapterChoice::Index`] counts in): index,
-/// name, type, backend, driver and the limits that bound frame size.
+/// name, kind, backend, driver and the limits that bound frame size.
 pub fn list_adapters() -> Result<Vec<String>> {
-    let instance = new_instance();
-    let lines =
-        ranked_adapters(&instance)
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let (info, l) = (a.get_info(), a.limits());
-                let driver = [info.driver.as_str(), info.driver_info.as_str()]
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                format!(
-                "{i}: {} [{}, {:?}] driver: {}; max buffer {} MiB, max storage binding {} MiB, \
-                 max workgroups/dim {}",
-                info.name,
-                kind(&info),
-                info.backend,
-                if driver.is_empty() { "unknown" } else { &driver },
-                l.max_buffer_size >> 20,
-                l.max_storage_buffer_binding_size >> 20,
-                l.max_compute_workgroups_per_dimension,
-            )
-            })
-            .collect();
-    Ok(lines)
+    let adapters = ranked_adapters(&new_instance());
+    Ok(adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| adapter_line(i, a))
+        .collect())
+}
+
+fn adapter_line(i: usize, adapter: &wgpu::Adapter) -> String {
+    let (info, l) = (adapter.get_info(), adapter.limits());
+    let driver = format!("{} {}", info.driver, info.driver_info);
+    let mib = |b: u64| b >> 20;
+    format!(
+        "{i}: {} [{}, {:?}] driver: {}; max buffer {} MiB, max storage binding {} MiB, \
+         max workgroups/dim {}",
+        info.name,
+        kind(&info),
+        info.backend,
+        if driver.trim().is_empty() {
+            "unknown"
+        } else {
+            driver.trim()
+        },
+        mib(l.max_buffer_size),
+        mib(l.max_storage_buffer_binding_size),
+        l.max_compute_workgroups_per_dimension,
+    )
 }
 
 struct DeviceError {
@@ -221,10 +210,10 @@ struct DeviceError {
 }
 
 /// Keep the first error, except that a device loss replaces anything milder.
-fn record(sink: &Mutex<Option<DeviceError>>, e: DeviceError) {
+fn record(sink: &Mutex<Option<DeviceError>>, message: String, lost: bool) {
     let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
-    if slot.is_none() || (e.lost && !slot.as_ref().is_some_and(|s| s.lost)) {
-        *slot = Some(e);
+    if slot.is_none() || (lost && !slot.as_ref().is_some_and(|s| s.lost)) {
+        *slot = Some(DeviceError { message, lost });
     }
 }
 
@@ -233,49 +222,29 @@ fn new_instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
 
-/// Every usable adapter, best first: discrete > integrated > virtual > software > other,
-/// and within a type Vulkan/Metal/DX12 before GL.
+/// Every usable adapter, best first: by kind in [`KINDS`] order, then Vulkan/Metal/DX12
+/// before GL.
 fn ranked_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     let mut adapters: Vec<wgpu::Adapter> =
-        block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
             .into_iter()
             .filter(|a| a.get_info().backend != wgpu::Backend::Noop)
             .collect();
     adapters.sort_by_key(|a| {
         let info = a.get_info();
-        let ty = match info.device_type {
-            _ if is_software(&info) => 3,
-            wgpu::DeviceType::DiscreteGpu => 0,
-            wgpu::DeviceType::IntegratedGpu => 1,
-            wgpu::DeviceType::VirtualGpu => 2,
-            wgpu::DeviceType::Cpu => 3,
-            wgpu::DeviceType::Other => 4,
-        };
-        let backend = match info.backend {
+        let kind_rank = KINDS.iter().position(|k| *k == kind(&info));
+        let backend_rank = match info.backend {
             wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
             wgpu::Backend::Gl => 1,
             _ => 2,
         };
-        (ty, backend)
+        (kind_rank, backend_rank)
     });
     adapters
 }
 
-/// Software rasterisers: reported as `Cpu`, or recognised by name because GL drivers often
-/// report them as `Other`.
-fn is_software(info: &wgpu::AdapterInfo) -> bool {
-    let name = info.name.to_ascii_lowercase();
-    info.device_type == wgpu::DeviceType::Cpu
-        || [
-            "llvmpipe",
-            "lavapipe",
-            "softpipe",
-            "swiftshader",
-            "microsoft basic render",
-        ]
-        .iter()
-        .any(|s| name.contains(s))
-}
+/// Adapter kinds, best first.
+const KINDS: [&str; 5] = ["discrete", "integrated", "virtual", "software", "other"];
 
 fn kind(info: &wgpu::AdapterInfo) -> &'static str {
     match info.device_type {
@@ -286,6 +255,20 @@ fn kind(info: &wgpu::AdapterInfo) -> &'static str {
         wgpu::DeviceType::Cpu => "software",
         wgpu::DeviceType::Other => "other",
     }
+}
+
+/// Software rasterisers: reported as `Cpu`, or recognised by name because GL drivers often
+/// report them as `Other`.
+fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    const NAMES: [&str; 5] = [
+        "llvmpipe",
+        "lavapipe",
+        "softpipe",
+        "swiftshader",
+        "microsoft basic render",
+    ];
+    let name = info.name.to_ascii_lowercase();
+    info.device_type == wgpu::DeviceType::Cpu || NAMES.iter().any(|s| name.contains(s))
 }
 
 fn summary(adapters: &[wgpu::Adapter]) -> String {
@@ -300,8 +283,4 @@ fn summary(adapters: &[wgpu::Adapter]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    pollster::block_on(f)
 }

@@ -29,6 +29,17 @@ struct Dpx10Params {
     _pad: [u32; 2],
 }
 
+impl Dpx10Params {
+    fn new(frame: &GpuFrame, wpl: usize, big_endian: bool) -> Self {
+        Dpx10Params {
+            dims: Dims::of(frame),
+            words_per_line: wpl as u32,
+            big_endian: big_endian as u32,
+            _pad: [0; 2],
+        }
+    }
+}
+
 impl GpuContext {
     /// Upload the image words of a 10-bit filled (method A) DPX, as read from the file into
     /// little-endian `u32`s, and unpack them on the device into a normalised frame.
@@ -47,7 +58,7 @@ impl GpuContext {
         let wpl = words_per_line(width, planes);
         if words.len() < wpl * height {
             bail!(
-                "10-bit DPX image data is short: {} words for {width}x{height} with {planes} planes \
+                "10-bit DPX image data is short: {} words for {width}x{height}x{planes} \
                  (needs {})",
                 words.len(),
                 wpl * height
@@ -62,7 +73,7 @@ impl GpuContext {
         );
         self.queue
             .write_buffer(&packed, 0, bytemuck::cast_slice(words));
-        let params = self.dpx10_params(&out, wpl, big_endian);
+        let params = Dpx10Params::new(&out, wpl, big_endian);
         let lut = self.dpx10_lut();
         let result = self.run_kernel(
             &UNPACK,
@@ -84,7 +95,7 @@ impl GpuContext {
         let wpl = words_per_line(frame.width, frame.planes);
         let bytes = (wpl * frame.height) as u64 * 4;
         let packed = self.take_buffer(bytes, FRAME_USAGE, "dpx10 words");
-        let params = self.dpx10_params(frame, wpl, big_endian);
+        let params = Dpx10Params::new(frame, wpl, big_endian);
         let result = self
             .run_kernel(
                 &PACK,
@@ -95,15 +106,6 @@ impl GpuContext {
             .and_then(|()| self.read_buffer(&packed, bytes));
         self.give_buffer(packed);
         result
-    }
-
-    fn dpx10_params(&self, frame: &GpuFrame, wpl: usize, big_endian: bool) -> Dpx10Params {
-        Dpx10Params {
-            dims: Dims::of(frame),
-            words_per_line: wpl as u32,
-            big_endian: big_endian as u32,
-            _pad: [0; 2],
-        }
     }
 
     /// Code value -> `f32` table. A table rather than a division in the shader, because GPU

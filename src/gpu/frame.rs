@@ -46,8 +46,10 @@ impl GpuContext {
             bail!("frame {} holds {} samples", frame.shape(), frame.data.len());
         }
         let out = self.alloc_frame(frame.width, frame.height, frame.planes, frame.meta.clone())?;
-        self.queue
-            .write_buffer(&out.buffer, 0, bytemuck::cast_slice(&frame.data));
+        self.scoped("uploading a frame", || {
+            self.queue
+                .write_buffer(&out.buffer, 0, bytemuck::cast_slice(&frame.data))
+        })?;
         Ok(out)
     }
 

@@ -115,7 +115,8 @@ impl GpuContext {
         let pipeline = self.pipeline(kernel)?;
         let max = self.device.limits().max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&n| n > max) {
-            bail!("kernel '{}': {workgroups:?} workgroups exceed the device limit of {max} per dimension", kernel.name);
+            let name = kernel.name;
+            bail!("kernel '{name}': {workgroups:?} workgroups exceed the device's {max} per axis");
         }
         let uniform_buffer = (!uniform.is_empty()).then(|| {
             let b = self.take_buffer(

@@ -20,6 +20,13 @@ pub use context::{list_adapters, AdapterChoice, GpuContext};
 pub use frame::GpuFrame;
 pub use kernel::{preprocess, Kernel, WORKGROUP_SIZE};
 
+// The pipeline shares one context and its frames between reader, stage and writer threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<GpuContext>();
+    send_sync::<GpuFrame>();
+};
+
 /// Frame geometry, the first member of every kernel's uniform block.
 /// Keep in sync with `struct Dims` in `shaders/shared/common.wgsl`.
 #[repr(C)]

@@ -14,13 +14,12 @@
 
 use std::fmt::Display;
 use std::path::Path;
-use std::sync::OnceLock;
 
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::frame::{max_code, quantise, Frame, FrameMeta, SampleKind, Timecode, Transfer};
+use crate::frame::{max_code, Frame, FrameMeta, SampleKind, Timecode, Transfer};
 
 /// Bytes of the file header plus the industry headers; the image data may start here.
 pub const HEADER_LEN: usize = 2048;
@@ -73,11 +72,17 @@ impl DpxLayout {
     /// Why this layout cannot be written or read, if it cannot.
     fn check(&self) -> std::result::Result<(), String> {
         if self.planes != 1 && self.planes != 3 {
-            return Err(format!("DPX holds 1 (luma) or 3 (RGB) planes, not {}", self.planes));
+            return Err(format!(
+                "DPX holds 1 (luma) or 3 (RGB) planes, not {}",
+                self.planes
+            ));
         }
         match (self.bits, self.packing) {
             (8 | 16, Packing::Packed | Packing::FilledA) | (10 | 12, _) => Ok(()),
-            (8 | 16, Packing::FilledB) => Err(format!("packing method B is not defined for {}-bit DPX", self.bits)),
+            (8 | 16, Packing::FilledB) => Err(format!(
+                "packing method B is not defined for {}-bit DPX",
+                self.bits
+            )),
             (b, _) => Err(format!("unsupported DPX bit depth {b} (8, 10, 12 or 16)")),
         }
     }
@@ -294,11 +299,23 @@ impl DpxCarry {
     /// The edge code these film-header fields spell, as `FrameMeta::edge_code` holds it: the five
     /// parts joined by single spaces (an empty part stays empty), `None` when all are empty.
     pub fn edge_code(&self) -> Option<String> {
-        let parts = [&self.film_mfg_id, &self.film_type, &self.perf_offset, &self.prefix, &self.count];
+        let parts = [
+            &self.film_mfg_id,
+            &self.film_type,
+            &self.perf_offset,
+            &self.prefix,
+            &self.count,
+        ];
         if parts.iter().all(|p| p.is_empty()) {
             return None;
         }
-        Some(parts.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" "))
+        Some(
+            parts
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
     }
 
     /// The frame rate a reader takes from these fields: film header first, then television.
@@ -373,7 +390,11 @@ pub fn layout_of(meta: &FrameMeta, planes: usize) -> DpxLayout {
     }
     DpxLayout {
         bits,
-        packing: if bits == 10 || bits == 12 { Packing::FilledA } else { Packing::Packed },
+        packing: if bits == 10 || bits == 12 {
+            Packing::FilledA
+        } else {
+            Packing::Packed
+        },
         big_endian: true,
         planes,
     }
@@ -396,18 +417,30 @@ impl Fields<'_> {
         if off + N > self.limit {
             return None;
         }
-        self.b.get(off..off + N).map(|s| s.try_into().expect("N bytes"))
+        self.b
+            .get(off..off + N)
+            .map(|s| s.try_into().expect("N bytes"))
     }
     fn u8(&self, off: usize) -> u8 {
         self.get::<1>(off).map_or(UNDEF8, |a| a[0])
     }
     fn u16(&self, off: usize) -> u16 {
-        self.get(off)
-            .map_or(UNDEF16, |a| if self.be { u16::from_be_bytes(a) } else { u16::from_le_bytes(a) })
+        self.get(off).map_or(UNDEF16, |a| {
+            if self.be {
+                u16::from_be_bytes(a)
+            } else {
+                u16::from_le_bytes(a)
+            }
+        })
     }
     fn u32(&self, off: usize) -> u32 {
-        self.get(off)
-            .map_or(UNDEF32, |a| if self.be { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) })
+        self.get(off).map_or(UNDEF32, |a| {
+            if self.be {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
+        })
     }
     fn f32(&self, off: usize) -> DpxF32 {
         DpxF32(self.u32(off))
@@ -459,11 +492,17 @@ fn descriptor_name(d: u8) -> &'static str {
 /// it when shorter); `file_len` is the whole file's length, checked against the image size.
 pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeader, FrameMeta)> {
     let e = |msg: String| err(path, msg);
-    let magic = bytes.get(..4).map(|m| u32::from_be_bytes(m.try_into().expect("4 bytes")));
+    let magic = bytes
+        .get(..4)
+        .map(|m| u32::from_be_bytes(m.try_into().expect("4 bytes")));
     let be = match magic {
         Some(0x5344_5058) => true,  // "SDPX"
         Some(0x5850_4453) => false, // "XPDS"
-        Some(m) => return Err(e(format!("not a DPX file: bad magic number 0x{m:08X} (expected \"SDPX\" or \"XPDS\")"))),
+        Some(m) => {
+            return Err(e(format!(
+                "not a DPX file: bad magic number 0x{m:08X} (expected \"SDPX\" or \"XPDS\")"
+            )))
+        }
         None => return Err(e(format!("not a DPX file: only {} bytes", bytes.len()))),
     };
     if bytes.len() < GENERIC_LEN {
@@ -472,7 +511,11 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
             bytes.len()
         )));
     }
-    let all = Fields { b: bytes, be, limit: bytes.len() };
+    let all = Fields {
+        b: bytes,
+        be,
+        limit: bytes.len(),
+    };
 
     let elements = all.u16(770);
     if elements != 1 {
@@ -484,10 +527,14 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
     }
     let (width, height) = (all.u32(772) as usize, all.u32(776) as usize);
     if width == 0 || height == 0 {
-        return Err(e(format!("invalid DPX header: zero image size ({width}x{height})")));
+        return Err(e(format!(
+            "invalid DPX header: zero image size ({width}x{height})"
+        )));
     }
     if width > MAX_DIM || height > MAX_DIM {
-        return Err(e(format!("invalid DPX header: image size {width}x{height} is out of range (at most {MAX_DIM})")));
+        return Err(e(format!(
+            "invalid DPX header: image size {width}x{height} is out of range (at most {MAX_DIM})"
+        )));
     }
     let sign = all.u32(780);
     if sign == 1 {
@@ -497,16 +544,22 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
     let planes = match descriptor {
         6 => 1,
         50 => 3,
-        d => return Err(e(format!(
-            "unsupported DPX descriptor {d} ({}); nitrate reads luma (6) and RGB (50)",
-            descriptor_name(d)
-        ))),
+        d => {
+            return Err(e(format!(
+                "unsupported DPX descriptor {d} ({}); nitrate reads luma (6) and RGB (50)",
+                descriptor_name(d)
+            )))
+        }
     };
     let bits = all.u8(803);
     match bits {
         8 | 10 | 12 | 16 => {}
         1 => return Err(e("unsupported DPX bit depth 1 (bitmap)".into())),
-        32 | 64 => return Err(e(format!("unsupported DPX bit depth {bits} (floating point)"))),
+        32 | 64 => {
+            return Err(e(format!(
+                "unsupported DPX bit depth {bits} (floating point)"
+            )))
+        }
         b => return Err(e(format!("invalid DPX bit depth {b}"))),
     }
     let packing = match (bits, all.u16(804)) {
@@ -517,7 +570,9 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
     };
     let encoding = all.u16(806);
     if encoding != 0 && encoding != UNDEF16 {
-        return Err(e(format!("unsupported DPX: run-length encoded image data (encoding {encoding})")));
+        return Err(e(format!(
+            "unsupported DPX: run-length encoded image data (encoding {encoding})"
+        )));
     }
     let layout = DpxLayout {
         bits,
@@ -535,7 +590,9 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
         return Err(e(format!("invalid DPX header: image data offset {offset} lies inside the header (at least {MIN_DATA_OFFSET})")));
     }
     if offset >= file_len {
-        return Err(e(format!("image data offset {offset} is beyond the end of the file ({file_len} bytes)")));
+        return Err(e(format!(
+            "image data offset {offset} is beyond the end of the file ({file_len} bytes)"
+        )));
     }
 
     // Header fields stop where the image data starts.
@@ -557,7 +614,10 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
     let needed = (line + eol) * (h - 1) + line;
     let (stride, line, unpadded) = if needed <= avail {
         (line + eol, line, false)
-    } else if let Some(tight) = layout.tight_line_bytes(width).filter(|t| eol == 0 && t * h <= avail) {
+    } else if let Some(tight) = layout
+        .tight_line_bytes(width)
+        .filter(|t| eol == 0 && t * h <= avail)
+    {
         (tight, tight, false)
     } else if bits == 10
         && packing != Packing::Packed
@@ -603,7 +663,9 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
 
 /// Writers known to run 10-bit luma lines on without padding (as FFmpeg and RAWcooked detect).
 fn skips_line_padding(c: &DpxCarry) -> bool {
-    c.creator.starts_with("Lasergraphics Inc.") || c.creator.starts_with("DIAMANT-Film") || c.input_device.starts_with("Scanity")
+    c.creator.starts_with("Lasergraphics Inc.")
+        || c.creator.starts_with("DIAMANT-Film")
+        || c.input_device.starts_with("Scanity")
 }
 
 fn read_carry(f: &Fields, layout: DpxLayout, data_offset: u32) -> DpxCarry {
@@ -611,7 +673,11 @@ fn read_carry(f: &Fields, layout: DpxLayout, data_offset: u32) -> DpxCarry {
     let user_data = if user_len != 0 && user_len != UNDEF32 as usize && user_len <= MAX_USER_DATA {
         // Only when it lies wholly between the header and the image data.
         let end = HEADER_LEN + user_len;
-        if end <= f.limit { f.b[HEADER_LEN..end].to_vec() } else { Vec::new() }
+        if end <= f.limit {
+            f.b[HEADER_LEN..end].to_vec()
+        } else {
+            Vec::new()
+        }
     } else {
         Vec::new()
     };
@@ -683,7 +749,10 @@ fn read_carry(f: &Fields, layout: DpxLayout, data_offset: u32) -> DpxCarry {
 pub fn read_info(path: &Path) -> Result<(DpxHeader, FrameMeta)> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
-    let len = file.metadata().map_err(|e| err(path, format!("cannot read: {e}")))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| err(path, format!("cannot read: {e}")))?
+        .len();
     let mut head = Vec::with_capacity(HEADER_LEN);
     file.take(HEADER_LEN as u64)
         .read_to_end(&mut head)
@@ -713,9 +782,13 @@ pub fn decode_into(bytes: &[u8], path: &Path, frame: &mut Frame) -> Result<()> {
     frame.height = h.height;
     frame.planes = h.layout.planes;
     frame.meta = meta;
-    // Every sample is overwritten, so only a grown buffer needs new (zeroed) memory.
-    frame.data.truncate(n);
-    frame.data.resize(n, 0.0);
+    // Every sample is overwritten, so only a grown buffer needs new memory.
+    if frame.data.capacity() < n {
+        frame.data = alloc_samples(n);
+    } else {
+        frame.data.truncate(n);
+        frame.data.resize(n, 0.0);
+    }
     let img = &bytes[h.data_offset..h.data_offset + h.image_bytes];
     match h.layout.planes {
         1 => decode_planes::<1>(&h, img, &mut frame.data),
@@ -724,32 +797,68 @@ pub fn decode_into(bytes: &[u8], path: &Path, frame: &mut Frame) -> Result<()> {
     Ok(())
 }
 
-type Lut = [f32; 65536];
+/// A zeroed sample buffer. Large frames get a transparent-huge-page hint first: a fresh 2K RGB
+/// frame is 38 MB, and faulting it in 4 KB pages cost more than decoding it (8 ms vs 3 ms here).
+pub fn alloc_samples(n: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; n];
+    hugepage_hint(&mut v);
+    v
+}
 
-/// Code -> normalised value (`code as f32 / max`, a division so 10-bit values are exactly
-/// `code / 1023`), one table per depth. Sized for 16 bits so a masked index needs no check.
-fn lut(bits: u8) -> &'static Lut {
-    static LUTS: [OnceLock<Box<Lut>>; 4] = [const { OnceLock::new() }; 4];
-    let slot = match bits {
-        8 => 0,
-        10 => 1,
-        12 => 2,
-        _ => 3,
-    };
-    LUTS[slot].get_or_init(|| {
-        let max = max_code(bits);
-        let mut t: Box<Lut> = vec![0.0f32; 65536].into_boxed_slice().try_into().expect("65536 entries");
-        for (c, v) in t.iter_mut().enumerate().take(max as usize + 1) {
-            *v = c as f32 / max as f32;
-        }
-        t
-    })
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn hugepage_hint(v: &mut [f32]) {
+    const MADV_HUGEPAGE: i32 = 14;
+    const PAGE: usize = 4096;
+    extern "C" {
+        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+    }
+    let bytes = std::mem::size_of_val(v);
+    if bytes < 4 << 20 {
+        return;
+    }
+    let start = (v.as_mut_ptr() as usize).next_multiple_of(PAGE);
+    let end = (v.as_mut_ptr() as usize + bytes) / PAGE * PAGE;
+    // SAFETY: the range lies inside memory this Vec owns; MADV_HUGEPAGE is only a hint and
+    // never changes contents or validity. Failure (THP off) is harmless and ignored.
+    unsafe {
+        madvise(start as *mut std::ffi::c_void, end - start, MADV_HUGEPAGE);
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn hugepage_hint(_: &mut [f32]) {}
+
+/// Code to normalised value: `code as f32 / max` (IEEE division, so 10-bit values are exactly
+/// `code / 1023`, as the GPU's table holds them). A division rather than a table so the row
+/// loops vectorise.
+#[inline(always)]
+fn norm(c: u32, max: f32) -> f32 {
+    c as f32 / max
+}
+
+/// `crate::frame::quantise` without its libm `roundf` call, so the pack loops vectorise: round
+/// half away from zero via truncation, exact for every input (tests/dpx.rs compares the two).
+#[inline(always)]
+pub fn quantise_fast(v: f32, max: u32) -> u32 {
+    let x = v * max as f32;
+    let t = x as i32; // truncates; NaN -> 0; saturates
+    let r = t.saturating_add((x - t as f32 >= 0.5) as i32);
+    r.clamp(0, max as i32) as u32
 }
 
 /// Mutable row slices of a planar buffer, one `[plane rows; P]` per line, for parallel work.
 fn rows_mut<const P: usize>(data: &mut [f32], width: usize) -> Vec<[&mut [f32]; P]> {
     let n = data.len() / P;
-    let mut planes: Vec<_> = data.chunks_mut(n.max(1)).map(|p| p.chunks_mut(width)).collect();
+    let mut planes: Vec<_> = data
+        .chunks_mut(n.max(1))
+        .map(|p| p.chunks_mut(width))
+        .collect();
     (0..n / width)
         .map(|_| std::array::from_fn(|p| planes[p].next().expect("a row per plane")))
         .collect()
@@ -761,24 +870,28 @@ fn rows_of<const P: usize>(data: &[f32], width: usize, height: usize, y: usize) 
 }
 
 fn decode_planes<const P: usize>(h: &DpxHeader, img: &[u8], data: &mut [f32]) {
-    let lut = lut(h.layout.bits);
+    let max = max_code(h.layout.bits) as f32;
     let rows = rows_mut::<P>(data, h.width);
     if h.unpadded_lines {
-        let shift = if h.layout.packing == Packing::FilledA { 2 } else { 0 };
+        let shift = if h.layout.packing == Packing::FilledA {
+            2
+        } else {
+            0
+        };
         let be = h.layout.big_endian;
         rows.into_par_iter().enumerate().for_each(|(y, r)| {
             let start = y * h.width;
             for (x, o) in r[0].iter_mut().enumerate() {
                 let s = start + x;
                 let w = word_at(img, s / 3, be);
-                *o = lut[((w >> (shift + 10 * (s % 3) as u32)) & 0x3FF) as usize];
+                *o = norm((w >> (shift + 10 * (s % 3) as u32)) & 0x3FF, max);
             }
         });
         return;
     }
     rows.into_par_iter().enumerate().for_each(|(y, mut r)| {
         let start = y * h.line_stride;
-        decode_line(&h.layout, &img[start..start + h.line_bytes], &mut r, lut);
+        decode_line(&h.layout, &img[start..start + h.line_bytes], &mut r, max);
     });
 }
 
@@ -810,18 +923,47 @@ fn le16(c: &[u8]) -> u32 {
 
 /// One line's codes, in file (pixel-interleaved) order, into the plane rows.
 #[inline(always)]
-fn scatter<I: Iterator<Item = u32>>(rows: &mut [&mut [f32]], mut codes: I, lut: &Lut) {
+fn scatter<I: Iterator<Item = u32>>(rows: &mut [&mut [f32]], mut codes: I, max: f32) {
     match rows {
         [y] => {
             for (o, c) in y.iter_mut().zip(codes) {
-                *o = lut[(c & 0xFFFF) as usize];
+                *o = norm(c, max);
             }
         }
         [r, g, b] => {
             for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
-                *r = lut[(codes.next().unwrap_or(0) & 0xFFFF) as usize];
-                *g = lut[(codes.next().unwrap_or(0) & 0xFFFF) as usize];
-                *b = lut[(codes.next().unwrap_or(0) & 0xFFFF) as usize];
+                *r = norm(codes.next().unwrap_or(0), max);
+                *g = norm(codes.next().unwrap_or(0), max);
+                *b = norm(codes.next().unwrap_or(0), max);
+            }
+        }
+        _ => unreachable!("1 or 3 planes"),
+    }
+}
+
+/// One line of byte-aligned samples, `N` bytes each, pixel-interleaved, into the plane rows.
+#[inline(always)]
+fn get_samples<const N: usize>(
+    rows: &mut [&mut [f32]],
+    src: &[u8],
+    max: f32,
+    f: impl Fn(&[u8]) -> u32,
+) {
+    match rows {
+        [y] => y
+            .iter_mut()
+            .zip(src.chunks_exact(N))
+            .for_each(|(o, c)| *o = norm(f(c), max)),
+        [r, g, b] => {
+            for (((r, g), b), c) in r
+                .iter_mut()
+                .zip(g.iter_mut())
+                .zip(b.iter_mut())
+                .zip(src.chunks_exact(3 * N))
+            {
+                *r = norm(f(&c[..N]), max);
+                *g = norm(f(&c[N..2 * N]), max);
+                *b = norm(f(&c[2 * N..]), max);
             }
         }
         _ => unreachable!("1 or 3 planes"),
@@ -863,8 +1005,8 @@ fn bit_reader<I: Iterator<Item = u32>>(words: I, bits: u8) -> BitReader<I> {
 /// The 10-bit filled unpacking loop shared by `decode` and `unpack_filled10` (the GPU twin's
 /// reference). `words` are the line's words as numbers; `shift` 2 for method A, 0 for B.
 #[inline(always)]
-fn unpack10_line<I: Iterator<Item = u32>>(mut words: I, shift: u32, rows: &mut [&mut [f32]], lut: &Lut) {
-    let s = |w: u32, at: u32| lut[((w >> (shift + at)) & 0x3FF) as usize];
+fn unpack10_line<I: Iterator<Item = u32>>(mut words: I, shift: u32, rows: &mut [&mut [f32]]) {
+    let s = |w: u32, at: u32| norm((w >> (shift + at)) & 0x3FF, 1023.0);
     match rows {
         // Luma fills each word from the bottom (FFmpeg's read10in32_gray).
         [y] => {
@@ -894,38 +1036,38 @@ fn unpack10_line<I: Iterator<Item = u32>>(mut words: I, shift: u32, rows: &mut [
     }
 }
 
-fn decode_line(l: &DpxLayout, src: &[u8], rows: &mut [&mut [f32]], lut: &Lut) {
+fn decode_line(l: &DpxLayout, src: &[u8], rows: &mut [&mut [f32]], max: f32) {
     let be = l.big_endian;
     match (l.bits, l.packing) {
-        (8, _) => scatter(rows, src.iter().map(|&b| b as u32), lut),
+        (8, _) => get_samples::<1>(rows, src, max, |c| c[0] as u32),
         (10 | 12, Packing::Packed) => {
             if be {
-                scatter(rows, bit_reader(src.chunks_exact(4).map(be32), l.bits), lut)
+                scatter(rows, bit_reader(src.chunks_exact(4).map(be32), l.bits), max)
             } else {
-                scatter(rows, bit_reader(src.chunks_exact(4).map(le32), l.bits), lut)
+                scatter(rows, bit_reader(src.chunks_exact(4).map(le32), l.bits), max)
             }
         }
         (10, p) => {
             let shift = if p == Packing::FilledA { 2 } else { 0 };
             if be {
-                unpack10_line(src.chunks_exact(4).map(be32), shift, rows, lut)
+                unpack10_line(src.chunks_exact(4).map(be32), shift, rows)
             } else {
-                unpack10_line(src.chunks_exact(4).map(le32), shift, rows, lut)
+                unpack10_line(src.chunks_exact(4).map(le32), shift, rows)
             }
         }
         (12, p) => {
             let shift = if p == Packing::FilledA { 4 } else { 0 };
             if be {
-                scatter(rows, src.chunks_exact(2).map(|c| (be16(c) >> shift) & 0xFFF), lut)
+                get_samples::<2>(rows, src, max, |c| (be16(c) >> shift) & 0xFFF)
             } else {
-                scatter(rows, src.chunks_exact(2).map(|c| (le16(c) >> shift) & 0xFFF), lut)
+                get_samples::<2>(rows, src, max, |c| (le16(c) >> shift) & 0xFFF)
             }
         }
         _ => {
             if be {
-                scatter(rows, src.chunks_exact(2).map(be16), lut)
+                get_samples::<2>(rows, src, max, be16)
             } else {
-                scatter(rows, src.chunks_exact(2).map(le16), lut)
+                get_samples::<2>(rows, src, max, le16)
             }
         }
     }
@@ -946,8 +1088,17 @@ pub fn words_per_line_filled10(width: usize, planes: usize) -> usize {
 /// # Panics
 /// When `words` is shorter than `words_per_line_filled10(width, planes) * height`, or `planes`
 /// is not 1 or 3.
-pub fn unpack_filled10(words: &[u32], big_endian: bool, width: usize, height: usize, planes: usize) -> Vec<f32> {
-    assert!(planes == 1 || planes == 3, "unpack_filled10: 1 or 3 planes, not {planes}");
+pub fn unpack_filled10(
+    words: &[u32],
+    big_endian: bool,
+    width: usize,
+    height: usize,
+    planes: usize,
+) -> Vec<f32> {
+    assert!(
+        planes == 1 || planes == 3,
+        "unpack_filled10: 1 or 3 planes, not {planes}"
+    );
     let wpl = words_per_line_filled10(width, planes);
     assert!(
         words.len() >= wpl * height,
@@ -955,47 +1106,96 @@ pub fn unpack_filled10(words: &[u32], big_endian: bool, width: usize, height: us
         words.len(),
         wpl * height
     );
-    let mut out = vec![0.0f32; width * height * planes];
+    let mut out = alloc_samples(width * height * planes);
     if out.is_empty() {
         return out;
     }
-    let lut = lut(10);
     let line = |y: usize, rows: &mut [&mut [f32]]| {
         let ws = &words[y * wpl..(y + 1) * wpl];
         if big_endian {
-            unpack10_line(ws.iter().map(|w| w.swap_bytes()), 2, rows, lut)
+            unpack10_line(ws.iter().map(|w| w.swap_bytes()), 2, rows)
         } else {
-            unpack10_line(ws.iter().copied(), 2, rows, lut)
+            unpack10_line(ws.iter().copied(), 2, rows)
         }
     };
     if planes == 1 {
-        rows_mut::<1>(&mut out, width).into_par_iter().enumerate().for_each(|(y, mut r)| line(y, &mut r));
+        rows_mut::<1>(&mut out, width)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(y, mut r)| line(y, &mut r));
     } else {
-        rows_mut::<3>(&mut out, width).into_par_iter().enumerate().for_each(|(y, mut r)| line(y, &mut r));
+        rows_mut::<3>(&mut out, width)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(y, mut r)| line(y, &mut r));
     }
     out
 }
 
+/// Where a line's packed words go: file bytes, or the GPU twin's words.
+trait WordSink {
+    fn put_all<I: Iterator<Item = u32>>(self, words: I);
+}
+
+/// File bytes in the file's byte order.
+struct FileWords<'a> {
+    out: &'a mut [u8],
+    be: bool,
+}
+
+impl WordSink for FileWords<'_> {
+    #[inline(always)]
+    fn put_all<I: Iterator<Item = u32>>(self, words: I) {
+        if self.be {
+            self.out
+                .chunks_exact_mut(4)
+                .zip(words)
+                .for_each(|(d, w)| d.copy_from_slice(&w.to_be_bytes()));
+        } else {
+            self.out
+                .chunks_exact_mut(4)
+                .zip(words)
+                .for_each(|(d, w)| d.copy_from_slice(&w.to_le_bytes()));
+        }
+    }
+}
+
+/// Words that give the file's bytes when written as little-endian (`pack_filled10`).
+struct LeWords<'a> {
+    out: &'a mut [u32],
+    be: bool,
+}
+
+impl WordSink for LeWords<'_> {
+    #[inline(always)]
+    fn put_all<I: Iterator<Item = u32>>(self, words: I) {
+        if self.be {
+            self.out
+                .iter_mut()
+                .zip(words)
+                .for_each(|(d, w)| *d = w.swap_bytes());
+        } else {
+            self.out.iter_mut().zip(words).for_each(|(d, w)| *d = w);
+        }
+    }
+}
+
 /// The 10-bit filled packing loop shared by `encode` and `pack_filled10`: each word of the line,
-/// as a number, to `put`. Unused slots and padding bits are zero.
+/// as a number, into `sink`. Unused slots and padding bits are zero.
 #[inline(always)]
-fn pack10_line(rows: &[&[f32]], shift: u32, mut put: impl FnMut(u32)) {
-    let q = |v: f32| quantise(v, 1023);
+fn pack10_line<S: WordSink>(rows: &[&[f32]], shift: u32, sink: S) {
+    let q = |v: f32| quantise_fast(v, 1023);
     match rows {
-        [y] => {
-            for c in y.chunks(3) {
-                let mut w = 0;
-                for (i, &v) in c.iter().enumerate() {
-                    w |= q(v) << (shift + 10 * i as u32);
-                }
-                put(w);
+        [y] => sink.put_all(y.chunks(3).map(|c| {
+            let mut w = 0;
+            for (i, &v) in c.iter().enumerate() {
+                w |= q(v) << (shift + 10 * i as u32);
             }
-        }
-        [r, g, b] => {
-            for ((&r, &g), &b) in r.iter().zip(g.iter()).zip(b.iter()) {
-                put((q(r) << (shift + 20)) | (q(g) << (shift + 10)) | (q(b) << shift));
-            }
-        }
+            w
+        })),
+        [r, g, b] => sink.put_all(r.iter().zip(g.iter()).zip(b.iter()).map(|((&r, &g), &b)| {
+            (q(r) << (shift + 20)) | (q(g) << (shift + 10)) | (q(b) << shift)
+        })),
         _ => unreachable!("1 or 3 planes"),
     }
 }
@@ -1006,8 +1206,17 @@ fn pack10_line(rows: &[&[f32]], shift: u32, mut put: impl FnMut(u32)) {
 ///
 /// # Panics
 /// When `frame_data` is shorter than `width * height * planes`, or `planes` is not 1 or 3.
-pub fn pack_filled10(frame_data: &[f32], big_endian: bool, width: usize, height: usize, planes: usize) -> Vec<u32> {
-    assert!(planes == 1 || planes == 3, "pack_filled10: 1 or 3 planes, not {planes}");
+pub fn pack_filled10(
+    frame_data: &[f32],
+    big_endian: bool,
+    width: usize,
+    height: usize,
+    planes: usize,
+) -> Vec<u32> {
+    assert!(
+        planes == 1 || planes == 3,
+        "pack_filled10: 1 or 3 planes, not {planes}"
+    );
     assert!(
         frame_data.len() >= width * height * planes,
         "pack_filled10: {} samples for {width}x{height}x{planes}",
@@ -1019,31 +1228,51 @@ pub fn pack_filled10(frame_data: &[f32], big_endian: bool, width: usize, height:
         return out;
     }
     out.par_chunks_mut(wpl).enumerate().for_each(|(y, line)| {
-        let mut dst = line.iter_mut();
-        let mut put = |w: u32| {
-            if let Some(o) = dst.next() {
-                *o = if big_endian { w.swap_bytes() } else { w };
-            }
+        let sink = LeWords {
+            out: line,
+            be: big_endian,
         };
         if planes == 1 {
-            pack10_line(&rows_of::<1>(frame_data, width, height, y), 2, &mut put)
+            pack10_line(&rows_of::<1>(frame_data, width, height, y), 2, sink)
         } else {
-            pack10_line(&rows_of::<3>(frame_data, width, height, y), 2, &mut put)
+            pack10_line(&rows_of::<3>(frame_data, width, height, y), 2, sink)
         }
     });
     out
 }
 
-/// One line's codes in file (pixel-interleaved) order.
+/// One line's codes in file (pixel-interleaved) order, for the bit-stream packer.
 #[inline(always)]
 fn gather(rows: &[&[f32]], max: u32, mut put: impl FnMut(u32)) {
     match rows {
-        [y] => y.iter().for_each(|&v| put(quantise(v, max))),
+        [y] => y.iter().for_each(|&v| put(quantise_fast(v, max))),
         [r, g, b] => {
             for ((&r, &g), &b) in r.iter().zip(g.iter()).zip(b.iter()) {
-                put(quantise(r, max));
-                put(quantise(g, max));
-                put(quantise(b, max));
+                put(quantise_fast(r, max));
+                put(quantise_fast(g, max));
+                put(quantise_fast(b, max));
+            }
+        }
+        _ => unreachable!("1 or 3 planes"),
+    }
+}
+
+/// One line of byte-aligned samples, `N` bytes each, pixel-interleaved.
+#[inline(always)]
+fn put_samples<const N: usize>(rows: &[&[f32]], out: &mut [u8], f: impl Fn(f32) -> [u8; N]) {
+    match rows {
+        [y] => out
+            .chunks_exact_mut(N)
+            .zip(y.iter())
+            .for_each(|(d, &v)| d.copy_from_slice(&f(v))),
+        [r, g, b] => {
+            for (d, ((&r, &g), &b)) in out
+                .chunks_exact_mut(3 * N)
+                .zip(r.iter().zip(g.iter()).zip(b.iter()))
+            {
+                d[..N].copy_from_slice(&f(r));
+                d[N..2 * N].copy_from_slice(&f(g));
+                d[2 * N..].copy_from_slice(&f(b));
             }
         }
         _ => unreachable!("1 or 3 planes"),
@@ -1052,25 +1281,27 @@ fn gather(rows: &[&[f32]], max: u32, mut put: impl FnMut(u32)) {
 
 fn encode_line(l: &DpxLayout, rows: &[&[f32]], out: &mut [u8]) {
     let be = l.big_endian;
-    let mut w32 = out.chunks_exact_mut(4);
-    let mut put32 = |w: u32| {
-        if let Some(d) = w32.next() {
-            d.copy_from_slice(&if be { w.to_be_bytes() } else { w.to_le_bytes() });
+    let max = max_code(l.bits);
+    let half = move |v: f32, shift: u32| {
+        let c = (quantise_fast(v, max) << shift) as u16;
+        if be {
+            c.to_be_bytes()
+        } else {
+            c.to_le_bytes()
         }
     };
     match (l.bits, l.packing) {
-        (8, _) => {
-            let mut o = out.iter_mut();
-            gather(rows, 255, |c| {
-                if let Some(d) = o.next() {
-                    *d = c as u8;
-                }
-            });
-        }
+        (8, _) => put_samples(rows, out, |v| [quantise_fast(v, 255) as u8]),
         (10 | 12, Packing::Packed) => {
+            let mut dst = out.chunks_exact_mut(4);
+            let mut put32 = |w: u32| {
+                if let Some(d) = dst.next() {
+                    d.copy_from_slice(&if be { w.to_be_bytes() } else { w.to_le_bytes() });
+                }
+            };
             let bits = l.bits as u32;
             let (mut acc, mut n) = (0u64, 0u32);
-            gather(rows, max_code(l.bits), |c| {
+            gather(rows, max, |c| {
                 acc |= (c as u64) << n;
                 n += bits;
                 if n >= 32 {
@@ -1083,17 +1314,13 @@ fn encode_line(l: &DpxLayout, rows: &[&[f32]], out: &mut [u8]) {
                 put32(acc as u32);
             }
         }
-        (10, p) => pack10_line(rows, if p == Packing::FilledA { 2 } else { 0 }, put32),
-        _ => {
-            let shift = if (l.bits, l.packing) == (12, Packing::FilledA) { 4 } else { 0 };
-            let mut o = out.chunks_exact_mut(2);
-            gather(rows, max_code(l.bits), |c| {
-                if let Some(d) = o.next() {
-                    let v = (c << shift) as u16;
-                    d.copy_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
-                }
-            });
-        }
+        (10, p) => pack10_line(
+            rows,
+            if p == Packing::FilledA { 2 } else { 0 },
+            FileWords { out, be },
+        ),
+        (12, Packing::FilledA) => put_samples(rows, out, |v| half(v, 4)),
+        _ => put_samples(rows, out, |v| half(v, 0)),
     }
 }
 
@@ -1108,10 +1335,18 @@ impl Put<'_> {
         self.b[off] = v;
     }
     fn u16(&mut self, off: usize, v: u16) {
-        self.b[off..off + 2].copy_from_slice(&if self.be { v.to_be_bytes() } else { v.to_le_bytes() });
+        self.b[off..off + 2].copy_from_slice(&if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        });
     }
     fn u32(&mut self, off: usize, v: u32) {
-        self.b[off..off + 4].copy_from_slice(&if self.be { v.to_be_bytes() } else { v.to_le_bytes() });
+        self.b[off..off + 4].copy_from_slice(&if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        });
     }
     fn f32(&mut self, off: usize, v: DpxF32) {
         self.u32(off, v.0);
@@ -1187,19 +1422,31 @@ pub fn encode(frame: &Frame, layout: &DpxLayout) -> Result<Vec<u8>> {
     layout.check().map_err(anyhow::Error::msg)?;
     let (w, h) = (frame.width, frame.height);
     if frame.planes != layout.planes {
-        bail!("frame has {} planes but the DPX layout is for {}", frame.planes, layout.planes);
+        bail!(
+            "frame has {} planes but the DPX layout is for {}",
+            frame.planes,
+            layout.planes
+        );
     }
     if w == 0 || h == 0 || w > MAX_DIM || h > MAX_DIM {
         bail!("cannot write a {w}x{h} DPX (each side 1 to {MAX_DIM})");
     }
     if frame.data.len() != w * h * frame.planes {
-        bail!("frame data holds {} samples, not {w}x{h}x{}", frame.data.len(), frame.planes);
+        bail!(
+            "frame data holds {} samples, not {w}x{h}x{}",
+            frame.data.len(),
+            frame.planes
+        );
     }
     let meta = &frame.meta;
     let carry = meta.dpx.as_ref();
     let c = carry.cloned().unwrap_or_default();
 
-    let user = if c.user_data.len() <= MAX_USER_DATA { &c.user_data[..] } else { &[][..] };
+    let user = if c.user_data.len() <= MAX_USER_DATA {
+        &c.user_data[..]
+    } else {
+        &[][..]
+    };
     let min_offset = (HEADER_LEN + user.len()).div_ceil(4) * 4;
     let offset = match c.data_offset as usize {
         o if o >= min_offset && o <= min_offset + (16 << 20) => o,
@@ -1301,7 +1548,10 @@ pub fn encode(frame: &Frame, layout: &DpxLayout) -> Result<Vec<u8>> {
         ],
         Some(e) => edge_parts(e)?,
     };
-    for ((off, len), s) in [(1664, 2), (1666, 2), (1668, 2), (1670, 6), (1676, 4)].into_iter().zip(&edge) {
+    for ((off, len), s) in [(1664, 2), (1666, 2), (1668, 2), (1670, 6), (1676, 4)]
+        .into_iter()
+        .zip(&edge)
+    {
         p.text(off, len, s);
     }
     p.text(1680, 32, &c.format);

@@ -101,6 +101,8 @@ pub struct RestoreJob {
     pub overwrite: bool,
     pub allow_gaps: bool,
     pub quiet: bool,
+    /// Run each stage's CPU reference after its GPU run and fail beyond its tolerance.
+    pub check_gpu: bool,
     pub stages: Vec<Box<dyn Stage>>,
     pub backend: Backend,
     /// Extra facts for the run's record (preset name and text, command line).
@@ -115,6 +117,8 @@ pub struct RunSummary {
     pub seconds: f64,
     pub output_format: String,
     pub record: PathBuf,
+    /// Per-stage largest GPU/CPU difference, with `check_gpu` on a GPU backend.
+    pub gpu_checks: Vec<GpuCheck>,
 }
 
 /// Plan: positions to read (with handles) and to write.
@@ -283,16 +287,77 @@ impl Runner<Frame> for CpuRunner {
     fn release(&mut self, _frame: Frame) {}
 }
 
-struct GpuRunner<'g>(&'g GpuContext);
+struct GpuRunner<'g> {
+    gpu: &'g GpuContext,
+    /// `--check-gpu`: the largest |GPU - CPU| seen per stage, when checking.
+    check: Option<Vec<GpuCheck>>,
+}
+
+/// What `--check-gpu` found for one stage.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GpuCheck {
+    pub stage: String,
+    pub max_abs_diff: f32,
+    pub tolerance: f32,
+    pub frames: usize,
+}
+
+impl GpuRunner<'_> {
+    /// Run the CPU reference on the same window and compare; over tolerance is an error.
+    fn check(&mut self, stage: &dyn Stage, window: &Window<'_, GpuFrame>, out: &GpuFrame) -> Result<()> {
+        let Some(checks) = self.check.as_mut() else { return Ok(()) };
+        let down = |f: &GpuFrame| self.gpu.download(f);
+        let before: Vec<Frame> = window.before.iter().map(|f| down(f)).collect::<Result<_>>()?;
+        let center = down(window.center)?;
+        let after: Vec<Frame> = window.after.iter().map(|f| down(f)).collect::<Result<_>>()?;
+        let cpu = stage.run_cpu(&Window {
+            before: before.iter().collect(),
+            center: &center,
+            after: after.iter().collect(),
+        })?;
+        let gpu = down(out)?;
+        let diff = cpu
+            .data
+            .iter()
+            .zip(&gpu.data)
+            // Absolute up to 1, relative above, where an f32 ulp outgrows any absolute bound.
+            .map(|(a, b)| if a == b { 0.0 } else { (a - b).abs() / a.abs().max(1.0) })
+            .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
+        let entry = match checks.iter_mut().find(|c| c.stage == stage.name()) {
+            Some(e) => e,
+            None => {
+                checks.push(GpuCheck {
+                    stage: stage.name().to_string(),
+                    max_abs_diff: 0.0,
+                    tolerance: stage.gpu_tolerance(),
+                    frames: 0,
+                });
+                checks.last_mut().expect("just pushed")
+            }
+        };
+        entry.max_abs_diff = entry.max_abs_diff.max(diff);
+        entry.frames += 1;
+        if diff > entry.tolerance {
+            bail!(
+                "--check-gpu: stage '{}' GPU result differs from the CPU reference by {diff:e} (tolerance {:e})",
+                stage.name(),
+                entry.tolerance
+            );
+        }
+        Ok(())
+    }
+}
 
 impl Runner<GpuFrame> for GpuRunner<'_> {
     fn run(&mut self, stage: &dyn Stage, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
-        stage
-            .run_gpu(self.0, window)
-            .with_context(|| format!("stage '{}' (GPU)", stage.name()))
+        let out = stage
+            .run_gpu(self.gpu, window)
+            .with_context(|| format!("stage '{}' (GPU)", stage.name()))?;
+        self.check(stage, window, &out)?;
+        Ok(out)
     }
     fn release(&mut self, frame: GpuFrame) {
-        self.0.recycle(frame);
+        self.gpu.recycle(frame);
     }
 }
 
@@ -323,6 +388,7 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
     let decoded = ordered::ordered_map(paths, workers * 2, |(pos, path)| (pos, io::read_frame(&path)));
     let shape = (info.width, info.height, info.planes);
     let mut frames_read = 0;
+    let mut gpu_checks = Vec::new();
     let mut outputs = Vec::new();
     let deliver = |outputs: &mut Vec<(usize, Frame)>| -> Result<()> {
         for (q, frame) in outputs.drain(..) {
@@ -350,6 +416,10 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
             Backend::Gpu(gpu) => {
                 let mut chain = Chain::new(&job.stages, seq.len(), plan.read.0, plan.read.1);
                 let mut gpu_out: Vec<(usize, GpuFrame)> = Vec::new();
+                let mut runner = GpuRunner {
+                    gpu,
+                    check: job.check_gpu.then(Vec::new),
+                };
                 for (pos, frame) in decoded {
                     if cancel::interrupted() || writer.failed() {
                         break;
@@ -357,7 +427,9 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
                     let frame = checked(frame, shape, &seq.frames[pos].path)?;
                     frames_read += 1;
                     let on_device = gpu.upload(&frame)?;
-                    chain.push(pos, on_device, &mut GpuRunner(gpu), &mut gpu_out)?;
+                    let pushed = chain.push(pos, on_device, &mut runner, &mut gpu_out);
+                    gpu_checks = runner.check.clone().unwrap_or_default();
+                    pushed?;
                     for (q, f) in gpu_out.drain(..) {
                         let host = gpu.download(&f)?;
                         gpu.recycle(f);
@@ -379,13 +451,14 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
     }
     let frames_written = targets.iter().filter(|p| p.exists()).count();
     let seconds = start.elapsed().as_secs_f64();
-    let record = write_record(job, &plan, &info, format, &targets, seconds)?;
+    let record = write_record(job, &plan, &info, format, &targets, seconds, &gpu_checks)?;
     Ok(RunSummary {
         frames_written,
         frames_read,
         seconds,
         output_format: format.to_string(),
         record,
+        gpu_checks,
     })
 }
 
@@ -414,6 +487,7 @@ fn write_record(
     format: OutputFormat,
     targets: &[PathBuf],
     seconds: f64,
+    gpu_checks: &[GpuCheck],
 ) -> Result<PathBuf> {
     let seq = &job.sequence;
     let name = match job.frames {
@@ -456,6 +530,7 @@ fn write_record(
         "stages": stages,
         "run": job.record_extra,
         "seconds": seconds,
+        "gpu_checks": gpu_checks,
     });
     let path = job.output_dir.join(name);
     let text = serde_json::to_string_pretty(&record)?;

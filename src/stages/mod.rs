@@ -43,6 +43,9 @@ pub trait Stage: Send + Sync {
     fn spatial_halo(&self) -> usize {
         0
     }
+    /// Largest difference allowed between the GPU and CPU results (absolute up to 1, relative
+    /// above); held by the parity tests and by `restore --check-gpu`.
+    fn gpu_tolerance(&self) -> f32;
     /// The parameters as resolved, for the run's record.
     fn params_json(&self) -> serde_json::Value;
     /// Reference implementation: plain Rust, parallel over rows or planes with rayon.

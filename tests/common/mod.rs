@@ -114,8 +114,9 @@ impl fmt::Display for Comparison {
 }
 
 /// Compare two frames sample by sample: `|got - want| <= tolerance * max(1, |want|)`, NaN equal
-/// to NaN (see [`Comparison::max_diff`]); tolerance 0 asks for equality. On failure writes `got`, `want` and their difference (scaled so the tolerance is mid-grey) as
-/// 16-bit PGM/PPM files in the temp directory.
+/// to NaN (see [`Comparison::max_diff`]); tolerance 0 asks for equality. On failure writes
+/// `got`, `want` and their difference (scaled so the tolerance is mid-grey) as 16-bit PGM/PPM
+/// files in the temp directory.
 pub fn compare(name: &str, got: &Frame, want: &Frame, tolerance: f32) -> Comparison {
     let shape = |f: &Frame| (f.width, f.height, f.planes, f.data.len());
     assert_eq!(
