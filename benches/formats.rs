@@ -26,12 +26,21 @@ fn dpx(bits: u8, packing: Packing) -> OutputFormat {
 }
 
 fn main() {
-    let n: usize = std::env::var("NITRATE_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let n: usize = std::env::var("NITRATE_BENCH_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut frame = scene_frame(W, H, 3, 0, 1);
     frame.meta.bit_depth = 10;
-    println!("nitrate format throughput, {W}x{H} RGB, {n} frames each, {} threads", rayon::current_num_threads());
-    println!("{:<22} {:>12} {:>12} {:>10}", "format", "decode f/s", "encode f/s", "MB/frame");
+    println!(
+        "nitrate format throughput, {W}x{H} RGB, {n} frames each, {} threads",
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:<22} {:>12} {:>12} {:>10}",
+        "format", "decode f/s", "encode f/s", "MB/frame"
+    );
     let formats = [
         ("dpx10 (filled A)", dpx(10, Packing::FilledA), "dpx"),
         ("dpx10 (packed)", dpx(10, Packing::Packed), "dpx"),
@@ -56,7 +65,9 @@ fn main() {
         // Warm the page cache, then time decode.
         paths.iter().for_each(|p| drop(std::fs::read(p)));
         let t = Instant::now();
-        paths.par_iter().for_each(|p| drop(io::read_frame(p).expect("read")));
+        paths
+            .par_iter()
+            .for_each(|p| drop(io::read_frame(p).expect("read")));
         let dec = n as f64 / t.elapsed().as_secs_f64();
         println!("{label:<22} {dec:>12.1} {enc:>12.1} {size:>10.2}");
         if label.starts_with("dpx10 (filled") {

@@ -33,7 +33,10 @@ fn rate(n: usize, t: Instant) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::var("NITRATE_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let n: usize = std::env::var("NITRATE_BENCH_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("in");
     std::fs::create_dir_all(&input).expect("dir");
@@ -46,13 +49,24 @@ fn main() {
         planes: 3,
     };
     (0..n).into_par_iter().for_each(|i| {
-        io::write_frame(&input.join(format!("f_{i:06}.dpx")), &frame, OutputFormat::Dpx(layout)).expect("write")
+        io::write_frame(
+            &input.join(format!("f_{i:06}.dpx")),
+            &frame,
+            OutputFormat::Dpx(layout),
+        )
+        .expect("write")
     });
-    println!("nitrate pipeline overhead, {W}x{H} RGB DPX 10-bit, {n} frames, {} threads", rayon::current_num_threads());
+    println!(
+        "nitrate pipeline overhead, {W}x{H} RGB DPX 10-bit, {n} frames, {} threads",
+        rayon::current_num_threads()
+    );
 
     for (label, stages) in [
         ("restore, empty chain (CPU)", vec![]),
-        ("restore, levels (CPU)", vec![Box::new(Levels::new(levels()).expect("params")) as Box<dyn Stage>]),
+        (
+            "restore, levels (CPU)",
+            vec![Box::new(Levels::new(levels()).expect("params")) as Box<dyn Stage>],
+        ),
     ] {
         let out = dir.path().join(label.replace([' ', ',', '(', ')'], "_"));
         let job = RestoreJob {
@@ -62,7 +76,7 @@ fn main() {
             frames: None,
             overwrite: true,
             allow_gaps: false,
-        check_gpu: false,
+            check_gpu: false,
             quiet: true,
             stages,
             backend: Backend::Cpu,
@@ -78,7 +92,11 @@ fn main() {
         let mut f = frame.clone();
         cpu::apply(&mut f, &levels());
     }
-    println!("{:<42} {:>8.1} frames/s (clone included)", "levels in memory (CPU)", rate(n, t));
+    println!(
+        "{:<42} {:>8.1} frames/s (clone included)",
+        "levels in memory (CPU)",
+        rate(n, t)
+    );
 
     let gpu = match GpuContext::new(AdapterChoice::Any) {
         Ok(g) => g,
@@ -98,7 +116,11 @@ fn main() {
         gpu.recycle(g);
         drop(back);
     }
-    println!("{:<42} {:>8.1} frames/s", "GPU upload + download (f32)", rate(n, t));
+    println!(
+        "{:<42} {:>8.1} frames/s",
+        "GPU upload + download (f32)",
+        rate(n, t)
+    );
     let t = Instant::now();
     for _ in 0..n {
         let g = gpu.upload(&frame).expect("upload");
@@ -108,14 +130,24 @@ fn main() {
         gpu.recycle(out);
         drop(back);
     }
-    println!("{:<42} {:>8.1} frames/s", "GPU upload + levels + download (f32)", rate(n, t));
+    println!(
+        "{:<42} {:>8.1} frames/s",
+        "GPU upload + levels + download (f32)",
+        rate(n, t)
+    );
     let words = dpx::pack_filled10(&frame.data, true, W, H, 3);
     let t = Instant::now();
     for _ in 0..n {
-        let g = gpu.upload_dpx10(&words, true, W, H, 3, frame.meta.clone()).expect("upload");
+        let g = gpu
+            .upload_dpx10(&words, true, W, H, 3, frame.meta.clone())
+            .expect("upload");
         let back = gpu.download_dpx10(&g, true).expect("download");
         gpu.recycle(g);
         drop(back);
     }
-    println!("{:<42} {:>8.1} frames/s", "GPU packed DPX10 upload + download", rate(n, t));
+    println!(
+        "{:<42} {:>8.1} frames/s",
+        "GPU packed DPX10 upload + download",
+        rate(n, t)
+    );
 }

@@ -102,7 +102,11 @@ pub struct DemoArgs {
 
 /// `A-B` (or a single frame `A`) into an inclusive range.
 pub fn parse_range(text: &str) -> Result<(i64, i64)> {
-    let parse = |s: &str| s.trim().parse::<i64>().with_context(|| format!("'{s}' is not a frame number"));
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<i64>()
+            .with_context(|| format!("'{s}' is not a frame number"))
+    };
     let (a, b) = match text.split_once('-') {
         Some((a, b)) => (parse(a)?, parse(b)?),
         None => {
@@ -118,7 +122,9 @@ pub fn parse_range(text: &str) -> Result<(i64, i64)> {
 
 /// `WIDTHxHEIGHT` into a size.
 pub fn parse_size(text: &str) -> Result<(usize, usize)> {
-    let (w, h) = text.split_once('x').context("expected WIDTHxHEIGHT, e.g. 480x270")?;
+    let (w, h) = text
+        .split_once('x')
+        .context("expected WIDTHxHEIGHT, e.g. 480x270")?;
     let (w, h): (usize, usize) = (w.parse()?, h.parse()?);
     if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
         bail!("size {w}x{h} is out of range (16 to 8192 each way)");

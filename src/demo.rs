@@ -32,11 +32,16 @@ pub fn run(args: &DemoArgs, backend: Backend) -> Result<()> {
         big_endian: true,
         planes: 3,
     });
-    let (clean_dir, faded_dir, restored_dir) = (out.join("clean"), out.join("faded"), out.join("restored"));
+    let (clean_dir, faded_dir, restored_dir) =
+        (out.join("clean"), out.join("faded"), out.join("restored"));
     for dir in [&clean_dir, &faded_dir] {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
     }
-    eprintln!("demo: rendering {n} frames of {w}x{h} into {}", out.display());
+    eprintln!(
+        "demo: rendering {n} frames of {w}x{h} into {}",
+        out.display()
+    );
     let mut clean: Vec<Frame> = (0..n).map(|t| scene_frame(w, h, 3, t, 1906)).collect();
     // Stretch each channel to the full code range, as a well-exposed scan of a good print.
     let full = estimate_levels(&clean);
@@ -63,8 +68,18 @@ pub fn run(args: &DemoArgs, backend: Backend) -> Result<()> {
     let params = estimate_levels(&faded_frames);
     eprintln!(
         "demo: estimated levels per channel: black {:?}, white {:?}",
-        [params.black.get(0), params.black.get(1), params.black.get(2)].map(round3),
-        [params.white.get(0), params.white.get(1), params.white.get(2)].map(round3)
+        [
+            params.black.get(0),
+            params.black.get(1),
+            params.black.get(2)
+        ]
+        .map(round3),
+        [
+            params.white.get(0),
+            params.white.get(1),
+            params.white.get(2)
+        ]
+        .map(round3)
     );
     let stage = Levels::new(params)?;
     let job = RestoreJob {
@@ -91,9 +106,16 @@ pub fn run(args: &DemoArgs, backend: Backend) -> Result<()> {
     }
     let mid = restored.frames[n / 2].path.clone();
     let sheet = out.join("before_after.png");
-    let sheet_frame = side_by_side(&[&read_back(&faded_dir, &mid)?, &io::read_frame(&mid)?, &clean[n / 2]]);
+    let sheet_frame = side_by_side(&[
+        &read_back(&faded_dir, &mid)?,
+        &io::read_frame(&mid)?,
+        &clean[n / 2],
+    ]);
     io::write_frame(&sheet, &sheet_frame, OutputFormat::Png { bits: 16 })?;
-    println!("restored {} frames in {:.2}s", summary.frames_written, summary.seconds);
+    println!(
+        "restored {} frames in {:.2}s",
+        summary.frames_written, summary.seconds
+    );
     println!("mean PSNR against the clean frames: faded {before:.2} dB -> restored {after:.2} dB");
     println!("before | after | clean: {}", sheet.display());
     println!("record: {}", summary.record.display());
@@ -114,7 +136,10 @@ pub fn estimate_levels(frames: &[Frame]) -> LevelsParams {
     let mut black = [0.0f64; 3];
     let mut white = [1.0f64; 3];
     for p in 0..planes.min(3) {
-        let samples: Vec<f32> = frames.iter().flat_map(|f| f.plane(p).iter().copied()).collect();
+        let samples: Vec<f32> = frames
+            .iter()
+            .flat_map(|f| f.plane(p).iter().copied())
+            .collect();
         black[p] = percentile(&samples, CLIP) as f64;
         white[p] = percentile(&samples, 1.0 - CLIP) as f64;
     }

@@ -63,7 +63,14 @@ impl fmt::Display for Timecode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0.to_be_bytes();
         let d = |v: u8| (v >> 4) * 10 + (v & 0xF);
-        write!(f, "{:02}:{:02}:{:02}:{:02}", d(b[0]), d(b[1]), d(b[2]), d(b[3]))
+        write!(
+            f,
+            "{:02}:{:02}:{:02}:{:02}",
+            d(b[0]),
+            d(b[1]),
+            d(b[2]),
+            d(b[3])
+        )
     }
 }
 
@@ -150,7 +157,13 @@ impl Frame {
 
     /// Shape as text for messages: "2048x1556, 3 planes".
     pub fn shape(&self) -> String {
-        format!("{}x{}, {} plane{}", self.width, self.height, self.planes, if self.planes == 1 { "" } else { "s" })
+        format!(
+            "{}x{}, {} plane{}",
+            self.width,
+            self.height,
+            self.planes,
+            if self.planes == 1 { "" } else { "s" }
+        )
     }
 }
 

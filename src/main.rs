@@ -10,7 +10,10 @@ fn main() -> ExitCode {
     match nitrate::app::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            if err.downcast_ref::<nitrate::pipeline::cancel::Interrupted>().is_some() {
+            if err
+                .downcast_ref::<nitrate::pipeline::cancel::Interrupted>()
+                .is_some()
+            {
                 eprintln!("nitrate: {err}");
                 return ExitCode::from(130);
             }

@@ -36,15 +36,20 @@ impl Preset {
         }
         let path = Path::new(name_or_path);
         if path.is_file() || name_or_path.ends_with(".toml") {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read preset", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read preset", path.display()))?;
             return Preset::parse(&text, &path.display().to_string());
         }
         let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
-        bail!("no preset named '{name_or_path}' (built in: {}; or give a .toml file path)", names.join(", "))
+        bail!(
+            "no preset named '{name_or_path}' (built in: {}; or give a .toml file path)",
+            names.join(", ")
+        )
     }
 
     pub fn parse(text: &str, source: &str) -> Result<Preset> {
-        let table: toml::Table = toml::from_str(text).with_context(|| format!("{source}: not valid TOML"))?;
+        let table: toml::Table =
+            toml::from_str(text).with_context(|| format!("{source}: not valid TOML"))?;
         for key in table.keys() {
             if !["version", "stage", "description"].contains(&key.as_str()) {
                 bail!("{source}: unknown key '{key}' (valid: version, description, stage)");
@@ -52,14 +57,16 @@ impl Preset {
         }
         match table.get("version").and_then(|v| v.as_integer()) {
             Some(1) => {}
-            Some(v) => bail!("{source}: preset version {v} is not supported (this nitrate reads version 1)"),
+            Some(v) => bail!(
+                "{source}: preset version {v} is not supported (this nitrate reads version 1)"
+            ),
             None => bail!("{source}: missing 'version = 1'"),
         }
         let mut chain = Vec::new();
         if let Some(list) = table.get("stage") {
-            let list = list
-                .as_array()
-                .with_context(|| format!("{source}: 'stage' must be an array of tables ([[stage]])"))?;
+            let list = list.as_array().with_context(|| {
+                format!("{source}: 'stage' must be an array of tables ([[stage]])")
+            })?;
             for (i, entry) in list.iter().enumerate() {
                 let mut params = entry
                     .as_table()
@@ -69,7 +76,8 @@ impl Preset {
                     Some(toml::Value::String(s)) => s,
                     _ => bail!("{source}: stage {} has no name = \"...\"", i + 1),
                 };
-                let canon = stages::canonical_name(&name).with_context(|| format!("{source}: stage {}", i + 1))?;
+                let canon = stages::canonical_name(&name)
+                    .with_context(|| format!("{source}: stage {}", i + 1))?;
                 chain.push((canon.to_string(), params));
             }
         }
@@ -111,7 +119,10 @@ impl Preset {
         let value = parse_value(value.trim());
         let Some((_, params)) = self.chain.iter_mut().find(|(n, _)| n == canon) else {
             let chain: Vec<&str> = self.chain.iter().map(|(n, _)| n.as_str()).collect();
-            bail!("--set {assignment}: stage '{canon}' is not in the chain ({})", chain.join(", "));
+            bail!(
+                "--set {assignment}: stage '{canon}' is not in the chain ({})",
+                chain.join(", ")
+            );
         };
         params.insert(key.trim().to_string(), value);
         Ok(())

@@ -50,7 +50,9 @@ pub fn probe(input: &Path) -> Result<ProbeReport> {
                 let first = *first.get_or_insert(i);
                 if (i.width, i.height, i.planes) != (first.width, first.height, first.planes) {
                     let key = format!("{}x{}/{}", i.width, i.height, i.planes);
-                    let e = shapes.entry(key).or_insert((0, f.path.display().to_string()));
+                    let e = shapes
+                        .entry(key)
+                        .or_insert((0, f.path.display().to_string()));
                     e.0 += 1;
                 }
             }
@@ -58,7 +60,11 @@ pub fn probe(input: &Path) -> Result<ProbeReport> {
         }
     }
     let Some(first) = first else {
-        anyhow::bail!("{}: no readable frame: {}", seq.pattern, unreadable.first().cloned().unwrap_or_default());
+        anyhow::bail!(
+            "{}: no readable frame: {}",
+            seq.pattern,
+            unreadable.first().cloned().unwrap_or_default()
+        );
     };
     Ok(ProbeReport {
         pattern: seq.pattern.clone(),
@@ -85,12 +91,29 @@ impl std::fmt::Display for ProbeReport {
         writeln!(f, "sequence:   {}", self.pattern)?;
         writeln!(f, "format:     {}", self.encoding)?;
         writeln!(f, "size:       {}x{}", self.width, self.height)?;
-        writeln!(f, "planes:     {} ({})", self.planes, if self.planes == 1 { "monochrome" } else { "RGB" })?;
+        writeln!(
+            f,
+            "planes:     {} ({})",
+            self.planes,
+            if self.planes == 1 {
+                "monochrome"
+            } else {
+                "RGB"
+            }
+        )?;
         writeln!(f, "transfer:   {}", self.transfer)?;
-        writeln!(f, "frame rate: {}", self.frame_rate.map_or("-".into(), |r| format!("{r:.3}")))?;
+        writeln!(
+            f,
+            "frame rate: {}",
+            self.frame_rate.map_or("-".into(), |r| format!("{r:.3}"))
+        )?;
         writeln!(f, "timecode:   {} (first frame)", opt(&self.first_timecode))?;
         writeln!(f, "edge code:  {}", opt(&self.edge_code))?;
-        writeln!(f, "frames:     {}-{} ({} frames)", self.first_frame, self.last_frame, self.count)?;
+        writeln!(
+            f,
+            "frames:     {}-{} ({} frames)",
+            self.first_frame, self.last_frame, self.count
+        )?;
         if self.gaps.is_empty() {
             writeln!(f, "gaps:       none")?;
         } else {

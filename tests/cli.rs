@@ -67,19 +67,48 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 /// Run a restore expected to fail; check message, exit code, no output frames, input intact.
 fn assert_refused(input: &Path, output: &Path, extra: &[&str], expect: &[&str]) {
-    let before = snapshot(if input.is_dir() { input } else { input.parent().unwrap() });
-    let mut args = vec!["restore", input.to_str().unwrap(), output.to_str().unwrap(), "--backend", "cpu"];
+    let before = snapshot(if input.is_dir() {
+        input
+    } else {
+        input.parent().unwrap()
+    });
+    let mut args = vec![
+        "restore",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ];
     args.extend_from_slice(extra);
     let o = nitrate(&args);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "expected failure, got {:?}: {err}", o.status);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected failure, got {:?}: {err}",
+        o.status
+    );
     for e in expect {
         assert!(err.contains(e), "message lacks '{e}': {err}");
     }
     assert!(!err.contains("panicked"), "{err}");
-    let frames: Vec<String> = files_in(output).into_iter().filter(|f| f.ends_with(".dpx") || f.contains("partial")).collect();
-    assert!(frames.is_empty(), "output holds {frames:?} after a refused run");
-    assert_eq!(before, snapshot(if input.is_dir() { input } else { input.parent().unwrap() }), "input changed");
+    let frames: Vec<String> = files_in(output)
+        .into_iter()
+        .filter(|f| f.ends_with(".dpx") || f.contains("partial"))
+        .collect();
+    assert!(
+        frames.is_empty(),
+        "output holds {frames:?} after a refused run"
+    );
+    assert_eq!(
+        before,
+        snapshot(if input.is_dir() {
+            input
+        } else {
+            input.parent().unwrap()
+        }),
+        "input changed"
+    );
 }
 
 #[test]
@@ -88,20 +117,44 @@ fn dpx10_restore_keeps_depth_size_names_rate_and_timecode() {
     let (input, output) = (dir.path().join("scans"), dir.path().join("restored"));
     dpx_sequence(&input, 5, 64, 40);
     let o = nitrate(&[
-        "restore", input.to_str().unwrap(), output.to_str().unwrap(), "--backend", "cpu", "--format", "dpx10",
-        "--set", "levels.black=0.05", "--set", "levels.gamma=[1.0, 1.1, 1.2]",
+        "restore",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--format",
+        "dpx10",
+        "--set",
+        "levels.black=0.05",
+        "--set",
+        "levels.gamma=[1.0, 1.1, 1.2]",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("backend: CPU"), "one line says which backend: {}", stderr(&o));
-    let names: Vec<String> = files_in(&output).into_iter().filter(|f| f.ends_with(".dpx")).collect();
-    assert_eq!(names, (1001..1006).map(|n| format!("scan_{n:06}.dpx")).collect::<Vec<_>>());
+    assert!(
+        stderr(&o).contains("backend: CPU"),
+        "one line says which backend: {}",
+        stderr(&o)
+    );
+    let names: Vec<String> = files_in(&output)
+        .into_iter()
+        .filter(|f| f.ends_with(".dpx"))
+        .collect();
+    assert_eq!(
+        names,
+        (1001..1006)
+            .map(|n| format!("scan_{n:06}.dpx"))
+            .collect::<Vec<_>>()
+    );
     for (t, name) in names.iter().enumerate() {
         let info = io::read_info(&output.join(name)).unwrap();
         assert_eq!((info.width, info.height, info.planes), (64, 40, 3));
         assert_eq!(info.meta.bit_depth, 10);
         assert_eq!(info.dpx_layout.unwrap().packing, Packing::FilledA);
         assert_eq!(info.meta.frame_rate, Some(24.0));
-        assert_eq!(info.meta.timecode, Some(Timecode::from_hmsf(1, 0, 0, t as u8)));
+        assert_eq!(
+            info.meta.timecode,
+            Some(Timecode::from_hmsf(1, 0, 0, t as u8))
+        );
         // The pixels are the CPU reference applied to the input, quantised to 10 bits.
         let src = io::read_frame(&input.join(name)).unwrap();
         let mut expect: Frame = src.clone();
@@ -117,7 +170,8 @@ fn dpx10_restore_keeps_depth_size_names_rate_and_timecode() {
             assert_eq!(e, *g);
         }
     }
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(output.join("restoration.json")).unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(output.join("restoration.json")).unwrap()).unwrap();
     assert_eq!(record["stages"][0]["stage"], "levels");
     assert_eq!(record["stages"][0]["params"]["black"], 0.05);
     assert_eq!(record["output"]["files"].as_array().unwrap().len(), 5);
@@ -132,7 +186,15 @@ fn probe_reports_format_range_and_gaps() {
     let o = nitrate(&["probe", input.to_str().unwrap()]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "gaps make probe exit 1: {out}");
-    for want in ["DPX 10-bit (filled A, big-endian)", "32x20", "3 (RGB)", "1001-1006 (5 frames)", "1 missing: 1003", "01:00:00:00", "24.000"] {
+    for want in [
+        "DPX 10-bit (filled A, big-endian)",
+        "32x20",
+        "3 (RGB)",
+        "1001-1006 (5 frames)",
+        "1 missing: 1003",
+        "01:00:00:00",
+        "24.000",
+    ] {
         assert!(out.contains(want), "probe lacks '{want}':\n{out}");
     }
     let o = nitrate(&["probe", "--json", input.to_str().unwrap()]);
@@ -147,10 +209,29 @@ fn missing_frame_is_refused_unless_allowed() {
     let (input, output) = (dir.path().join("scans"), dir.path().join("out"));
     dpx_sequence(&input, 5, 16, 12);
     std::fs::remove_file(input.join("scan_001003.dpx")).unwrap();
-    assert_refused(&input, &output, &[], &["frames missing", "1003", "--allow-gaps"]);
-    let o = nitrate(&["restore", input.to_str().unwrap(), output.to_str().unwrap(), "--backend", "cpu", "--allow-gaps", "-q"]);
+    assert_refused(
+        &input,
+        &output,
+        &[],
+        &["frames missing", "1003", "--allow-gaps"],
+    );
+    let o = nitrate(&[
+        "restore",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--allow-gaps",
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(files_in(&output).iter().filter(|f| f.ends_with(".dpx")).count(), 4);
+    assert_eq!(
+        files_in(&output)
+            .iter()
+            .filter(|f| f.ends_with(".dpx"))
+            .count(),
+        4
+    );
 }
 
 #[test]
@@ -187,7 +268,12 @@ fn mixed_sizes_are_refused_by_name() {
     let mut odd = scene_frame(25, 16, 3, 0, 1);
     odd.meta.bit_depth = 10;
     io::write_frame(&input.join("scan_001004.dpx"), &odd, DPX10).unwrap();
-    assert_refused(&input, &output, &[], &["scan_001004.dpx", "mixed frame sizes"]);
+    assert_refused(
+        &input,
+        &output,
+        &[],
+        &["scan_001004.dpx", "mixed frame sizes"],
+    );
 }
 
 #[test]
@@ -197,23 +283,65 @@ fn bad_outputs_are_refused() {
     dpx_sequence(&input, 3, 16, 12);
     // Output is the input directory.
     let before = snapshot(&input);
-    let o = nitrate(&["restore", input.to_str().unwrap(), input.to_str().unwrap(), "--backend", "cpu"]);
+    let o = nitrate(&[
+        "restore",
+        input.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("output directory is the input directory"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("output directory is the input directory"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(before, snapshot(&input), "input changed");
     // Output under a file: cannot be created.
     let file = dir.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();
-    assert_refused(&input, &file.join("sub"), &[], &["cannot create output directory"]);
+    assert_refused(
+        &input,
+        &file.join("sub"),
+        &[],
+        &["cannot create output directory"],
+    );
     assert_refused(&input, &file, &[], &["must be a directory"]);
     // Output that already holds frames: refused without --overwrite, replaced with it.
     let out = dir.path().join("out");
-    let o = nitrate(&["restore", input.to_str().unwrap(), out.to_str().unwrap(), "--backend", "cpu", "-q"]);
+    let o = nitrate(&[
+        "restore",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "-q",
+    ]);
     assert!(o.status.success());
-    let o = nitrate(&["restore", input.to_str().unwrap(), out.to_str().unwrap(), "--backend", "cpu", "-q"]);
+    let o = nitrate(&[
+        "restore",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "-q",
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("already holds 3 of the 3 frames") && stderr(&o).contains("--overwrite"), "{}", stderr(&o));
-    let o = nitrate(&["restore", input.to_str().unwrap(), out.to_str().unwrap(), "--backend", "cpu", "-q", "--overwrite"]);
+    assert!(
+        stderr(&o).contains("already holds 3 of the 3 frames")
+            && stderr(&o).contains("--overwrite"),
+        "{}",
+        stderr(&o)
+    );
+    let o = nitrate(&[
+        "restore",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "-q",
+        "--overwrite",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -222,10 +350,31 @@ fn unknown_stage_parameter_and_format_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("scans"), dir.path().join("out"));
     dpx_sequence(&input, 2, 16, 12);
-    assert_refused(&input, &output, &["--stages", "levels,sharpen"], &["unknown stage 'sharpen'"]);
-    assert_refused(&input, &output, &["--set", "levels.blak=0.1"], &["unknown field `blak`"]);
-    assert_refused(&input, &output, &["--set", "levels.gamma=50"], &["gamma = 50", "0.1 to 10"]);
-    let o = nitrate(&["restore", input.to_str().unwrap(), output.to_str().unwrap(), "--format", "gif"]);
+    assert_refused(
+        &input,
+        &output,
+        &["--stages", "levels,sharpen"],
+        &["unknown stage 'sharpen'"],
+    );
+    assert_refused(
+        &input,
+        &output,
+        &["--set", "levels.blak=0.1"],
+        &["unknown field `blak`"],
+    );
+    assert_refused(
+        &input,
+        &output,
+        &["--set", "levels.gamma=50"],
+        &["gamma = 50", "0.1 to 10"],
+    );
+    let o = nitrate(&[
+        "restore",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--format",
+        "gif",
+    ]);
     assert_eq!(o.status.code(), Some(2), "usage errors exit 2");
 }
 
@@ -236,15 +385,36 @@ fn stage_aliases_and_format_conversion() {
     dpx_sequence(&input, 2, 16, 12);
     for format in ["dpx16", "tiff16", "png16", "exr16", "exr32"] {
         let out = output.join(format);
-        let o = nitrate(&["restore", input.to_str().unwrap(), out.to_str().unwrap(), "--backend", "cpu", "-q", "--format", format]);
+        let o = nitrate(&[
+            "restore",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "-q",
+            "--format",
+            format,
+        ]);
         assert!(o.status.success(), "{format}: {}", stderr(&o));
-        let files: Vec<String> = files_in(&out).into_iter().filter(|f| f.starts_with("scan_")).collect();
+        let files: Vec<String> = files_in(&out)
+            .into_iter()
+            .filter(|f| f.starts_with("scan_"))
+            .collect();
         assert_eq!(files.len(), 2, "{format}: {files:?}");
         // 10-bit codes survive any 16-bit or float container exactly (to half precision for exr16).
         let back = io::read_frame(&out.join(&files[0])).unwrap();
         let src = io::read_frame(&input.join("scan_001001.dpx")).unwrap();
-        let tol = if format == "exr16" { 5e-4 } else { 1.0 / 65535.0 / 2.0 + 1e-7 };
-        let worst = src.data.iter().zip(&back.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let tol = if format == "exr16" {
+            5e-4
+        } else {
+            1.0 / 65535.0 / 2.0 + 1e-7
+        };
+        let worst = src
+            .data
+            .iter()
+            .zip(&back.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(worst <= tol, "{format}: worst difference {worst}");
     }
 }
@@ -257,29 +427,54 @@ fn ctrl_c_finishes_frames_in_hand_and_leaves_nothing_partial() {
     std::fs::create_dir_all(&input).unwrap();
     for t in 0..n {
         let f = scene_frame(192, 128, 3, t, 3);
-        io::write_frame(&input.join(format!("f_{t:05}.png")), &f, OutputFormat::Png { bits: 16 }).unwrap();
+        io::write_frame(
+            &input.join(format!("f_{t:05}.png")),
+            &f,
+            OutputFormat::Png { bits: 16 },
+        )
+        .unwrap();
     }
     let child = Command::new(env!("CARGO_BIN_EXE_nitrate"))
-        .args(["restore", input.to_str().unwrap(), output.to_str().unwrap(), "--backend", "cpu", "--threads", "1"])
+        .args([
+            "restore",
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--threads",
+            "1",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Interrupt once the run is under way.
     let start = std::time::Instant::now();
-    while files_in(&output).iter().filter(|f| f.ends_with(".png")).count() < 3 {
+    while files_in(&output)
+        .iter()
+        .filter(|f| f.ends_with(".png"))
+        .count()
+        < 3
+    {
         assert!(start.elapsed().as_secs() < 120, "restore never started");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     let written: Vec<String> = files_in(&output);
-    assert!(written.iter().all(|f| !f.contains("partial")), "partial files left: {written:?}");
+    assert!(
+        written.iter().all(|f| !f.contains("partial")),
+        "partial files left: {written:?}"
+    );
     let frames: Vec<&String> = written.iter().filter(|f| f.ends_with(".png")).collect();
     assert!(frames.len() < n, "the run stopped early");
     for f in frames {
-        io::read_frame(&output.join(f)).unwrap_or_else(|e| panic!("{f} is not a whole frame: {e:#}"));
+        io::read_frame(&output.join(f))
+            .unwrap_or_else(|e| panic!("{f} is not a whole frame: {e:#}"));
     }
 }
 
@@ -292,9 +487,21 @@ fn gpu_backend_matches_cpu_and_checks_itself() {
     let input = dir.path().join("scans");
     dpx_sequence(&input, 3, 96, 54);
     let run = |backend: &str, out: &Path, extra: &[&str]| {
-        let mut args = vec!["restore", input.to_str().unwrap(), out.to_str().unwrap(), "--backend", backend, "-q"];
+        let mut args = vec![
+            "restore",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--backend",
+            backend,
+            "-q",
+        ];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["--set", "levels.black=[0.02,0.03,0.04]", "--set", "levels.gamma=1.3"]);
+        args.extend_from_slice(&[
+            "--set",
+            "levels.black=[0.02,0.03,0.04]",
+            "--set",
+            "levels.gamma=1.3",
+        ]);
         let o = nitrate(&args);
         assert!(o.status.success(), "{backend}: {}", stderr(&o));
         o
@@ -303,7 +510,8 @@ fn gpu_backend_matches_cpu_and_checks_itself() {
     run("cpu", &cpu_out, &[]);
     let o = run("gpu", &gpu_out, &["--check-gpu"]);
     assert!(stderr(&o).contains("backend: GPU"), "{}", stderr(&o));
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(gpu_out.join("restoration.json")).unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(gpu_out.join("restoration.json")).unwrap()).unwrap();
     let check = &record["gpu_checks"][0];
     assert_eq!(check["stage"], "levels");
     assert_eq!(check["frames"], 3);
@@ -311,8 +519,14 @@ fn gpu_backend_matches_cpu_and_checks_itself() {
     // Written 10-bit codes agree; a GPU result within tolerance may round to the next code
     // only where the exact value sits on a rounding boundary.
     let (mut flips, mut total) = (0, 0);
-    for name in files_in(&cpu_out).into_iter().filter(|f| f.ends_with(".dpx")) {
-        let (a, b) = (io::read_frame(&cpu_out.join(&name)).unwrap(), io::read_frame(&gpu_out.join(&name)).unwrap());
+    for name in files_in(&cpu_out)
+        .into_iter()
+        .filter(|f| f.ends_with(".dpx"))
+    {
+        let (a, b) = (
+            io::read_frame(&cpu_out.join(&name)).unwrap(),
+            io::read_frame(&gpu_out.join(&name)).unwrap(),
+        );
         for (x, y) in a.data.iter().zip(&b.data) {
             let d = ((x - y) * 1023.0).round().abs();
             assert!(d <= 1.0, "{name}: codes differ by {d}");

@@ -18,7 +18,11 @@ fn roundtrip(frame: &Frame, format: OutputFormat, name: &str) -> Frame {
     let path = dir.path().join(name);
     io::write_frame(&path, frame, format).unwrap();
     let info = io::read_info(&path).unwrap();
-    assert_eq!((info.width, info.height, info.planes), (frame.width, frame.height, frame.planes), "{name}");
+    assert_eq!(
+        (info.width, info.height, info.planes),
+        (frame.width, frame.height, frame.planes),
+        "{name}"
+    );
     io::read_frame(&path).unwrap()
 }
 
@@ -26,9 +30,16 @@ fn roundtrip(frame: &Frame, format: OutputFormat, name: &str) -> Frame {
 fn assert_codes_exact(a: &Frame, b: &Frame, bits: u8) {
     let max = max_code(bits);
     for (i, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
-        let (cx, cy) = (nitrate::frame::quantise(*x, max), nitrate::frame::quantise(*y, max));
+        let (cx, cy) = (
+            nitrate::frame::quantise(*x, max),
+            nitrate::frame::quantise(*y, max),
+        );
         assert_eq!(cx, cy, "sample {i}: {x} vs {y} at {bits} bits");
-        assert_eq!(*y, cy as f32 / max as f32, "decoded value is not a clean code at sample {i}");
+        assert_eq!(
+            *y,
+            cy as f32 / max as f32,
+            "decoded value is not a clean code at sample {i}"
+        );
     }
 }
 
@@ -37,7 +48,10 @@ fn png_and_tiff_round_trip_codes_exactly() {
     for planes in [1, 3] {
         let frame = random_frame(37, 23, planes, 7 + planes as u64);
         for bits in [8u8, 16] {
-            for (format, ext) in [(OutputFormat::Png { bits }, "png"), (OutputFormat::Tiff { bits }, "tif")] {
+            for (format, ext) in [
+                (OutputFormat::Png { bits }, "png"),
+                (OutputFormat::Tiff { bits }, "tif"),
+            ] {
                 let back = roundtrip(&frame, format, &format!("f.{ext}"));
                 assert_eq!(back.meta.bit_depth, bits);
                 assert_eq!(back.meta.sample, SampleKind::Integer);
@@ -92,7 +106,9 @@ fn jpeg_is_read_within_its_lossy_precision() {
 fn opaque_alpha_is_dropped_and_transparent_alpha_refused() {
     let dir = tempfile::tempdir().unwrap();
     let opaque = dir.path().join("opaque.png");
-    let rgba: Vec<u8> = (0..16 * 8).flat_map(|i| [i as u8, 2 * i as u8, 3, 255]).collect();
+    let rgba: Vec<u8> = (0..16 * 8)
+        .flat_map(|i| [i as u8, 2 * i as u8, 3, 255])
+        .collect();
     image::save_buffer(&opaque, &rgba, 16, 8, image::ExtendedColorType::Rgba8).unwrap();
     let frame = io::read_frame(&opaque).unwrap();
     assert_eq!(frame.planes, 3);
@@ -116,7 +132,10 @@ fn unreadable_files_name_the_file() {
         let err = format!("{:#}", io::read_frame(&path).unwrap_err());
         assert!(err.contains(name), "{name}: {err}");
     }
-    let err = format!("{:#}", io::read_info(&dir.path().join("notes.txt")).unwrap_err());
+    let err = format!(
+        "{:#}",
+        io::read_info(&dir.path().join("notes.txt")).unwrap_err()
+    );
     assert!(err.contains("unsupported file type"), "{err}");
 }
 
@@ -128,6 +147,9 @@ fn atomic_write_leaves_no_temporary_on_failure() {
     let ok = dir.path().join("f.bin");
     io::write_atomic(&ok, b"abc").unwrap();
     assert_eq!(std::fs::read(&ok).unwrap(), b"abc");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "only the finished file remains: {names:?}");
 }

@@ -32,7 +32,13 @@ impl Stage for TemporalMean {
         serde_json::json!({ "radius": self.radius })
     }
     fn run_cpu(&self, w: &Window<'_, Frame>) -> Result<Frame> {
-        let all: Vec<&Frame> = w.before.iter().chain(std::iter::once(&w.center)).chain(&w.after).copied().collect();
+        let all: Vec<&Frame> = w
+            .before
+            .iter()
+            .chain(std::iter::once(&w.center))
+            .chain(&w.after)
+            .copied()
+            .collect();
         let mut out = w.center.clone();
         for (i, v) in out.data.iter_mut().enumerate() {
             *v = all.iter().map(|f| f.data[i]).sum::<f32>() / all.len() as f32;
@@ -49,7 +55,12 @@ impl Stage for TemporalMean {
 fn make_sequence(dir: &Path, n: usize) {
     for t in 0..n {
         let f = scene_frame(24, 16, 3, t, 42);
-        io::write_frame(&dir.join(format!("r_{:04}.png", t + 1)), &f, OutputFormat::Png { bits: 16 }).unwrap();
+        io::write_frame(
+            &dir.join(format!("r_{:04}.png", t + 1)),
+            &f,
+            OutputFormat::Png { bits: 16 },
+        )
+        .unwrap();
     }
 }
 
@@ -63,7 +74,10 @@ fn job(input: &Path, output: &Path, frames: Option<(i64, i64)>, radii: &[usize])
         allow_gaps: false,
         check_gpu: false,
         quiet: true,
-        stages: radii.iter().map(|&radius| Box::new(TemporalMean { radius }) as Box<dyn Stage>).collect(),
+        stages: radii
+            .iter()
+            .map(|&radius| Box::new(TemporalMean { radius }) as Box<dyn Stage>)
+            .collect(),
         backend: Backend::Cpu,
         record_extra: serde_json::Value::Null,
     }
@@ -79,14 +93,22 @@ fn windows_are_cut_only_at_sequence_ends() {
     for t in 0..9usize {
         let f = io::read_frame(&out.join(format!("r_{:04}.png", t + 1))).unwrap();
         let expect = (t.min(2) * 8 + (8 - t).min(2)) as f32 / 64.0;
-        assert!((f.data[0] - expect).abs() < 1e-4, "frame {t}: window fingerprint {} != {expect}", f.data[0]);
+        assert!(
+            (f.data[0] - expect).abs() < 1e-4,
+            "frame {t}: window fingerprint {} != {expect}",
+            f.data[0]
+        );
     }
 }
 
 #[test]
 fn chunks_put_together_equal_one_whole_run() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, whole, chunked) = (dir.path().join("in"), dir.path().join("whole"), dir.path().join("chunks"));
+    let (input, whole, chunked) = (
+        dir.path().join("in"),
+        dir.path().join("whole"),
+        dir.path().join("chunks"),
+    );
     std::fs::create_dir_all(&input).unwrap();
     make_sequence(&input, 20);
     let radii = [2, 1, 3];
@@ -94,12 +116,20 @@ fn chunks_put_together_equal_one_whole_run() {
     for (a, b) in [(1, 6), (7, 7), (8, 15), (16, 20)] {
         let summary = restore(&job(&input, &chunked, Some((a, b)), &radii)).unwrap();
         assert_eq!(summary.frames_written as i64, b - a + 1);
-        assert!(summary.record.ends_with(format!("restoration.{a}-{b}.json")));
+        assert!(summary
+            .record
+            .ends_with(format!("restoration.{a}-{b}.json")));
     }
     for t in 1..=20 {
         let name = format!("r_{t:04}.png");
-        let (x, y) = (std::fs::read(whole.join(&name)).unwrap(), std::fs::read(chunked.join(&name)).unwrap());
-        assert!(x == y, "{name} differs between the whole run and the chunked run");
+        let (x, y) = (
+            std::fs::read(whole.join(&name)).unwrap(),
+            std::fs::read(chunked.join(&name)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{name} differs between the whole run and the chunked run"
+        );
     }
     // And the temporal stages really changed the frames (the test is not vacuous).
     let src = io::read_frame(&input.join("r_0010.png")).unwrap();
@@ -113,6 +143,12 @@ fn frames_outside_the_sequence_are_refused() {
     let (input, out) = (dir.path().join("in"), dir.path().join("out"));
     std::fs::create_dir_all(&input).unwrap();
     make_sequence(&input, 3);
-    let err = format!("{:#}", restore(&job(&input, &out, Some((50, 60)), &[])).unwrap_err());
-    assert!(err.contains("no such frames") && err.contains("1-3"), "{err}");
+    let err = format!(
+        "{:#}",
+        restore(&job(&input, &out, Some((50, 60)), &[])).unwrap_err()
+    );
+    assert!(
+        err.contains("no such frames") && err.contains("1-3"),
+        "{err}"
+    );
 }

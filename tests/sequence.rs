@@ -8,7 +8,12 @@ use nitrate::io::{self, OutputFormat};
 use nitrate::synth::scene_frame;
 
 fn write(dir: &Path, name: &str, w: usize, h: usize) {
-    io::write_frame(&dir.join(name), &scene_frame(w, h, 1, 0, 1), OutputFormat::Png { bits: 16 }).unwrap();
+    io::write_frame(
+        &dir.join(name),
+        &scene_frame(w, h, 1, 0, 1),
+        OutputFormat::Png { bits: 16 },
+    )
+    .unwrap();
 }
 
 #[test]
@@ -21,7 +26,13 @@ fn directory_frames_are_ordered_by_number_not_name() {
     let seq = Sequence::discover(dir.path()).unwrap();
     let numbers: Vec<i64> = seq.frames.iter().map(|f| f.number).collect();
     assert_eq!(numbers, [8, 9, 10, 11, 100]);
-    assert_eq!(seq.gaps(), [Gap { first: 12, last: 99 }]);
+    assert_eq!(
+        seq.gaps(),
+        [Gap {
+            first: 12,
+            last: 99
+        }]
+    );
 }
 
 #[test]
@@ -33,14 +44,23 @@ fn printf_and_hash_patterns_select_their_sequence() {
     }
     let seq = Sequence::discover(&dir.path().join("scan_%06d.png")).unwrap();
     assert_eq!(seq.len(), 3);
-    assert!(seq.frames.iter().all(|f| f.path.to_string_lossy().contains("scan_")));
+    assert!(seq
+        .frames
+        .iter()
+        .all(|f| f.path.to_string_lossy().contains("scan_")));
     let seq = Sequence::discover(&dir.path().join("other.####.png")).unwrap();
     assert_eq!(seq.len(), 3);
     assert_eq!(seq.first_number(), 1);
     // The directory alone is ambiguous: both sequences are named in the error.
     let err = format!("{:#}", Sequence::discover(dir.path()).unwrap_err());
-    assert!(err.contains("2 frame sequences") && err.contains("scan_") && err.contains("other."), "{err}");
-    let err = format!("{:#}", Sequence::discover(&dir.path().join("none_%04d.png")).unwrap_err());
+    assert!(
+        err.contains("2 frame sequences") && err.contains("scan_") && err.contains("other."),
+        "{err}"
+    );
+    let err = format!(
+        "{:#}",
+        Sequence::discover(&dir.path().join("none_%04d.png")).unwrap_err()
+    );
     assert!(err.contains("no files match"), "{err}");
 }
 
@@ -61,12 +81,21 @@ fn mixed_sizes_name_the_odd_frame() {
     write(dir.path(), "f_0003.png", 16, 9);
     let seq = Sequence::discover(dir.path()).unwrap();
     let err = format!("{:#}", seq.check_headers(0..=2).unwrap_err());
-    assert!(err.contains("f_0003.png") && err.contains("mixed frame sizes"), "{err}");
+    assert!(
+        err.contains("f_0003.png") && err.contains("mixed frame sizes"),
+        "{err}"
+    );
     assert!(seq.check_headers(0..=1).is_ok());
 }
 
 #[test]
 fn missing_input_is_a_clear_error() {
-    let err = format!("{:#}", Sequence::discover(Path::new("/nonexistent/reel")).unwrap_err());
-    assert!(err.contains("/nonexistent/reel") && err.contains("no such"), "{err}");
+    let err = format!(
+        "{:#}",
+        Sequence::discover(Path::new("/nonexistent/reel")).unwrap_err()
+    );
+    assert!(
+        err.contains("/nonexistent/reel") && err.contains("no such"),
+        "{err}"
+    );
 }

@@ -31,7 +31,11 @@ fn meta_from(attrs: &ImageAttributes, layer: &LayerAttributes, half: bool) -> Fr
         .map(|r| r.0 as f64 / r.1 as f64);
     FrameMeta {
         bit_depth: if half { 16 } else { 32 },
-        sample: if half { SampleKind::Half } else { SampleKind::Float },
+        sample: if half {
+            SampleKind::Half
+        } else {
+            SampleKind::Float
+        },
         transfer: Transfer::Linear,
         frame_rate,
         timecode: attrs
@@ -43,15 +47,30 @@ fn meta_from(attrs: &ImageAttributes, layer: &LayerAttributes, half: bool) -> Fr
 
 /// Size, planes and metadata from the header alone.
 pub fn read_info(path: &Path) -> Result<(usize, usize, usize, FrameMeta)> {
-    let meta = MetaData::read_from_file(path, false).map_err(|e| anyhow!("not a readable OpenEXR file: {e}"))?;
-    let header = meta.headers.first().ok_or_else(|| anyhow!("OpenEXR file has no layers"))?;
-    let names: Vec<String> = header.channels.list.iter().map(|c| c.name.to_string()).collect();
-    let planes = plane_channels(&names).ok_or_else(|| anyhow!("OpenEXR channels {names:?} are neither R,G,B nor Y"))?;
+    let meta = MetaData::read_from_file(path, false)
+        .map_err(|e| anyhow!("not a readable OpenEXR file: {e}"))?;
+    let header = meta
+        .headers
+        .first()
+        .ok_or_else(|| anyhow!("OpenEXR file has no layers"))?;
+    let names: Vec<String> = header
+        .channels
+        .list
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    let planes = plane_channels(&names)
+        .ok_or_else(|| anyhow!("OpenEXR channels {names:?} are neither R,G,B nor Y"))?;
     let half = planes
         .iter()
         .all(|&i| header.channels.list[i].sample_type == SampleType::F16);
     let size = header.layer_size;
-    Ok((size.0, size.1, planes.len(), meta_from(&header.shared_attributes, &header.own_attributes, half)))
+    Ok((
+        size.0,
+        size.1,
+        planes.len(),
+        meta_from(&header.shared_attributes, &header.own_attributes, half),
+    ))
 }
 
 pub fn read(path: &Path) -> Result<Frame> {
@@ -67,16 +86,28 @@ pub fn read(path: &Path) -> Result<Frame> {
     let (w, h) = (layer.size.0, layer.size.1);
     let list = &layer.channel_data.list;
     let names: Vec<String> = list.iter().map(|c| c.name.to_string()).collect();
-    let planes = plane_channels(&names).ok_or_else(|| anyhow!("OpenEXR channels {names:?} are neither R,G,B nor Y"))?;
+    let planes = plane_channels(&names)
+        .ok_or_else(|| anyhow!("OpenEXR channels {names:?} are neither R,G,B nor Y"))?;
     if let Some(a) = names.iter().position(|n| n == "A") {
         if !list[a].sample_data.values_as_f32().all(|v| v == 1.0) {
             bail!("OpenEXR alpha channel is not fully opaque; nitrate restores opaque film frames only");
         }
     }
-    let half = planes.iter().all(|&i| matches!(list[i].sample_data, FlatSamples::F16(_)));
-    let mut frame = Frame::new(w, h, planes.len(), meta_from(&image.attributes, &layer.attributes, half));
+    let half = planes
+        .iter()
+        .all(|&i| matches!(list[i].sample_data, FlatSamples::F16(_)));
+    let mut frame = Frame::new(
+        w,
+        h,
+        planes.len(),
+        meta_from(&image.attributes, &layer.attributes, half),
+    );
     for (p, &c) in planes.iter().enumerate() {
-        for (dst, v) in frame.plane_mut(p).iter_mut().zip(list[c].sample_data.values_as_f32()) {
+        for (dst, v) in frame
+            .plane_mut(p)
+            .iter_mut()
+            .zip(list[c].sample_data.values_as_f32())
+        {
             *dst = v;
         }
     }
@@ -85,7 +116,11 @@ pub fn read(path: &Path) -> Result<Frame> {
 
 /// Encode as ZIP-compressed (lossless) scanline EXR, half or float.
 pub fn encode(frame: &Frame, half: bool) -> Result<Vec<u8>> {
-    let names: &[&str] = if frame.planes == 3 { &["R", "G", "B"] } else { &["Y"] };
+    let names: &[&str] = if frame.planes == 3 {
+        &["R", "G", "B"]
+    } else {
+        &["Y"]
+    };
     let channels: SmallVec<[AnyChannel<FlatSamples>; 4]> = names
         .iter()
         .enumerate()

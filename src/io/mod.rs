@@ -100,7 +100,13 @@ pub fn read_info(path: &Path) -> Result<FrameInfo> {
     let (width, height, planes, meta, dpx_layout) = match format {
         FileFormat::Dpx => {
             let (header, meta) = read_dpx_info(path)?;
-            (header.width, header.height, header.layout.planes, meta, Some(header.layout))
+            (
+                header.width,
+                header.height,
+                header.layout.planes,
+                meta,
+                Some(header.layout),
+            )
         }
         FileFormat::Exr => {
             let (w, h, p, m) = exr::read_info(path).with_context(with_path)?;
@@ -127,8 +133,12 @@ pub fn read_info(path: &Path) -> Result<FrameInfo> {
 /// A DPX header from the file's first 2048 bytes and its length.
 fn read_dpx_info(path: &Path) -> Result<(dpx::DpxHeader, FrameMeta)> {
     use std::io::Read;
-    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let len = file.metadata().with_context(|| format!("{}: cannot read", path.display()))?.len();
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("{}: cannot read", path.display()))?
+        .len();
     let mut head = Vec::with_capacity(2048);
     file.take(2048)
         .read_to_end(&mut head)
@@ -141,7 +151,8 @@ pub fn read_frame(path: &Path) -> Result<Frame> {
     let format = FileFormat::from_path(path).ok_or_else(|| unsupported(path))?;
     match format {
         FileFormat::Dpx => {
-            let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
             dpx::decode(&bytes, path)
         }
         FileFormat::Exr => exr::read(path).with_context(|| format!("{}", path.display())),
@@ -169,7 +180,11 @@ impl OutputFormat {
         let dpx = |bits| {
             OutputFormat::Dpx(DpxLayout {
                 bits,
-                packing: if bits == 10 || bits == 12 { Packing::FilledA } else { Packing::Packed },
+                packing: if bits == 10 || bits == 12 {
+                    Packing::FilledA
+                } else {
+                    Packing::Packed
+                },
                 big_endian: true,
                 planes,
             })
@@ -185,7 +200,10 @@ impl OutputFormat {
             "png16" => OutputFormat::Png { bits: 16 },
             "exr16" => OutputFormat::Exr { half: true },
             "exr32" => OutputFormat::Exr { half: false },
-            other => bail!("unknown output format '{other}' (valid: {})", FORMAT_NAMES.join(", ")),
+            other => bail!(
+                "unknown output format '{other}' (valid: {})",
+                FORMAT_NAMES.join(", ")
+            ),
         })
     }
 
@@ -194,8 +212,12 @@ impl OutputFormat {
     pub fn same_as(info: &FrameInfo) -> Self {
         let bits = if info.meta.bit_depth <= 8 { 8 } else { 16 };
         match info.format {
-            FileFormat::Dpx => OutputFormat::Dpx(info.dpx_layout.expect("DPX info carries its layout")),
-            FileFormat::Tiff if info.meta.sample == SampleKind::Float => OutputFormat::Exr { half: false },
+            FileFormat::Dpx => {
+                OutputFormat::Dpx(info.dpx_layout.expect("DPX info carries its layout"))
+            }
+            FileFormat::Tiff if info.meta.sample == SampleKind::Float => {
+                OutputFormat::Exr { half: false }
+            }
             FileFormat::Tiff => OutputFormat::Tiff { bits },
             FileFormat::Png | FileFormat::Jpeg => OutputFormat::Png { bits },
             FileFormat::Exr => OutputFormat::Exr {
@@ -249,7 +271,10 @@ pub const TEMP_SUFFIX: &str = ".nitrate-partial";
 
 /// The hidden temporary name beside `path` that an atomic write goes through.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
 }
 
@@ -267,6 +292,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Encode and write a frame atomically.
 pub fn write_frame(path: &Path, frame: &Frame, format: OutputFormat) -> Result<()> {
-    let bytes = encode_frame(frame, format).with_context(|| format!("{}: cannot encode", path.display()))?;
+    let bytes = encode_frame(frame, format)
+        .with_context(|| format!("{}: cannot encode", path.display()))?;
     write_atomic(path, &bytes)
 }

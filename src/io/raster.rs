@@ -24,7 +24,9 @@ fn planes_and_depth(color: ExtendedColorType) -> Result<(usize, u8, SampleKind)>
         C::L16 | C::La16 => (1, 16, SampleKind::Integer),
         C::Rgb16 | C::Rgba16 => (3, 16, SampleKind::Integer),
         C::Rgb32F | C::Rgba32F => (3, 32, SampleKind::Float),
-        other => bail!("unsupported pixel layout {other:?} (nitrate reads grey or RGB, 8/16-bit or float)"),
+        other => bail!(
+            "unsupported pixel layout {other:?} (nitrate reads grey or RGB, 8/16-bit or float)"
+        ),
     })
 }
 
@@ -32,21 +34,29 @@ fn meta(bits: u8, sample: SampleKind) -> FrameMeta {
     FrameMeta {
         bit_depth: bits,
         sample,
-        transfer: if sample == SampleKind::Float { Transfer::Linear } else { Transfer::Video },
+        transfer: if sample == SampleKind::Float {
+            Transfer::Linear
+        } else {
+            Transfer::Video
+        },
         ..FrameMeta::default()
     }
 }
 
 /// Size, planes and metadata without decoding the pixels.
 pub fn read_info(path: &Path) -> Result<(usize, usize, usize, FrameMeta)> {
-    let decoder = reader(path)?.into_decoder().map_err(|e| anyhow!("not a readable image: {e}"))?;
+    let decoder = reader(path)?
+        .into_decoder()
+        .map_err(|e| anyhow!("not a readable image: {e}"))?;
     let (w, h) = decoder.dimensions();
     let (planes, bits, sample) = planes_and_depth(decoder.original_color_type())?;
     Ok((w as usize, h as usize, planes, meta(bits, sample)))
 }
 
 pub fn read(path: &Path) -> Result<Frame> {
-    let image = reader(path)?.decode().map_err(|e| anyhow!("cannot decode: {e}"))?;
+    let image = reader(path)?
+        .decode()
+        .map_err(|e| anyhow!("cannot decode: {e}"))?;
     from_dynamic(image)
 }
 
@@ -60,7 +70,11 @@ pub fn from_dynamic(image: DynamicImage) -> Result<Frame> {
     let n = w * h;
     // Code -> value tables: exact `code / max` like every integer decoder here, and fast.
     let lut8: Vec<f32> = (0..=255u32).map(|c| c as f32 / 255.0).collect();
-    let lut16: Vec<f32> = if bits == 16 { (0..=65535u32).map(|c| c as f32 / 65535.0).collect() } else { Vec::new() };
+    let lut16: Vec<f32> = if bits == 16 {
+        (0..=65535u32).map(|c| c as f32 / 65535.0).collect()
+    } else {
+        Vec::new()
+    };
     macro_rules! fill {
         ($buf:expr, $conv:expr, $opaque:expr) => {{
             let buf = $buf;
@@ -136,7 +150,8 @@ pub fn encode(frame: &Frame, kind: RasterKind, bits: u8) -> Result<Vec<u8>> {
             image::codecs::png::FilterType::Adaptive,
         )
         .write_image(&bytes, w, h, color),
-        RasterKind::Tiff => image::codecs::tiff::TiffEncoder::new(Cursor::new(&mut buf)).write_image(&bytes, w, h, color),
+        RasterKind::Tiff => image::codecs::tiff::TiffEncoder::new(Cursor::new(&mut buf))
+            .write_image(&bytes, w, h, color),
     }
     .map_err(|e| anyhow!("cannot encode {kind:?}: {e}"))?;
     Ok(buf)

@@ -57,7 +57,9 @@ fn split_number(name: &str) -> Option<(NameKey, i64, usize)> {
         None => (name, ""),
     };
     let end = stem.rfind(|c: char| c.is_ascii_digit())? + 1;
-    let start = stem[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    let start = stem[..end]
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map_or(0, |i| i + 1);
     let digits = &stem[start..end];
     let number: i64 = digits.parse().ok()?;
     Some((
@@ -79,12 +81,20 @@ fn parse_pattern(name: &str) -> Option<(String, Option<usize>, String)> {
         if !spec.chars().all(|c| c.is_ascii_digit()) {
             return None;
         }
-        let width = if spec.is_empty() { None } else { Some(spec.trim_start_matches('0').parse().unwrap_or(0)) };
+        let width = if spec.is_empty() {
+            None
+        } else {
+            Some(spec.trim_start_matches('0').parse().unwrap_or(0))
+        };
         return Some((name[..i].to_string(), width, rest[d + 1..].to_string()));
     }
     let start = name.find('#')?;
     let len = name[start..].chars().take_while(|&c| c == '#').count();
-    Some((name[..start].to_string(), Some(len), name[start + len..].to_string()))
+    Some((
+        name[..start].to_string(),
+        Some(len),
+        name[start + len..].to_string(),
+    ))
 }
 
 fn is_frame_file(path: &Path) -> bool {
@@ -118,25 +128,38 @@ impl Sequence {
                 }],
             });
         }
-        bail!("{}: no such file, directory or frame pattern", input.display())
+        bail!(
+            "{}: no such file, directory or frame pattern",
+            input.display()
+        )
     }
 
     fn from_dir(dir: &Path) -> Result<Sequence> {
         let mut groups: BTreeMap<NameKey, Vec<(i64, usize, PathBuf)>> = BTreeMap::new();
-        let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot list directory", dir.display()))?;
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("{}: cannot list directory", dir.display()))?;
         for entry in entries {
-            let path = entry.with_context(|| format!("{}: cannot list directory", dir.display()))?.path();
+            let path = entry
+                .with_context(|| format!("{}: cannot list directory", dir.display()))?
+                .path();
             if !path.is_file() || !is_frame_file(&path) {
                 continue;
             }
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             let Some((key, number, digits)) = split_number(&name) else {
                 continue;
             };
             groups.entry(key).or_default().push((number, digits, path));
         }
         match groups.len() {
-            0 => bail!("{}: no numbered frame files (.dpx, .tif, .png, .exr, .jpg) in this directory", dir.display()),
+            0 => bail!(
+                "{}: no numbered frame files (.dpx, .tif, .png, .exr, .jpg) in this directory",
+                dir.display()
+            ),
             1 => {
                 let (key, files) = groups.into_iter().next().expect("one group");
                 Self::from_files(dir, &key, files)
@@ -157,17 +180,30 @@ impl Sequence {
         }
     }
 
-    fn from_pattern(input: &Path, prefix: &str, width: Option<usize>, suffix: &str) -> Result<Sequence> {
+    fn from_pattern(
+        input: &Path,
+        prefix: &str,
+        width: Option<usize>,
+        suffix: &str,
+    ) -> Result<Sequence> {
         let dir = match input.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let entries = std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list directory", dir.display()))?;
+        let entries = std::fs::read_dir(&dir)
+            .with_context(|| format!("{}: cannot list directory", dir.display()))?;
         let mut files = Vec::new();
         for entry in entries {
-            let path = entry.with_context(|| format!("{}: cannot list directory", dir.display()))?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-            let Some(middle) = name.strip_prefix(prefix).and_then(|r| r.strip_suffix(suffix)) else {
+            let path = entry
+                .with_context(|| format!("{}: cannot list directory", dir.display()))?
+                .path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(middle) = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix))
+            else {
                 continue;
             };
             if middle.is_empty() || !middle.chars().all(|c| c.is_ascii_digit()) {
@@ -176,7 +212,9 @@ impl Sequence {
             if width.is_some_and(|w| middle.len() < w) {
                 continue;
             }
-            let number: i64 = middle.parse().with_context(|| format!("{}: frame number out of range", path.display()))?;
+            let number: i64 = middle
+                .parse()
+                .with_context(|| format!("{}: frame number out of range", path.display()))?;
             files.push((number, middle.len(), path));
         }
         if files.is_empty() {
@@ -189,7 +227,11 @@ impl Sequence {
         Self::from_files(&dir, &key, files)
     }
 
-    fn from_files(dir: &Path, key: &NameKey, mut files: Vec<(i64, usize, PathBuf)>) -> Result<Sequence> {
+    fn from_files(
+        dir: &Path,
+        key: &NameKey,
+        mut files: Vec<(i64, usize, PathBuf)>,
+    ) -> Result<Sequence> {
         files.sort();
         for pair in files.windows(2) {
             if pair[0].0 == pair[1].0 {
@@ -203,8 +245,14 @@ impl Sequence {
         }
         let digits = files.iter().map(|f| f.1).min().unwrap_or(1);
         Ok(Sequence {
-            pattern: dir.join(format!("{}%0{digits}d{}", key.prefix, key.suffix)).display().to_string(),
-            frames: files.into_iter().map(|(number, _, path)| SeqFrame { number, path }).collect(),
+            pattern: dir
+                .join(format!("{}%0{digits}d{}", key.prefix, key.suffix))
+                .display()
+                .to_string(),
+            frames: files
+                .into_iter()
+                .map(|(number, _, path)| SeqFrame { number, path })
+                .collect(),
         })
     }
 
@@ -241,7 +289,10 @@ impl Sequence {
     /// before anything is written.
     pub fn check_headers(&self, range: std::ops::RangeInclusive<usize>) -> Result<FrameInfo> {
         let frames = &self.frames[range];
-        let infos: Vec<FrameInfo> = frames.par_iter().map(|f| read_info(&f.path)).collect::<Result<_>>()?;
+        let infos: Vec<FrameInfo> = frames
+            .par_iter()
+            .map(|f| read_info(&f.path))
+            .collect::<Result<_>>()?;
         let first = infos.first().context("no frames to read")?.clone();
         for (f, info) in frames.iter().zip(&infos) {
             if (info.width, info.height, info.planes) != (first.width, first.height, first.planes) {

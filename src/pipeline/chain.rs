@@ -50,7 +50,11 @@ impl<'s, T> Chain<'s, T> {
             // Output is exact where the whole window lies inside what this stage receives,
             // except at the sequence ends, where the window is legitimately shorter.
             let out_lo = if lo == 0 { 0 } else { lo + r };
-            let out_hi = if hi + 1 >= seq_len { hi } else { hi.saturating_sub(r) };
+            let out_hi = if hi + 1 >= seq_len {
+                hi
+            } else {
+                hi.saturating_sub(r)
+            };
             slots.push(Slot {
                 radius: r,
                 buf: VecDeque::with_capacity(2 * r + 1),
@@ -70,11 +74,24 @@ impl<'s, T> Chain<'s, T> {
     }
 
     /// Feed the frame at position `pos` (in order); restored frames are appended to `out`.
-    pub fn push(&mut self, pos: usize, frame: T, runner: &mut dyn Runner<T>, out: &mut Vec<(usize, T)>) -> Result<()> {
+    pub fn push(
+        &mut self,
+        pos: usize,
+        frame: T,
+        runner: &mut dyn Runner<T>,
+        out: &mut Vec<(usize, T)>,
+    ) -> Result<()> {
         self.push_at(0, pos, frame, runner, out)
     }
 
-    fn push_at(&mut self, j: usize, pos: usize, frame: T, runner: &mut dyn Runner<T>, out: &mut Vec<(usize, T)>) -> Result<()> {
+    fn push_at(
+        &mut self,
+        j: usize,
+        pos: usize,
+        frame: T,
+        runner: &mut dyn Runner<T>,
+        out: &mut Vec<(usize, T)>,
+    ) -> Result<()> {
         if j == self.slots.len() {
             out.push((pos, frame));
             return Ok(());

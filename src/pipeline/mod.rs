@@ -163,7 +163,10 @@ fn plan(job: &RestoreJob) -> Result<Plan> {
         }
     };
     let handle = Chain::<Frame>::handle(&job.stages);
-    let read = (write.0.saturating_sub(handle), (write.1 + handle).min(n - 1));
+    let read = (
+        write.0.saturating_sub(handle),
+        (write.1 + handle).min(n - 1),
+    );
     Ok(Plan { read, write })
 }
 
@@ -172,24 +175,32 @@ fn plan(job: &RestoreJob) -> Result<Plan> {
 fn prepare_output(job: &RestoreJob, targets: &[PathBuf]) -> Result<()> {
     let out = &job.output_dir;
     if out.is_file() {
-        bail!("{}: output must be a directory, and this is a file", out.display());
+        bail!(
+            "{}: output must be a directory, and this is a file",
+            out.display()
+        );
     }
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create output directory", out.display()))?;
-    let out_canon = out.canonicalize().with_context(|| format!("{}: cannot resolve", out.display()))?;
-    for f in &job.sequence.frames {
-        let in_dir = f.path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-        if let Some(dir) = in_dir.and_then(|d| d.canonicalize().ok()) {
-            if dir == out_canon {
-                bail!(
-                    "{}: output directory is the input directory; choose another so the scans stay untouched",
-                    out.display()
-                );
-            }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create output directory", out.display()))?;
+    let out_canon = out
+        .canonicalize()
+        .with_context(|| format!("{}: cannot resolve", out.display()))?;
+    // Every frame of a sequence shares its directory: the first one tells.
+    if let Some(f) = job.sequence.frames.first() {
+        let in_dir = match f.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if in_dir.canonicalize().ok().as_ref() == Some(&out_canon) {
+            bail!(
+                "{}: output directory is the input directory; choose another so the scans stay untouched",
+                out.display()
+            );
         }
-        break; // every frame of a sequence shares its directory
     }
     let probe = out.join(".nitrate-write-test");
-    std::fs::write(&probe, b"").with_context(|| format!("{}: output directory is not writable", out.display()))?;
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("{}: output directory is not writable", out.display()))?;
     let _ = std::fs::remove_file(&probe);
     // Temporaries of an earlier run that was killed outright.
     if let Ok(entries) = std::fs::read_dir(out) {
@@ -241,7 +252,10 @@ impl WriterPool {
                     match io::write_frame(&path, &frame, format) {
                         Ok(()) => progress.frame_done(),
                         Err(e) => {
-                            error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                            error
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
                         }
                     }
                 })
@@ -255,12 +269,16 @@ impl WriterPool {
     }
 
     fn failed(&self) -> bool {
-        self.error.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     fn send(&self, path: PathBuf, frame: Frame) -> Result<()> {
         let tx = self.tx.as_ref().expect("pool open");
-        tx.send((path, frame)).map_err(|_| anyhow!("frame writers stopped"))
+        tx.send((path, frame))
+            .map_err(|_| anyhow!("frame writers stopped"))
     }
 
     /// Wait for every queued frame to be written; the first write error, if any.
@@ -304,12 +322,27 @@ pub struct GpuCheck {
 
 impl GpuRunner<'_> {
     /// Run the CPU reference on the same window and compare; over tolerance is an error.
-    fn check(&mut self, stage: &dyn Stage, window: &Window<'_, GpuFrame>, out: &GpuFrame) -> Result<()> {
-        let Some(checks) = self.check.as_mut() else { return Ok(()) };
+    fn check(
+        &mut self,
+        stage: &dyn Stage,
+        window: &Window<'_, GpuFrame>,
+        out: &GpuFrame,
+    ) -> Result<()> {
+        let Some(checks) = self.check.as_mut() else {
+            return Ok(());
+        };
         let down = |f: &GpuFrame| self.gpu.download(f);
-        let before: Vec<Frame> = window.before.iter().map(|f| down(f)).collect::<Result<_>>()?;
+        let before: Vec<Frame> = window
+            .before
+            .iter()
+            .map(|f| down(f))
+            .collect::<Result<_>>()?;
         let center = down(window.center)?;
-        let after: Vec<Frame> = window.after.iter().map(|f| down(f)).collect::<Result<_>>()?;
+        let after: Vec<Frame> = window
+            .after
+            .iter()
+            .map(|f| down(f))
+            .collect::<Result<_>>()?;
         let cpu = stage.run_cpu(&Window {
             before: before.iter().collect(),
             center: &center,
@@ -321,8 +354,17 @@ impl GpuRunner<'_> {
             .iter()
             .zip(&gpu.data)
             // Absolute up to 1, relative above, where an f32 ulp outgrows any absolute bound.
-            .map(|(a, b)| if a == b { 0.0 } else { (a - b).abs() / a.abs().max(1.0) })
-            .fold(0.0f32, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) });
+            .map(|(a, b)| {
+                if a == b {
+                    0.0
+                } else {
+                    (a - b).abs() / a.abs().max(1.0)
+                }
+            })
+            .fold(
+                0.0f32,
+                |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+            );
         let entry = match checks.iter_mut().find(|c| c.stage == stage.name()) {
             Some(e) => e,
             None => {
@@ -384,8 +426,12 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
     let workers = rayon::current_num_threads().max(1);
     let writer = WriterPool::new(workers, format, progress.clone());
 
-    let paths: Vec<(usize, PathBuf)> = (plan.read.0..=plan.read.1).map(|p| (p, seq.frames[p].path.clone())).collect();
-    let decoded = ordered::ordered_map(paths, workers * 2, |(pos, path)| (pos, io::read_frame(&path)));
+    let paths: Vec<(usize, PathBuf)> = (plan.read.0..=plan.read.1)
+        .map(|p| (p, seq.frames[p].path.clone()))
+        .collect();
+    let decoded = ordered::ordered_map(paths, workers * 2, |(pos, path)| {
+        (pos, io::read_frame(&path))
+    });
     let shape = (info.width, info.height, info.planes);
     let mut frames_read = 0;
     let mut gpu_checks = Vec::new();

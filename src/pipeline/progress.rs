@@ -20,8 +20,10 @@ impl Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} frames  {per_sec:.1}  ETA {eta}  {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} frames  {per_sec:.1}  ETA {eta}  {msg}",
+                )
+                .expect("valid template"),
             );
             bar
         });
@@ -47,7 +49,10 @@ impl Progress {
             let secs = self.start.elapsed().as_secs_f64().max(1e-9);
             let rate = state.0 as f64 / secs;
             let eta = (self.total - state.0) as f64 / rate.max(1e-9);
-            eprintln!("restored {}/{} frames ({rate:.1} frames/s, ETA {eta:.0}s)", state.0, self.total);
+            eprintln!(
+                "restored {}/{} frames ({rate:.1} frames/s, ETA {eta:.0}s)",
+                state.0, self.total
+            );
         }
     }
 

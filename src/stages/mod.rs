@@ -66,7 +66,10 @@ pub fn canonical_name(name: &str) -> Result<&'static str> {
         }
     }
     let known: Vec<&str> = STAGE_NAMES.iter().map(|(c, _)| *c).collect();
-    bail!("unknown stage '{name}' (known stages: {})", known.join(", "))
+    bail!(
+        "unknown stage '{name}' (known stages: {})",
+        known.join(", ")
+    )
 }
 
 /// Build a stage from its canonical name and a TOML table of parameters (missing keys take

@@ -88,8 +88,18 @@ impl LevelsParams {
 
     /// Per-plane coefficients: `(black, 1 / (white - black), 1 / gamma)`.
     pub fn coefficients(&self) -> [[f32; 3]; 3] {
-        let (b, w, g) = (self.black.values(), self.white.values(), self.gamma.values());
-        std::array::from_fn(|c| [b[c] as f32, (1.0 / (w[c] - b[c])) as f32, (1.0 / g[c]) as f32])
+        let (b, w, g) = (
+            self.black.values(),
+            self.white.values(),
+            self.gamma.values(),
+        );
+        std::array::from_fn(|c| {
+            [
+                b[c] as f32,
+                (1.0 / (w[c] - b[c])) as f32,
+                (1.0 / g[c]) as f32,
+            ]
+        })
     }
 }
 
