@@ -13,3 +13,4 @@ pub mod probe;
 pub mod cli;
 pub mod app;
 pub mod demo;
+pub mod degrade;

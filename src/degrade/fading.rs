@@ -57,7 +57,9 @@ pub struct FadingPlan {
 impl FadingPlan {
     pub fn new(p: &FadingParams, strength: f32, planes: usize) -> Self {
         let chans: Vec<(f32, f32)> = if planes >= 3 {
-            (0..planes).map(|c| (p.keep_rgb[c.min(2)], p.stain_rgb[c.min(2)])).collect()
+            (0..planes)
+                .map(|c| (p.keep_rgb[c.min(2)], p.stain_rgb[c.min(2)]))
+                .collect()
         } else {
             vec![(p.keep_mono, p.stain_mono); planes]
         };
@@ -73,7 +75,11 @@ impl FadingPlan {
                         [v, curve(v, keep, stain, dmax)]
                     })
                     .collect();
-                FadeCurve { keep, stain, samples }
+                FadeCurve {
+                    keep,
+                    stain,
+                    samples,
+                }
             })
             .collect();
         FadingPlan {
@@ -91,6 +97,11 @@ fn curve(v: f32, keep: f32, stain: f32, dmax: f32) -> f32 {
 
 pub(crate) fn apply(frame: &mut crate::frame::Frame, plan: &FadingPlan) {
     for (plane, c) in frame.planes_mut().into_iter().zip(&plan.curves) {
-        plane.iter_mut().for_each(|v| *v = curve(*v, c.keep, c.stain, plan.dmax));
+        if c.keep == 1.0 && c.stain == 0.0 {
+            continue; // no loss: leave the plane bit-exact
+        }
+        plane
+            .iter_mut()
+            .for_each(|v| *v = curve(*v, c.keep, c.stain, plan.dmax));
     }
 }

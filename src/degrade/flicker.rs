@@ -21,15 +21,15 @@ use crate::frame::Frame;
 /// Knobs of `flicker` at strength 1 (all amplitudes scale with the strength).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlickerParams {
-    /// Amplitude of the slow gain drift. Default 0.07.
+    /// Amplitude of the slow gain drift. Default 0.1.
     pub drift: f32,
-    /// Frames between the drift's knots. Default 20.
+    /// Frames between the drift's knots. Default 16.
     pub drift_period_frames: f32,
-    /// Uniform frame-to-frame gain jitter, ±. Default 0.025.
+    /// Uniform frame-to-frame gain jitter, ±. Default 0.055.
     pub jitter: f32,
     /// Chance per frame of a one-frame flash. Default 0.05.
     pub flash_probability: f32,
-    /// Size range of a flash's gain jump (either sign). Default (0.06, 0.15).
+    /// Size range of a flash's gain jump (either sign). Default (0.06, 0.18).
     pub flash: (f32, f32),
     /// Chance per frame that the gain level steps to a new value and stays. Default 0.03.
     pub step_probability: f32,
@@ -53,11 +53,11 @@ pub struct FlickerParams {
 impl Default for FlickerParams {
     fn default() -> Self {
         FlickerParams {
-            drift: 0.07,
-            drift_period_frames: 20.0,
-            jitter: 0.025,
+            drift: 0.1,
+            drift_period_frames: 16.0,
+            jitter: 0.055,
             flash_probability: 0.05,
-            flash: (0.06, 0.15),
+            flash: (0.06, 0.18),
             step_probability: 0.03,
             step: 0.06,
             offset_drift: 0.015,
@@ -90,10 +90,22 @@ pub struct FlickerFrame {
     pub channel_gain: Vec<f32>,
 }
 
-const MODES: [(u32, u32, f32); 5] = [(1, 0, 1.0), (0, 1, 1.0), (1, 1, 0.6), (2, 0, 0.5), (0, 2, 0.5)];
+const MODES: [(u32, u32, f32); 5] = [
+    (1, 0, 1.0),
+    (0, 1, 1.0),
+    (1, 1, 0.6),
+    (2, 0, 0.5),
+    (0, 2, 0.5),
+];
 
 /// The flicker of every frame of a sequence of `n` frames.
-pub(crate) fn plan(p: &FlickerParams, seed: u64, s: f32, n: usize, planes: usize) -> Vec<FlickerFrame> {
+pub(crate) fn plan(
+    p: &FlickerParams,
+    seed: u64,
+    s: f32,
+    n: usize,
+    planes: usize,
+) -> Vec<FlickerFrame> {
     let seq = key(seed, SEQUENCE, stream::FLICKER);
     let mut level = 0.0f32;
     (0..n)
@@ -104,7 +116,11 @@ pub(crate) fn plan(p: &FlickerParams, seed: u64, s: f32, n: usize, planes: usize
                 level = rng.range(-p.step, p.step);
             }
             let flash = rng.chance(p.flash_probability);
-            let jump = if flash { rng.sign() * rng.within(p.flash) } else { 0.0 };
+            let jump = if flash {
+                rng.sign() * rng.within(p.flash)
+            } else {
+                0.0
+            };
             let drift = p.drift * smooth1(sub(seq, 0), tf / p.drift_period_frames.max(1.0));
             let jitter = p.jitter * rng.range(-1.0, 1.0);
             let gain = (1.0 + s * (drift + level + jump + jitter)).max(0.05);
@@ -115,7 +131,10 @@ pub(crate) fn plan(p: &FlickerParams, seed: u64, s: f32, n: usize, planes: usize
                 .iter()
                 .enumerate()
                 .map(|(m, &(i, j, weight))| {
-                    let slow = smooth1(sub(seq, 10 + m as u64), tf / p.regional_period_frames.max(1.0));
+                    let slow = smooth1(
+                        sub(seq, 10 + m as u64),
+                        tf / p.regional_period_frames.max(1.0),
+                    );
                     let c = s * p.regional * weight * (0.75 * slow + 0.25 * rng.range(-1.0, 1.0));
                     RegionalTerm { i, j, c }
                 })
@@ -125,7 +144,10 @@ pub(crate) fn plan(p: &FlickerParams, seed: u64, s: f32, n: usize, planes: usize
                     if planes < 3 {
                         return 0.0;
                     }
-                    let slow = smooth1(sub(seq, 20 + c as u64), tf / p.channel_period_frames.max(1.0));
+                    let slow = smooth1(
+                        sub(seq, 20 + c as u64),
+                        tf / p.channel_period_frames.max(1.0),
+                    );
                     s * p.channel * (0.75 * slow + 0.25 * rng.range(-1.0, 1.0))
                 })
                 .collect();

@@ -7,6 +7,7 @@
 //! `sqrt(shared) * S + sqrt(1 - shared) * C_p`, a component common to all channels (the
 //! grains of the three dye layers overlap) plus one per channel.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::optics::{convolve_plane, gaussian_kernel};
@@ -16,24 +17,24 @@ use crate::frame::Frame;
 /// Knobs of `grain` at strength 1.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GrainParams {
-    /// Standard deviation at level 1 (times the strength). Default 0.04.
+    /// Standard deviation at level 1 (times the strength). Default 0.022.
     pub amount: f32,
     /// Added to the level under the square root, so blacks keep a little grain. Default 0.02.
     pub floor: f32,
     /// Correlation radius: sigma in pixels of the blur applied to white noise (times the
-    /// resolution scale). Default 0.7.
+    /// resolution scale). Default 0.8.
     pub size_px: f32,
-    /// Share of the variance common to all channels (colour only), 0..1. Default 0.75.
+    /// Share of the variance common to all channels (colour only), 0..1. Default 0.85.
     pub shared: f32,
 }
 
 impl Default for GrainParams {
     fn default() -> Self {
         GrainParams {
-            amount: 0.04,
+            amount: 0.022,
             floor: 0.02,
-            size_px: 0.7,
-            shared: 0.75,
+            size_px: 0.8,
+            shared: 0.85,
         }
     }
 }
@@ -62,7 +63,10 @@ impl GrainPlan {
 
 /// One unit-variance correlated noise field of `w * h` samples.
 fn field(key: u64, w: usize, h: usize, kernel: Option<&[f32]>) -> Vec<f32> {
-    let mut f: Vec<f32> = (0..w * h).map(|i| gauss_at(key, i as u64)).collect();
+    let mut f: Vec<f32> = (0..w * h)
+        .into_par_iter()
+        .map(|i| gauss_at(key, i as u64))
+        .collect();
     if let Some(k) = kernel {
         convolve_plane(&mut f, w, h, k);
         // Variance of white noise through a separable kernel: (sum k_i^2)^2.
@@ -81,9 +85,17 @@ pub(crate) fn apply(frame: &mut Frame, g: &GrainPlan, key: u64) {
     let kernel = (g.size_px >= 0.05).then(|| gaussian_kernel(g.size_px));
     let shared = field(sub(key, 0), w, h, kernel.as_deref());
     let colour = frame.planes > 1;
-    let (ws, wc) = if colour { (g.shared.sqrt(), (1.0 - g.shared).sqrt()) } else { (1.0, 0.0) };
+    let (ws, wc) = if colour {
+        (g.shared.sqrt(), (1.0 - g.shared).sqrt())
+    } else {
+        (1.0, 0.0)
+    };
     for (p, plane) in frame.planes_mut().into_iter().enumerate() {
-        let own = if colour && wc > 0.0 { Some(field(sub(key, 1 + p as u64), w, h, kernel.as_deref())) } else { None };
+        let own = if colour && wc > 0.0 {
+            Some(field(sub(key, 1 + p as u64), w, h, kernel.as_deref()))
+        } else {
+            None
+        };
         for (i, v) in plane.iter_mut().enumerate() {
             let n = ws * shared[i] + own.as_ref().map_or(0.0, |o| wc * o[i]);
             let std = g.amount * (v.clamp(0.0, 1.0) + g.floor).sqrt();

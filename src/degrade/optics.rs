@@ -2,6 +2,7 @@
 //! contact, as a separable gaussian with mirrored borders. Also the gaussian kernel the grain
 //! model uses for its spatial correlation.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::frame::Frame;
@@ -43,32 +44,40 @@ pub(crate) fn gaussian_kernel(sigma: f32) -> Vec<f32> {
 
 /// Separable convolution of one plane with `kernel` (odd length, centred), mirrored borders.
 pub(crate) fn convolve_plane(plane: &mut [f32], width: usize, height: usize, kernel: &[f32]) {
-    let r = (kernel.len() / 2) as isize;
+    if width == 0 || height == 0 {
+        return;
+    }
+    let r = kernel.len() / 2;
     let mut tmp = vec![0.0f32; plane.len()];
-    for y in 0..height {
-        let row = &plane[y * width..(y + 1) * width];
-        for x in 0..width {
-            let mut acc = 0.0;
-            for (k, &w) in kernel.iter().enumerate() {
-                acc += w * row[mirror(x as isize + k as isize - r, width)];
+    // Horizontal: each row padded by mirroring, then plain dot products.
+    tmp.par_chunks_mut(width)
+        .zip(plane.par_chunks(width))
+        .for_each(|(out, row)| {
+            let padded: Vec<f32> = (0..width + 2 * r)
+                .map(|i| row[mirror(i as isize - r as isize, width)])
+                .collect();
+            for (x, o) in out.iter_mut().enumerate() {
+                *o = kernel.iter().zip(&padded[x..]).map(|(w, v)| w * v).sum();
             }
-            tmp[y * width + x] = acc;
-        }
-    }
-    for y in 0..height {
-        for x in 0..width {
-            let mut acc = 0.0;
+        });
+    // Vertical: whole rows at a time, so memory is read in order.
+    plane
+        .par_chunks_mut(width)
+        .enumerate()
+        .for_each(|(y, out)| {
+            out.iter_mut().for_each(|o| *o = 0.0);
             for (k, &w) in kernel.iter().enumerate() {
-                acc += w * tmp[mirror(y as isize + k as isize - r, height) * width + x];
+                let src = mirror(y as isize + k as isize - r as isize, height);
+                for (o, v) in out.iter_mut().zip(&tmp[src * width..(src + 1) * width]) {
+                    *o += w * v;
+                }
             }
-            plane[y * width + x] = acc;
-        }
-    }
+        });
 }
 
 /// Blur every plane with a gaussian of `sigma` pixels; nothing happens below 0.05 px.
 pub(crate) fn blur(frame: &mut Frame, sigma: f32) {
-    if !(sigma >= 0.05) {
+    if sigma.is_nan() || sigma < 0.05 {
         return;
     }
     let kernel = gaussian_kernel(sigma);

@@ -43,7 +43,8 @@ pub struct ScratchParams {
     pub bright_level: (f32, f32),
     /// Share of tracks that cover only part of the frame height. Default 0.3.
     pub partial_fraction: f32,
-    /// Scale in pixels of the intensity variation along the length. Default 40.
+    /// Scale in pixels of the intensity variation along the length (plus a finer octave at a
+    /// fifth of it). Default 40.
     pub along_cell_px: f32,
     /// Depth of that variation, 0..1. Default 0.5.
     pub along_depth: f32,
@@ -125,20 +126,38 @@ pub struct ScratchFrame {
 }
 
 /// The tracks of a sequence of `n` frames of width `w` and height `h`.
-pub(crate) fn tracks(p: &ScratchParams, seed: u64, strength: f32, scale: f32, n: usize, (w, h): (usize, usize)) -> Vec<Track> {
-    if n == 0 || !(strength > 0.0) {
+pub(crate) fn tracks(
+    p: &ScratchParams,
+    seed: u64,
+    strength: f32,
+    scale: f32,
+    n: usize,
+    (w, h): (usize, usize),
+) -> Vec<Track> {
+    if n == 0 || strength.is_nan() || strength <= 0.0 {
         return Vec::new();
     }
     let mut rng = Rng::new(key(seed, SEQUENCE, stream::SCRATCH));
-    let count = rng.poisson(p.per_48_frames * strength * n as f32 / 48.0).max(1);
+    let count = rng
+        .poisson(p.per_48_frames * strength * n as f32 / 48.0)
+        .max(1);
     let (w, h) = (w as f32, h as f32);
     (0..count)
         .map(|id| {
-            let len = ((n as f32 * rng.within(p.length_fraction)).round() as usize).clamp(n.min(6), n);
+            let len =
+                ((n as f32 * rng.within(p.length_fraction)).round() as usize).clamp(n.min(6), n);
             let first = ((rng.unit() * (n - len + 1) as f32) as usize).min(n - len);
             let moving = !rng.chance(p.static_fraction);
-            let drift = if moving { rng.range(-1.0, 1.0) * p.drift_px_per_frame * scale } else { 0.0 };
-            let wobble = if moving { rng.unit() * p.wobble_px * scale } else { 0.0 };
+            let drift = if moving {
+                rng.range(-1.0, 1.0) * p.drift_px_per_frame * scale
+            } else {
+                0.0
+            };
+            let wobble = if moving {
+                rng.unit() * p.wobble_px * scale
+            } else {
+                0.0
+            };
             let period = rng.within(p.wobble_period_frames).max(2.0);
             let phase = rng.range(0.0, std::f32::consts::TAU);
             let width = (p.width_px.0 + (p.width_px.1 - p.width_px.0) * rng.unit().powi(2)) * scale;
@@ -160,7 +179,11 @@ pub(crate) fn tracks(p: &ScratchParams, seed: u64, strength: f32, scale: f32, n:
                 wobble_period_frames: period,
                 wobble_phase: phase,
                 width,
-                polarity: if bright { Polarity::Bright } else { Polarity::Dark },
+                polarity: if bright {
+                    Polarity::Bright
+                } else {
+                    Polarity::Dark
+                },
                 opacity,
                 level,
                 rows,
@@ -186,7 +209,8 @@ pub(crate) fn at_frame(
             let mut rng = Rng::new(sub(frame_key, tr.id as u64));
             let age = (t - tr.first_frame) as f32;
             let wander = tr.wobble_px
-                * ((std::f32::consts::TAU * age / tr.wobble_period_frames + tr.wobble_phase).sin() - tr.wobble_phase.sin());
+                * ((std::f32::consts::TAU * age / tr.wobble_period_frames + tr.wobble_phase).sin()
+                    - tr.wobble_phase.sin());
             let column = (tr.x0 + tr.drift_px_per_frame * age + wander).clamp(0.0, w as f32 - 1.0);
             let opacity = tr.opacity * (1.0 - p.frame_variation.clamp(0.0, 1.0) * rng.unit());
             let (rows, taper) = match tr.rows {
@@ -229,13 +253,16 @@ fn smoothstep01(e: f32) -> f32 {
 impl ScratchFrame {
     /// Intensity factor along the length at row `y`, 0..1.
     fn along(&self, y: f32) -> f32 {
-        let n = value_noise(self.along_key, 0.5, y, self.along_cell);
+        // Two octaves: slow swells and a finer, scratchier flutter.
+        let n = 0.7 * value_noise(self.along_key, 0.5, y, self.along_cell)
+            + 0.3 * value_noise(self.along_key ^ 0x5bd1_e995, 0.5, y, self.along_cell / 5.0);
         let mut f = 1.0 - self.along_depth * (1.0 - n);
         if self.gap > 0.0 {
             f *= smoothstep01((n - self.gap) / 0.08 + 0.5);
         }
         if self.taper > 0.0 {
-            f *= smoothstep01((y - self.rows[0]) / self.taper) * smoothstep01((self.rows[1] - y) / self.taper);
+            f *= smoothstep01((y - self.rows[0]) / self.taper)
+                * smoothstep01((self.rows[1] - y) / self.taper);
         }
         f
     }

@@ -31,7 +31,7 @@ pub enum SpotKind {
 /// Knobs of `dust` at strength 1. Lengths are pixels at the resolution scale 1.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DustParams {
-    /// Mean number of specks and hairs per frame (Poisson; times the strength). Default 12.
+    /// Mean number of specks and hairs per frame (Poisson; times the strength). Default 15.
     pub per_frame: f32,
     /// Share of them that are hairs or fibres. Default 0.12.
     pub hair_fraction: f32,
@@ -56,7 +56,7 @@ pub struct DustParams {
 impl Default for DustParams {
     fn default() -> Self {
         DustParams {
-            per_frame: 12.0,
+            per_frame: 15.0,
             hair_fraction: 0.12,
             bright_fraction: 0.3,
             size_px: (1.0, 12.0),
@@ -172,7 +172,10 @@ impl Ellipse {
         let angle = rng.range(0.0, std::f32::consts::PI);
         let mut harmonics = [(0.0, 0.0); 3];
         for h in &mut harmonics {
-            *h = (rng.range(0.0, wobble), rng.range(0.0, std::f32::consts::TAU));
+            *h = (
+                rng.range(0.0, wobble),
+                rng.range(0.0, std::f32::consts::TAU),
+            );
         }
         Ellipse {
             cx,
@@ -193,7 +196,8 @@ impl Ellipse {
         let r = (u * u + v * v).sqrt();
         let t = v.atan2(u);
         let [(a2, p2), (a3, p3), (a5, p5)] = self.harmonics;
-        let radius = 1.0 + a2 * (2.0 * t + p2).sin() + a3 * (3.0 * t + p3).sin() + a5 * (5.0 * t + p5).sin();
+        let radius =
+            1.0 + a2 * (2.0 * t + p2).sin() + a3 * (3.0 * t + p3).sin() + a5 * (5.0 * t + p5).sin();
         (r - radius) * (self.a * self.b).sqrt()
     }
 
@@ -227,7 +231,11 @@ impl Spot {
             } else {
                 let r = spread * d * rng.unit().sqrt();
                 let t = rng.range(0.0, std::f32::consts::TAU);
-                (x + r * t.cos(), y + r * t.sin(), 0.5 * d * rng.range(0.3, 0.65))
+                (
+                    x + r * t.cos(),
+                    y + r * t.sin(),
+                    0.5 * d * rng.range(0.3, 0.65),
+                )
             };
             let b = a * rng.range(0.45, 1.0);
             ellipses.push(Ellipse::random(rng, cx, cy, a, b, wobble));
@@ -328,7 +336,11 @@ fn segment_distance(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
     let (abx, aby) = (b.0 - a.0, b.1 - a.1);
     let (apx, apy) = (p.0 - a.0, p.1 - a.1);
     let len2 = abx * abx + aby * aby;
-    let t = if len2 > 0.0 { ((apx * abx + apy * aby) / len2).clamp(0.0, 1.0) } else { 0.0 };
+    let t = if len2 > 0.0 {
+        ((apx * abx + apy * aby) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let (dx, dy) = (apx - t * abx, apy - t * aby);
     (dx * dx + dy * dy).sqrt()
 }
@@ -354,7 +366,10 @@ impl Local for Spot {
                 mottle_key,
                 mottle_cell,
             } => {
-                let mut d = ellipses.iter().map(|e| e.distance(x, y)).fold(f32::MAX, f32::min);
+                let mut d = ellipses
+                    .iter()
+                    .map(|e| e.distance(x, y))
+                    .fold(f32::MAX, f32::min);
                 if *rough > 0.0 {
                     d += rough * (2.0 * value_noise(*rough_key, x, y, *rough_cell) - 1.0);
                 }
@@ -364,7 +379,11 @@ impl Local for Spot {
                 }
                 a
             }
-            Shape::Stroke { points, half_width, soft } => {
+            Shape::Stroke {
+                points,
+                half_width,
+                soft,
+            } => {
                 let d = points
                     .windows(2)
                     .map(|s| segment_distance((x, y), s[0], s[1]))
@@ -376,13 +395,26 @@ impl Local for Spot {
 }
 
 /// The dust specks and hairs of one frame.
-pub(crate) fn dust(rng: &mut Rng, p: &DustParams, strength: f32, scale: f32, (w, h): (usize, usize)) -> Vec<Spot> {
+pub(crate) fn dust(
+    rng: &mut Rng,
+    p: &DustParams,
+    strength: f32,
+    scale: f32,
+    (w, h): (usize, usize),
+) -> Vec<Spot> {
     let count = rng.poisson(p.per_frame * strength);
     (0..count)
         .map(|_| {
-            let at = (rng.range(-0.5, w as f32 - 0.5), rng.range(-0.5, h as f32 - 0.5));
+            let at = (
+                rng.range(-0.5, w as f32 - 0.5),
+                rng.range(-0.5, h as f32 - 0.5),
+            );
             let bright = rng.chance(p.bright_fraction);
-            let polarity = if bright { Polarity::Bright } else { Polarity::Dark };
+            let polarity = if bright {
+                Polarity::Bright
+            } else {
+                Polarity::Dark
+            };
             let level = rng.within(if bright { p.bright_level } else { p.dark_level });
             let look = (polarity, rng.within(p.opacity), level);
             if rng.chance(p.hair_fraction) {
@@ -390,31 +422,72 @@ pub(crate) fn dust(rng: &mut Rng, p: &DustParams, strength: f32, scale: f32, (w,
                 let width = rng.within(p.hair_width_px) * scale;
                 Spot::hair(rng, at, length, width, look, (w, h))
             } else {
-                let d = (p.size_px.0 + (p.size_px.1 - p.size_px.0) * rng.unit().powf(p.size_skew.max(0.1))) * scale;
+                let d = (p.size_px.0
+                    + (p.size_px.1 - p.size_px.0) * rng.unit().powf(p.size_skew.max(0.1)))
+                    * scale;
                 let n = 1 + (rng.unit() * (1.0 + d / 3.0).min(3.0)) as usize;
                 let wobble = if d < 3.0 * scale { 0.05 } else { 0.12 };
                 let soft = 0.5 + 0.06 * d;
                 let rough = 0.25 * (d / 4.0).min(1.0);
-                Spot::blob(rng, SpotKind::Dust, at, d, n, 0.25, wobble, soft, rough, 0.0, look, (w, h))
+                Spot::blob(
+                    rng,
+                    SpotKind::Dust,
+                    at,
+                    d,
+                    n,
+                    0.25,
+                    wobble,
+                    soft,
+                    rough,
+                    0.0,
+                    look,
+                    (w, h),
+                )
             }
         })
         .collect()
 }
 
 /// The blotches of one frame.
-pub(crate) fn blotches(rng: &mut Rng, p: &BlotchParams, strength: f32, scale: f32, (w, h): (usize, usize)) -> Vec<Spot> {
+pub(crate) fn blotches(
+    rng: &mut Rng,
+    p: &BlotchParams,
+    strength: f32,
+    scale: f32,
+    (w, h): (usize, usize),
+) -> Vec<Spot> {
     let count = rng.poisson(p.per_frame * strength);
     (0..count)
         .map(|_| {
-            let at = (rng.range(-0.5, w as f32 - 0.5), rng.range(-0.5, h as f32 - 0.5));
+            let at = (
+                rng.range(-0.5, w as f32 - 0.5),
+                rng.range(-0.5, h as f32 - 0.5),
+            );
             let dark = rng.chance(p.dark_fraction);
-            let polarity = if dark { Polarity::Dark } else { Polarity::Bright };
+            let polarity = if dark {
+                Polarity::Dark
+            } else {
+                Polarity::Bright
+            };
             let level = rng.within(if dark { p.dark_level } else { p.bright_level });
             let look = (polarity, rng.within(p.opacity), level);
             let d = (p.size_px.0 + (p.size_px.1 - p.size_px.0) * rng.unit().powf(1.5)) * scale;
             let n = 3 + (rng.unit() * 4.0) as usize;
             let soft = 0.22 * d * rng.range(0.8, 1.2);
-            Spot::blob(rng, SpotKind::Blotch, at, d, n, 0.3, 0.2, soft, 0.08 * d, 0.35, look, (w, h))
+            Spot::blob(
+                rng,
+                SpotKind::Blotch,
+                at,
+                d,
+                n,
+                0.3,
+                0.2,
+                soft,
+                0.08 * d,
+                0.35,
+                look,
+                (w, h),
+            )
         })
         .collect()
 }

@@ -11,6 +11,7 @@
 //! with `c = ((W - 1) / 2, (H - 1) / 2)`, pixel centres at integer coordinates, `x` right, `y`
 //! down, and a positive rotation turning the picture clockwise on screen.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::optics::mirror;
@@ -92,12 +93,21 @@ pub(crate) fn plan(p: &WeaveParams, seed: u64, s: f32, scale: f32, n: usize) -> 
                 kx += jx * f;
                 ky += jy * f;
             }
-            let dx = s * scale * (p.drift_px[0] * smooth1(sub(seq, 0), tf / period) + p.jitter_px[0] * rng.normal() + kx);
-            let dy = s * scale * (p.drift_px[1] * smooth1(sub(seq, 1), tf / period) + p.jitter_px[1] * rng.normal() + ky);
+            let dx = s
+                * scale
+                * (p.drift_px[0] * smooth1(sub(seq, 0), tf / period)
+                    + p.jitter_px[0] * rng.normal()
+                    + kx);
+            let dy = s
+                * scale
+                * (p.drift_px[1] * smooth1(sub(seq, 1), tf / period)
+                    + p.jitter_px[1] * rng.normal()
+                    + ky);
             let limit = p.max_rotation_deg * s;
-            let rotation =
-                (s * (p.rotation_deg * smooth1(sub(seq, 2), tf / (1.5 * period)) + p.rotation_jitter_deg * rng.normal()))
-                    .clamp(-limit, limit);
+            let rotation = (s
+                * (p.rotation_deg * smooth1(sub(seq, 2), tf / (1.5 * period))
+                    + p.rotation_jitter_deg * rng.normal()))
+            .clamp(-limit, limit);
             WeaveFrame {
                 dx,
                 dy,
@@ -108,27 +118,38 @@ pub(crate) fn plan(p: &WeaveParams, seed: u64, s: f32, scale: f32, n: usize) -> 
         .collect()
 }
 
-fn lanczos3(t: f32) -> f32 {
-    let t = t.abs();
-    if t < 1e-6 {
-        return 1.0;
-    }
-    if t >= 3.0 {
-        return 0.0;
-    }
-    let pt = std::f32::consts::PI * t;
-    3.0 * pt.sin() * (pt / 3.0).sin() / (pt * pt)
-}
-
-/// Six normalised Lanczos-3 taps around `s`: the first tap's index and the weights.
+/// Six normalised Lanczos-3 taps around `s`: the first tap's index and the weights. With
+/// `f = s - floor(s)` the taps sit at offsets `t = f + 2 .. f - 3`; `sin(pi t)` and
+/// `sin(pi t / 3)` follow from one `sin(pi f)` and one `sin_cos(pi f / 3)` by angle addition.
 fn taps(s: f32) -> (isize, [f32; 6]) {
     let base = s.floor();
     let first = base as isize - 2;
+    let f = s - base;
+    if f < 1e-6 {
+        return (first, [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+    }
+    use std::f32::consts::PI;
+    let sa = (PI * f).sin();
+    let (sb, cb) = (PI * f / 3.0).sin_cos();
+    // cos and sin of m * pi / 3 for m = 2, 1, 0, -1, -2, -3.
+    const C: [f32; 6] = [-0.5, 0.5, 1.0, 0.5, -0.5, -1.0];
+    const S: [f32; 6] = [
+        0.866_025_4,
+        0.866_025_4,
+        0.0,
+        -0.866_025_4,
+        -0.866_025_4,
+        0.0,
+    ];
     let mut w = [0.0f32; 6];
     let mut sum = 0.0;
-    for (k, wk) in w.iter_mut().enumerate() {
-        *wk = lanczos3(s - (base - 2.0 + k as f32));
-        sum += *wk;
+    for k in 0..6 {
+        let m = 2 - k as i32;
+        let t = f + m as f32;
+        let sin_pt = if m % 2 == 0 { sa } else { -sa };
+        let sin_pt3 = sb * C[k] + cb * S[k];
+        w[k] = 3.0 * sin_pt * sin_pt3 / (PI * PI * t * t);
+        sum += w[k];
     }
     w.iter_mut().for_each(|v| *v /= sum);
     (first, w)
@@ -146,29 +167,40 @@ pub fn warp(src: &Frame, dx: f32, dy: f32, rotation_deg: f32) -> Frame {
     let (sin, cos) = (rotation_deg.to_radians() as f64).sin_cos();
     let (cx, cy) = ((w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0);
     let n = w * h;
-    for y in 0..h {
-        for x in 0..w {
-            // Inverse map: film position that lands on (x, y).
-            let (ux, uy) = (x as f64 - cx - dx as f64, y as f64 - cy - dy as f64);
-            let sx = (cos * ux + sin * uy + cx) as f32;
-            let sy = (-sin * ux + cos * uy + cy) as f32;
-            let (fx, wx) = taps(sx);
-            let (fy, wy) = taps(sy);
-            let cols: [usize; 6] = std::array::from_fn(|k| mirror(fx + k as isize, w));
-            let rows: [usize; 6] = std::array::from_fn(|k| mirror(fy + k as isize, h));
-            for p in 0..src.planes {
-                let plane = &src.data[p * n..(p + 1) * n];
-                let mut acc = 0.0f32;
-                for (ry, wyk) in rows.iter().zip(&wy) {
-                    let row = &plane[ry * w..(ry + 1) * w];
-                    let mut line = 0.0f32;
-                    for (cxk, wxk) in cols.iter().zip(&wx) {
-                        line += wxk * row[*cxk];
+    // One output row (all planes) per task.
+    let rows: Vec<Vec<f32>> = (0..h)
+        .into_par_iter()
+        .map(|y| {
+            let mut line_out = vec![0.0f32; src.planes * w];
+            for x in 0..w {
+                // Inverse map: the film position that lands on (x, y).
+                let (ux, uy) = (x as f64 - cx - dx as f64, y as f64 - cy - dy as f64);
+                let sx = (cos * ux + sin * uy + cx) as f32;
+                let sy = (-sin * ux + cos * uy + cy) as f32;
+                let (fx, wx) = taps(sx);
+                let (fy, wy) = taps(sy);
+                let cols: [usize; 6] = std::array::from_fn(|k| mirror(fx + k as isize, w));
+                let rows: [usize; 6] = std::array::from_fn(|k| mirror(fy + k as isize, h));
+                for p in 0..src.planes {
+                    let plane = &src.data[p * n..(p + 1) * n];
+                    let mut acc = 0.0f32;
+                    for (ry, wyk) in rows.iter().zip(&wy) {
+                        let row = &plane[ry * w..(ry + 1) * w];
+                        let mut line = 0.0f32;
+                        for (cxk, wxk) in cols.iter().zip(&wx) {
+                            line += wxk * row[*cxk];
+                        }
+                        acc += wyk * line;
                     }
-                    acc += wyk * line;
+                    line_out[p * w + x] = acc;
                 }
-                out.data[p * n + y * w + x] = acc;
             }
+            line_out
+        })
+        .collect();
+    for (y, line) in rows.iter().enumerate() {
+        for p in 0..src.planes {
+            out.data[p * n + y * w..p * n + (y + 1) * w].copy_from_slice(&line[p * w..(p + 1) * w]);
         }
     }
     out
@@ -178,10 +210,49 @@ pub fn warp(src: &Frame, dx: f32, dy: f32, rotation_deg: f32) -> Frame {
 pub fn unwarp(src: &Frame, dx: f32, dy: f32, rotation_deg: f32) -> Frame {
     // Inverse of p -> R(a)(p - c) + c + d is q -> R(-a)(q - c - d) + c = R(-a)(q - c) + c - R(-a)d.
     let (sin, cos) = (rotation_deg.to_radians() as f64).sin_cos();
-    let (ix, iy) = (cos * dx as f64 + sin * dy as f64, -sin * dx as f64 + cos * dy as f64);
+    let (ix, iy) = (
+        cos * dx as f64 + sin * dy as f64,
+        -sin * dx as f64 + cos * dy as f64,
+    );
     warp(src, -ix as f32, -iy as f32, -rotation_deg)
 }
 
 pub(crate) fn apply(frame: &Frame, f: &WeaveFrame) -> Frame {
     warp(frame, f.dx, f.dy, f.rotation_deg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::taps;
+
+    /// The angle-addition taps equal the textbook kernel `sinc(t) sinc(t / 3)`, normalised.
+    #[test]
+    fn taps_match_the_lanczos3_kernel() {
+        let sinc = |t: f64| {
+            if t.abs() < 1e-12 {
+                1.0
+            } else {
+                (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t)
+            }
+        };
+        for i in 0..200 {
+            let s = -3.7 + i as f32 * 0.0731;
+            let (first, w) = taps(s);
+            let raw: Vec<f64> = (0..6)
+                .map(|k| {
+                    let t = s as f64 - (first + k) as f64;
+                    sinc(t) * sinc(t / 3.0)
+                })
+                .collect();
+            let sum: f64 = raw.iter().sum();
+            for k in 0..6 {
+                assert!(
+                    (w[k] as f64 - raw[k] / sum).abs() < 1e-5,
+                    "s {s}, tap {k}: {} vs {}",
+                    w[k],
+                    raw[k] / sum
+                );
+            }
+        }
+    }
 }
