@@ -535,4 +535,14 @@ fn gpu_backend_matches_cpu_and_checks_itself() {
         }
     }
     assert!(flips * 1000 <= total, "{flips} of {total} codes differ");
+
+    // Packed 10-bit in, 16-bit out (unpacked on the GPU, downloaded as f32): same as the CPU.
+    let (cpu16, gpu16) = (dir.path().join("cpu16"), dir.path().join("gpu16"));
+    run("cpu", &cpu16, &["--format", "dpx16"]);
+    run("gpu", &gpu16, &["--format", "dpx16"]);
+    for name in files_in(&cpu16).into_iter().filter(|f| f.ends_with(".dpx")) {
+        let (a, b) = (io::read_frame(&cpu16.join(&name)).unwrap(), io::read_frame(&gpu16.join(&name)).unwrap());
+        let worst = a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(worst <= 1.0 / 65535.0 + 1e-7, "{name}: 16-bit outputs differ by {worst}");
+    }
 }

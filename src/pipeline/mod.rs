@@ -22,7 +22,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::frame::Frame;
 use crate::gpu::{AdapterChoice, GpuContext, GpuFrame};
 use crate::io::sequence::Sequence;
-use crate::io::{self, FrameInfo, OutputFormat};
+use crate::io::{self, dpx, FrameInfo, OutputFormat};
 use crate::stages::{Stage, Window};
 use chain::{Chain, Runner};
 use progress::Progress;
@@ -231,16 +231,86 @@ pub fn output_path(out_dir: &Path, input: &Path, format: OutputFormat) -> PathBu
     out_dir.join(stem).with_extension(format.extension())
 }
 
+/// A restored frame on its way to a file.
+enum Restored {
+    Frame(Frame),
+    /// 10-bit filled DPX words already packed on the GPU, with the frame's metadata.
+    Dpx10Words {
+        words: Vec<u32>,
+        width: usize,
+        height: usize,
+        meta: crate::frame::FrameMeta,
+    },
+}
+
+impl Restored {
+    fn encode(&self, format: OutputFormat) -> Result<Vec<u8>> {
+        match (self, format) {
+            (Restored::Frame(f), _) => io::encode_frame(f, format),
+            (
+                Restored::Dpx10Words {
+                    words,
+                    width,
+                    height,
+                    meta,
+                },
+                OutputFormat::Dpx(layout),
+            ) => dpx::encode_filled10_words(meta, *width, *height, &layout, words),
+            (Restored::Dpx10Words { .. }, other) => {
+                bail!("packed DPX words cannot be written as {other}")
+            }
+        }
+    }
+}
+
+/// A frame as read for the stage chain: decoded on the CPU, or the packed words of a 10-bit
+/// DPX to be unpacked on the GPU (a third of the bytes to upload).
+enum Decoded {
+    Frame(Frame),
+    Dpx10Words {
+        words: Vec<u32>,
+        header: dpx::DpxHeader,
+        meta: crate::frame::FrameMeta,
+    },
+}
+
+impl Decoded {
+    fn read(path: &Path, packed: bool) -> Result<Decoded> {
+        if !packed {
+            return io::read_frame(path).map(Decoded::Frame);
+        }
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        Ok(match dpx::filled10_words(&bytes, path)? {
+            Some((header, meta, words)) => Decoded::Dpx10Words {
+                words,
+                header,
+                meta,
+            },
+            None => Decoded::Frame(dpx::decode(&bytes, path)?),
+        })
+    }
+
+    fn shape(&self) -> (usize, usize, usize) {
+        match self {
+            Decoded::Frame(f) => (f.width, f.height, f.planes),
+            Decoded::Dpx10Words { header, .. } => {
+                (header.width, header.height, header.layout.planes)
+            }
+        }
+    }
+}
+
 /// Encoders on their own threads: frames are sent in, written atomically, counted.
 struct WriterPool {
-    tx: Option<SyncSender<(PathBuf, Frame)>>,
+    tx: Option<SyncSender<(PathBuf, Restored)>>,
     threads: Vec<JoinHandle<()>>,
     error: Arc<Mutex<Option<anyhow::Error>>>,
 }
 
 impl WriterPool {
     fn new(workers: usize, format: OutputFormat, progress: Arc<Progress>) -> Self {
-        let (tx, rx) = sync_channel::<(PathBuf, Frame)>(workers * 2);
+        let (tx, rx) = sync_channel::<(PathBuf, Restored)>(workers * 2);
         let rx = Arc::new(Mutex::new(rx));
         let error = Arc::new(Mutex::new(None));
         let threads = (0..workers)
@@ -248,8 +318,12 @@ impl WriterPool {
                 let (rx, error, progress) = (rx.clone(), error.clone(), progress.clone());
                 std::thread::spawn(move || loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((path, frame)) = job else { break };
-                    match io::write_frame(&path, &frame, format) {
+                    let Ok((path, restored)) = job else { break };
+                    let written = restored
+                        .encode(format)
+                        .with_context(|| format!("{}: cannot encode", path.display()))
+                        .and_then(|bytes| io::write_atomic(&path, &bytes));
+                    match written {
                         Ok(()) => progress.frame_done(),
                         Err(e) => {
                             error
@@ -275,7 +349,7 @@ impl WriterPool {
             .is_some()
     }
 
-    fn send(&self, path: PathBuf, frame: Frame) -> Result<()> {
+    fn send(&self, path: PathBuf, frame: Restored) -> Result<()> {
         let tx = self.tx.as_ref().expect("pool open");
         tx.send((path, frame))
             .map_err(|_| anyhow!("frame writers stopped"))
@@ -429,14 +503,26 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
     let paths: Vec<(usize, PathBuf)> = (plan.read.0..=plan.read.1)
         .map(|p| (p, seq.frames[p].path.clone()))
         .collect();
-    let decoded = ordered::ordered_map(paths, workers * 2, |(pos, path)| {
-        (pos, io::read_frame(&path))
+    // On the GPU, 10-bit filled DPX travels packed both ways and is (un)packed by shaders.
+    let on_gpu = matches!(job.backend, Backend::Gpu(_));
+    let packed_in = on_gpu
+        && info
+            .dpx_layout
+            .is_some_and(|l| l.bits == 10 && l.packing == dpx::Packing::FilledA);
+    let packed_out = match format {
+        OutputFormat::Dpx(l) if on_gpu && l.bits == 10 && l.packing == dpx::Packing::FilledA => {
+            Some(l)
+        }
+        _ => None,
+    };
+    let decoded = ordered::ordered_map(paths, workers * 2, move |(pos, path)| {
+        (pos, Decoded::read(&path, packed_in))
     });
     let shape = (info.width, info.height, info.planes);
     let mut frames_read = 0;
     let mut gpu_checks = Vec::new();
     let mut outputs = Vec::new();
-    let deliver = |outputs: &mut Vec<(usize, Frame)>| -> Result<()> {
+    let deliver = |outputs: &mut Vec<(usize, Restored)>| -> Result<()> {
         for (q, frame) in outputs.drain(..) {
             if q >= plan.write.0 && q <= plan.write.1 {
                 writer.send(targets[q - plan.write.0].clone(), frame)?;
@@ -449,13 +535,18 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         match &job.backend {
             Backend::Cpu => {
                 let mut chain = Chain::new(&job.stages, seq.len(), plan.read.0, plan.read.1);
-                for (pos, frame) in decoded {
+                let mut cpu_out = Vec::new();
+                for (pos, decoded) in decoded {
                     if cancel::interrupted() || writer.failed() {
                         break;
                     }
-                    let frame = checked(frame, shape, &seq.frames[pos].path)?;
+                    let Decoded::Frame(frame) = checked(decoded, shape, &seq.frames[pos].path)?
+                    else {
+                        bail!("internal: packed words reached the CPU backend");
+                    };
                     frames_read += 1;
-                    chain.push(pos, frame, &mut CpuRunner, &mut outputs)?;
+                    chain.push(pos, frame, &mut CpuRunner, &mut cpu_out)?;
+                    outputs.extend(cpu_out.drain(..).map(|(q, f)| (q, Restored::Frame(f))));
                     deliver(&mut outputs)?;
                 }
             }
@@ -466,18 +557,43 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
                     gpu,
                     check: job.check_gpu.then(Vec::new),
                 };
-                for (pos, frame) in decoded {
+                for (pos, decoded) in decoded {
                     if cancel::interrupted() || writer.failed() {
                         break;
                     }
-                    let frame = checked(frame, shape, &seq.frames[pos].path)?;
+                    let on_device = match checked(decoded, shape, &seq.frames[pos].path)? {
+                        Decoded::Frame(frame) => gpu.upload(&frame)?,
+                        Decoded::Dpx10Words {
+                            words,
+                            header,
+                            meta,
+                        } => gpu.upload_dpx10(
+                            &words,
+                            header.layout.big_endian,
+                            header.width,
+                            header.height,
+                            header.layout.planes,
+                            meta,
+                        )?,
+                    };
                     frames_read += 1;
-                    let on_device = gpu.upload(&frame)?;
                     let pushed = chain.push(pos, on_device, &mut runner, &mut gpu_out);
                     gpu_checks = runner.check.clone().unwrap_or_default();
                     pushed?;
                     for (q, f) in gpu_out.drain(..) {
-                        let host = gpu.download(&f)?;
+                        if q < plan.write.0 || q > plan.write.1 {
+                            gpu.recycle(f); // handle frames are context only
+                            continue;
+                        }
+                        let host = match packed_out {
+                            Some(l) => Restored::Dpx10Words {
+                                words: gpu.download_dpx10(&f, l.big_endian)?,
+                                width: f.width,
+                                height: f.height,
+                                meta: f.meta.clone(),
+                            },
+                            None => Restored::Frame(gpu.download(&f)?),
+                        };
                         gpu.recycle(f);
                         outputs.push((q, host));
                     }
@@ -509,13 +625,16 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
 }
 
 /// A decoded frame, checked against the sequence's shape (a header can lie).
-fn checked(frame: Result<Frame>, shape: (usize, usize, usize), path: &Path) -> Result<Frame> {
+fn checked(frame: Result<Decoded>, shape: (usize, usize, usize), path: &Path) -> Result<Decoded> {
     let frame = frame?;
-    if (frame.width, frame.height, frame.planes) != shape {
+    let got = frame.shape();
+    if got != shape {
         bail!(
-            "{}: mixed frame sizes: decoded {} but the sequence is {}x{} with {} planes",
+            "{}: mixed frame sizes: decoded {}x{} with {} planes but the sequence is {}x{} with {} planes",
             path.display(),
-            frame.shape(),
+            got.0,
+            got.1,
+            got.2,
             shape.0,
             shape.1,
             shape.2
