@@ -56,6 +56,44 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Compare {
+            reference,
+            restored,
+            mask,
+            margin,
+            json,
+        } => {
+            let report = crate::compare::run(&crate::compare::CompareOptions {
+                reference,
+                restored,
+                mask,
+                margin,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                print!("{report}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Degrade(args) => {
+            let opts = crate::degrade::DegradeOptions {
+                clean: args.clean,
+                out: args.out,
+                defects: crate::degrade::Defect::parse_list(&args.defects).context("--defects")?,
+                seed: args.seed,
+                strength: args.strength,
+                format: args.format,
+                overwrite: args.overwrite,
+            };
+            let s = crate::degrade::run(&opts)?;
+            eprintln!(
+                "degraded {} frames ({}x{}, {} planes) as {} in {:.1}s: {} spots, {} scratch tracks, {:.2}% of pixels masked",
+                s.frames, s.width, s.height, s.planes, s.format, s.seconds, s.spots, s.scratch_tracks, 100.0 * s.masked_fraction
+            );
+            eprintln!("truth: {}", s.truth.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(args) => {
             let backend = open_backend(&args.backend)?;
             pipeline::cancel::install_handler();

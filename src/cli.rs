@@ -28,8 +28,53 @@ pub enum Command {
     },
     /// List the GPU adapters wgpu can see.
     Devices,
-    /// A first run that needs no files: makes a faded sequence, restores it, reports the gain.
+    /// A first run that needs no files: damages a procedural scene like a worn print, restores
+    /// it, and reports the measures before and after.
     Demo(DemoArgs),
+    /// Score a restored sequence against a reference: PSNR, SSIM, PSNR inside and outside
+    /// defect masks, residual shake and flicker, per frame and overall.
+    Compare {
+        /// The reference (clean) sequence.
+        reference: PathBuf,
+        /// The sequence to score; frames are matched to the reference by name.
+        restored: PathBuf,
+        /// Defect masks (nonzero = damaged), matched by name, e.g. `degrade`'s OUT/mask.
+        #[arg(long)]
+        mask: Option<PathBuf>,
+        /// Border in pixels left out of every measure.
+        #[arg(long, default_value_t = 0)]
+        margin: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply seeded, documented film damage to a clean sequence and write the ground truth:
+    /// OUT/degraded, OUT/clean (the reference), OUT/mask and OUT/truth.json.
+    Degrade(DegradeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DegradeArgs {
+    /// The clean sequence: a directory of frames, a pattern or one file.
+    pub clean: PathBuf,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Defects to apply, comma-separated: dust, blotches, scratches, grain, flicker, weave,
+    /// fading, blur; `default` (a worn print: the first six) or `all`.
+    #[arg(long, default_value = "default")]
+    pub defects: String,
+    /// Seed: the same seed gives the same damage, bit for bit.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Multiplier of defect counts and amplitudes, 0 to 3; 1 is a worn print.
+    #[arg(long, default_value_t = 1.0)]
+    pub strength: f32,
+    /// Output format (default: 16-bit in the input's family).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::io::FORMAT_NAMES))]
+    pub format: Option<String>,
+    /// Replace the output of an earlier run.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -93,11 +138,14 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub backend: BackendArgs,
     /// Number of frames to generate.
-    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub length: u32,
     /// Frame size, WIDTHxHEIGHT.
     #[arg(long, default_value = "480x270", value_parser = parse_size)]
     pub size: (usize, usize),
+    /// Preset to restore with: a built-in name or a .toml file.
+    #[arg(long, default_value = "default")]
+    pub preset: String,
 }
 
 /// `A-B` (or a single frame `A`) into an inclusive range.

@@ -1,156 +1,140 @@
 //! `nitrate demo`: the first run of a newcomer, with no files of their own. It renders a short
-//! procedural scene, fades it the way a print's dyes and base drift (per-channel lifted blacks
-//! and dulled whites), writes both as 10-bit DPX, estimates `levels` from the faded frames
-//! alone, restores them through the normal pipeline and reports PSNR against the clean frames.
-
-use std::path::Path;
+//! procedural scene, damages it like a worn print with `degrade`'s default defects, writes the
+//! damaged frames as 10-bit DPX, restores them through the normal pipeline with a preset
+//! (`default` unless told), scores both against the clean frames with `compare`, and writes a
+//! degraded | restored | clean sheet.
 
 use anyhow::{Context, Result};
 
 use crate::cli::DemoArgs;
+use crate::compare::{self, CompareOptions, Summary};
+use crate::degrade::{self, DegradeOptions};
 use crate::frame::{Frame, Timecode};
-use crate::io::dpx::{DpxLayout, Packing};
 use crate::io::sequence::Sequence;
 use crate::io::{self, OutputFormat};
-use crate::metrics::{percentile, psnr};
 use crate::pipeline::{self, Backend, RestoreJob};
-use crate::stages::levels::{Levels, LevelsParams, PerChannel};
+use crate::preset::Preset;
 use crate::synth::scene_frame;
 
-/// Per-channel (black, white) the demo's fade maps 0 and 1 to: a warm, flat, faded print.
-const FADE: [(f32, f32); 3] = [(0.14, 0.90), (0.09, 0.78), (0.12, 0.66)];
-/// Fraction of samples allowed below the estimated black and above the estimated white.
-const CLIP: f64 = 0.0005;
+/// The demo's damage seed; any seed gives the same kind of damage.
+const SEED: u64 = 1906;
 
 pub fn run(args: &DemoArgs, backend: Backend) -> Result<()> {
     let out = &args.output;
     let (w, h) = args.size;
     let n = args.length as usize;
-    let dpx10 = OutputFormat::Dpx(DpxLayout {
-        bits: 10,
-        packing: Packing::FilledA,
-        big_endian: true,
-        planes: 3,
-    });
-    let (clean_dir, faded_dir, restored_dir) =
-        (out.join("clean"), out.join("faded"), out.join("restored"));
-    for dir in [&clean_dir, &faded_dir] {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
-    }
+    let scene_dir = out.join("scene");
+    std::fs::create_dir_all(&scene_dir)
+        .with_context(|| format!("{}: cannot create", scene_dir.display()))?;
     eprintln!(
         "demo: rendering {n} frames of {w}x{h} into {}",
         out.display()
     );
-    let mut clean: Vec<Frame> = (0..n).map(|t| scene_frame(w, h, 3, t, 1906)).collect();
-    // Stretch each channel to the full code range, as a well-exposed scan of a good print.
-    let full = estimate_levels(&clean);
-    for frame in &mut clean {
-        crate::stages::levels::cpu::apply(frame, &full);
-        frame.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+    for t in 0..n {
+        let mut frame = scene_frame(w, h, 3, t, SEED);
+        frame.meta.timecode = Some(Timecode::from_hmsf(1, 0, (t / 24) as u8, (t % 24) as u8));
+        let name = format!("demo_{:06}.png", 1001 + t);
+        io::write_frame(
+            &scene_dir.join(name),
+            &frame,
+            OutputFormat::Png { bits: 16 },
+        )?;
     }
-    let mut faded_frames = Vec::with_capacity(n);
-    for (t, frame) in clean.iter_mut().enumerate() {
-        frame.meta.bit_depth = 10;
-        frame.meta.timecode = Some(Timecode::from_hmsf(1, 0, 0, t as u8 % 24));
-        let mut faded = frame.clone();
-        for (p, plane) in faded.planes_mut().into_iter().enumerate() {
-            let (b, wh) = FADE[p];
-            plane.iter_mut().for_each(|v| *v = b + (wh - b) * *v);
-        }
-        let name = format!("demo_{:06}.dpx", 1001 + t);
-        io::write_frame(&clean_dir.join(&name), frame, dpx10)?;
-        io::write_frame(&faded_dir.join(&name), &faded, dpx10)?;
-        faded_frames.push(faded);
-    }
-
-    // Estimate levels from the faded frames alone, as a restorer would from the scan.
-    let params = estimate_levels(&faded_frames);
+    let damage = degrade::run(&DegradeOptions {
+        defects: degrade::DEFAULT_DEFECTS.to_vec(),
+        seed: SEED,
+        format: Some("dpx10".into()),
+        overwrite: true,
+        ..DegradeOptions::new(&scene_dir, out)
+    })?;
+    std::fs::remove_dir_all(&scene_dir).ok(); // `clean/` holds the same frames now
     eprintln!(
-        "demo: estimated levels per channel: black {:?}, white {:?}",
-        [
-            params.black.get(0),
-            params.black.get(1),
-            params.black.get(2)
-        ]
-        .map(round3),
-        [
-            params.white.get(0),
-            params.white.get(1),
-            params.white.get(2)
-        ]
-        .map(round3)
+        "demo: damaged like a worn print: {} spots, {} scratch tracks, grain, flicker, weave",
+        damage.spots, damage.scratch_tracks
     );
-    let stage = Levels::new(params)?;
+
+    let preset = Preset::load(&args.preset)?;
+    let restored_dir = out.join("restored");
     let job = RestoreJob {
-        sequence: Sequence::discover(&faded_dir)?,
+        sequence: Sequence::discover(&damage.degraded_dir)?,
         output_dir: restored_dir.clone(),
         format: None,
         frames: None,
         overwrite: true,
         allow_gaps: false,
-        check_gpu: false,
         quiet: true,
-        stages: vec![Box::new(stage)],
+        check_gpu: false,
+        stages: preset.build()?,
         backend,
-        record_extra: serde_json::json!({ "command": "demo" }),
+        record_extra: serde_json::json!({ "command": "demo", "preset": preset.source }),
     };
     let summary = pipeline::restore(&job)?;
 
-    let restored = Sequence::discover(&restored_dir)?;
-    let (mut before, mut after) = (0.0, 0.0);
-    for (i, f) in restored.frames.iter().enumerate() {
-        let back = io::read_frame(&f.path)?;
-        before += psnr(&clean[i], &read_back(&faded_dir, &f.path)?) / n as f64;
-        after += psnr(&clean[i], &back) / n as f64;
-    }
-    let mid = restored.frames[n / 2].path.clone();
+    let score = |dir: &std::path::Path| {
+        compare::run(&CompareOptions {
+            reference: damage.clean_dir.clone(),
+            restored: dir.to_path_buf(),
+            mask: Some(damage.mask_dir.clone()),
+            margin: 8,
+        })
+    };
+    let before = score(&damage.degraded_dir)?.summary;
+    let after = score(&restored_dir)?.summary;
+
+    let mid = Sequence::discover(&restored_dir)?.frames[n / 2]
+        .path
+        .clone();
+    let name = mid.file_name().unwrap_or_default().to_owned();
     let sheet = out.join("before_after.png");
-    let sheet_frame = side_by_side(&[
-        &read_back(&faded_dir, &mid)?,
-        &io::read_frame(&mid)?,
-        &clean[n / 2],
-    ]);
+    let panels = [
+        io::read_frame(&damage.degraded_dir.join(&name))?,
+        io::read_frame(&mid)?,
+        io::read_frame(&damage.clean_dir.join(&name))?,
+    ];
+    let sheet_frame = side_by_side(&[&panels[0], &panels[1], &panels[2]]);
     io::write_frame(&sheet, &sheet_frame, OutputFormat::Png { bits: 16 })?;
+
     println!(
-        "restored {} frames in {:.2}s",
-        summary.frames_written, summary.seconds
+        "restored {} frames with preset '{}' in {:.2}s ({})",
+        summary.frames_written,
+        args.preset,
+        summary.seconds,
+        job.backend.describe()
     );
-    println!("mean PSNR against the clean frames: faded {before:.2} dB -> restored {after:.2} dB");
-    println!("before | after | clean: {}", sheet.display());
+    println!("against the clean frames (8 px border excluded):");
+    println!("{}", table(&[("degraded", &before), ("restored", &after)]));
+    println!("degraded | restored | clean: {}", sheet.display());
     println!("record: {}", summary.record.display());
     Ok(())
 }
 
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
+/// The headline measures, one row per sequence.
+fn table(rows: &[(&str, &Summary)]) -> String {
+    let db = |v: Option<f64>| v.map_or("-".to_string(), format_db);
+    let mut s = format!(
+        "{:<10} {:>9} {:>7} {:>15} {:>15} {:>10} {:>9}",
+        "", "PSNR dB", "SSIM", "in masks dB", "outside dB", "shake px", "flicker"
+    );
+    for (name, m) in rows {
+        s.push_str(&format!(
+            "\n{:<10} {:>9} {:>7.4} {:>15} {:>15} {:>10.3} {:>9.5}",
+            name,
+            format_db(m.mean_psnr),
+            m.mean_ssim,
+            db(m.psnr_in_mask),
+            db(m.psnr_out_mask),
+            m.shake_px,
+            m.flicker_rms
+        ));
+    }
+    s
 }
 
-fn read_back(dir: &Path, restored: &Path) -> Result<Frame> {
-    io::read_frame(&dir.join(restored.file_name().unwrap_or_default()))
-}
-
-/// Black and white per channel: the values with `CLIP` of the sequence's samples beyond them.
-pub fn estimate_levels(frames: &[Frame]) -> LevelsParams {
-    let planes = frames[0].planes;
-    let mut black = [0.0f64; 3];
-    let mut white = [1.0f64; 3];
-    for p in 0..planes.min(3) {
-        let samples: Vec<f32> = frames
-            .iter()
-            .flat_map(|f| f.plane(p).iter().copied())
-            .collect();
-        black[p] = percentile(&samples, CLIP) as f64;
-        white[p] = percentile(&samples, 1.0 - CLIP) as f64;
-    }
-    if planes == 1 {
-        black = [black[0]; 3];
-        white = [white[0]; 3];
-    }
-    LevelsParams {
-        black: PerChannel::Each(black),
-        white: PerChannel::Each(white),
-        gamma: PerChannel::All(1.0),
+fn format_db(v: f64) -> String {
+    if v.is_infinite() {
+        "inf".to_string()
+    } else {
+        format!("{v:.2}")
     }
 }
 

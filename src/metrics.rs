@@ -317,8 +317,9 @@ pub fn mean_luma(frame: &Frame) -> f64 {
 
 /// Sub-pixel global translation of `test` against `reference`: `(dx, dy)` such that
 /// `test(x, y) ≈ reference(x - dx, y - dy)`, i.e. positive `dx` means the picture in `test`
-/// sits further right. Estimated on luma, normalised to zero mean and unit variance (so a gain
-/// or lift between the frames does not bias it). `(0, 0)` for frames without texture.
+/// sits further right. Estimated on luma, each frame normalised to zero mean and unit
+/// variance, with a gain and lift between the two solved alongside (so flicker does not bias
+/// it). `(0, 0)` for frames without texture.
 pub fn estimate_translation(reference: &Frame, test: &Frame) -> (f64, f64) {
     assert_eq!(
         (reference.width, reference.height),
@@ -339,8 +340,9 @@ pub fn estimate_translation(reference: &Frame, test: &Frame) -> (f64, f64) {
 /// least 32 on the shorter); phase correlation on the coarsest level (Hann window, zero-padded
 /// radix-2 FFT, normalised cross-power spectrum, parabolic peak refinement) gives the start;
 /// each level from coarse to fine then refines it by Gauss–Newton on the symmetric
-/// registration error `sum (test(x + d/2) - ref(x - d/2) - b)^2` with Catmull–Rom bicubic
-/// warps and a brightness offset `b`, until the update is below 1e-4 px.
+/// registration error `sum (test(x + d/2) - gain * ref(x - d/2) - lift)^2` with Catmull–Rom
+/// bicubic warps, on both planes smoothed by a Gaussian of 2 px and away from the border, until
+/// the update is below 1e-4 px. The gain and lift absorb flicker between the frames.
 pub fn estimate_translation_plane(
     reference: &[f32],
     test: &[f32],
@@ -397,7 +399,7 @@ fn normalise(p: &[f32]) -> Option<Vec<f32>> {
     let n = p.len() as f64;
     let mean = p.iter().map(|&v| v as f64).sum::<f64>() / n;
     let var = p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    if !(var > 1e-12) {
+    if var.is_nan() || var <= 1e-12 {
         return None;
     }
     let s = 1.0 / var.sqrt();
@@ -568,6 +570,11 @@ fn cubic_weights(t: f64) -> [f64; 4] {
     ]
 }
 
+/// Gaussian pre-smoothing (px) of each pyramid level before the Lucas–Kanade refinement. On
+/// box-sampled synthetic scenes with hard edges the largest error fell from 0.12 px unsmoothed
+/// to 0.02 px at 2 px (and rose again to 0.03 px at 3 px).
+const LK_BLUR_SIGMA: f64 = 2.0;
+
 /// Gauss–Newton refinement of the translation `d` at one pyramid level (see
 /// [`estimate_translation_plane`]).
 fn lucas_kanade(level: &Level, mut d: (f64, f64)) -> (f64, f64) {
@@ -586,12 +593,14 @@ fn lucas_kanade(level: &Level, mut d: (f64, f64)) -> (f64, f64) {
         }
         (gx, gy)
     };
-    let sigma: f64 = std::env::var("NITRATE_LK_SIGMA").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
-    let fb = blur(&level.f, w, h, sigma);
-    let rb = blur(&level.r, w, h, sigma);
+    // Pre-smoothing: sharp, aliased detail (hard edges sampled by a sensor) biases sub-pixel
+    // estimates towards whole pixels; weighting the lower frequencies removes most of that.
+    let fb = blur(&level.f, w, h, LK_BLUR_SIGMA);
+    let rb = blur(&level.r, w, h, LK_BLUR_SIGMA);
     let level = &Level { w, h, f: fb, r: rb };
     let (fgx, fgy) = grad(&level.f);
     let (rgx, rgy) = grad(&level.r);
+    let (mut gain, mut lift) = (1.0, 0.0);
     for _ in 0..40 {
         let (hx, hy) = (d.0 / 2.0, d.1 / 2.0);
         // Test sampled at x + d/2, reference at x - d/2: integer parts and cubic weights.
@@ -600,11 +609,13 @@ fn lucas_kanade(level: &Level, mut d: (f64, f64)) -> (f64, f64) {
         let (rwx, rwy) = (cubic_weights(hx - rix), cubic_weights(hy - riy));
         let (fwx, fwy) = (cubic_weights(-hx - fix), cubic_weights(-hy - fiy));
         let (rix, riy, fix, fiy) = (rix as i64, riy as i64, fix as i64, fiy as i64);
-        // Pixels whose 4x4 neighbourhoods lie inside the plane for both warps.
-        let lo_x = 1 - rix.min(fix);
-        let hi_x = w as i64 - 3 - rix.max(fix);
-        let lo_y = 1 - riy.min(fiy);
-        let hi_y = h as i64 - 3 - riy.max(fiy);
+        // Pixels whose 4x4 neighbourhoods lie inside the plane for both warps, and away from
+        // the border by the blur's reach (where the clamped blur differs between the frames).
+        let e = (3.0 * LK_BLUR_SIGMA).ceil() as i64 + 1;
+        let lo_x = e + 1 - rix.min(fix);
+        let hi_x = w as i64 - 3 - e - rix.max(fix);
+        let lo_y = e + 1 - riy.min(fiy);
+        let hi_y = h as i64 - 3 - e - riy.max(fiy);
         if hi_x - lo_x < 8 || hi_y - lo_y < 8 {
             break;
         }
@@ -620,33 +631,37 @@ fn lucas_kanade(level: &Level, mut d: (f64, f64)) -> (f64, f64) {
             }
             s
         };
-        // Normal equations for (dx, dy, b): J = [gx, gy, -1], residual e.
+        // Gauss–Newton on the model test(x + d/2) = gain * ref(x - d/2) + lift: residual
+        // e = test - gain * ref - lift, Jacobian J = [gx, gy, -ref, -1] for the steps of
+        // (dx, dy, gain, lift), with g = (grad test + gain * grad ref) / 2 at the warped
+        // positions; solve (J^T J) u = -J^T e. Identical frames give e = 0 and no step at all.
         let sums = (lo_y..hi_y)
             .into_par_iter()
             .map(|y| {
-                let mut a = [0f64; 9];
+                let mut acc = [0f64; 14];
                 for x in lo_x..hi_x {
                     let (xr, yr, xf, yf) = (x + rix, y + riy, x + fix, y + fiy);
-                    let e =
-                        sample(&level.r, xr, yr, &rwx, &rwy) - sample(&level.f, xf, yf, &fwx, &fwy);
-                    let gx =
-                        0.5 * (sample(&rgx, xr, yr, &rwx, &rwy) + sample(&fgx, xf, yf, &fwx, &fwy));
-                    let gy =
-                        0.5 * (sample(&rgy, xr, yr, &rwx, &rwy) + sample(&fgy, xf, yf, &fwx, &fwy));
-                    a[0] += gx * gx;
-                    a[1] += gx * gy;
-                    a[2] += gy * gy;
-                    a[3] += gx;
-                    a[4] += gy;
-                    a[5] += 1.0;
-                    a[6] += gx * e;
-                    a[7] += gy * e;
-                    a[8] += e;
+                    let t = sample(&level.r, xr, yr, &rwx, &rwy);
+                    let f = sample(&level.f, xf, yf, &fwx, &fwy);
+                    let gx = 0.5
+                        * (sample(&rgx, xr, yr, &rwx, &rwy)
+                            + gain * sample(&fgx, xf, yf, &fwx, &fwy));
+                    let gy = 0.5
+                        * (sample(&rgy, xr, yr, &rwx, &rwy)
+                            + gain * sample(&fgy, xf, yf, &fwx, &fwy));
+                    let e = t - gain * f - lift;
+                    let j = [gx, gy, -f, -1.0];
+                    for (k, &(a, b)) in UPPER4.iter().enumerate() {
+                        acc[k] += j[a] * j[b];
+                    }
+                    for (k, ja) in j.iter().enumerate() {
+                        acc[10 + k] += ja * e;
+                    }
                 }
-                a
+                acc
             })
             .reduce(
-                || [0f64; 9],
+                || [0f64; 14],
                 |mut a, b| {
                     for (ai, bi) in a.iter_mut().zip(b) {
                         *ai += bi;
@@ -654,13 +669,18 @@ fn lucas_kanade(level: &Level, mut d: (f64, f64)) -> (f64, f64) {
                     a
                 },
             );
-        let m = [
-            [sums[0], sums[1], -sums[3]],
-            [sums[1], sums[2], -sums[4]],
-            [-sums[3], -sums[4], sums[5]],
-        ];
-        let rhs = [-sums[6], -sums[7], sums[8]];
-        let Some(step) = solve3(m, rhs) else { break };
+        let mut m = [[0f64; 4]; 4];
+        for (k, &(a, b)) in UPPER4.iter().enumerate() {
+            m[a][b] = sums[k];
+            m[b][a] = sums[k];
+        }
+        let rhs = [-sums[10], -sums[11], -sums[12], -sums[13]];
+        let Some(step) = solve4(m, rhs) else { break };
+        if !step.iter().all(|v| v.is_finite()) {
+            break;
+        }
+        gain += step[2];
+        lift += step[3];
         let (mut sx, mut sy) = (step[0], step[1]);
         let len = (sx * sx + sy * sy).sqrt();
         if !len.is_finite() {
@@ -686,7 +706,9 @@ fn blur(p: &[f32], w: usize, h: usize, sigma: f64) -> Vec<f32> {
     }
     let r = (3.0 * sigma).ceil() as i64;
     let k: Vec<f32> = {
-        let k: Vec<f64> = (-r..=r).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp()).collect();
+        let k: Vec<f64> = (-r..=r)
+            .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp())
+            .collect();
         let s: f64 = k.iter().sum();
         k.iter().map(|v| (v / s) as f32).collect()
     };
@@ -715,27 +737,50 @@ fn blur(p: &[f32], w: usize, h: usize, sigma: f64) -> Vec<f32> {
     out
 }
 
-/// Solve a 3x3 system by Cramer's rule; `None` when (nearly) singular.
-fn solve3(m: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
-    let det = |m: &[[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-    };
-    let d = det(&m);
-    let scale = m.iter().flatten().map(|v| v.abs()).fold(0.0, f64::max);
-    if !(d.abs() > 1e-12 * scale.powi(3)) {
+/// The upper triangle of a symmetric 4x4 matrix, row by row: where the 10 accumulated sums of
+/// the normal equations go.
+const UPPER4: [(usize, usize); 10] = [
+    (0, 0),
+    (0, 1),
+    (0, 2),
+    (0, 3),
+    (1, 1),
+    (1, 2),
+    (1, 3),
+    (2, 2),
+    (2, 3),
+    (3, 3),
+];
+
+/// Solve a 4x4 system by Gaussian elimination with partial pivoting; `None` when (nearly)
+/// singular.
+fn solve4(mut m: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
+    let scale = m.iter().flatten().fold(0.0f64, |s, v| s.max(v.abs()));
+    if scale.is_nan() || scale <= 0.0 {
         return None;
     }
-    let mut out = [0.0; 3];
-    for (c, o) in out.iter_mut().enumerate() {
-        let mut mc = m;
-        for r in 0..3 {
-            mc[r][c] = b[r];
+    for c in 0..4 {
+        let p = (c..4).max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs()))?;
+        if m[p][c].is_nan() || m[p][c].abs() <= 1e-12 * scale {
+            return None;
         }
-        *o = det(&mc) / d;
+        m.swap(c, p);
+        b.swap(c, p);
+        for r in c + 1..4 {
+            let f = m[r][c] / m[c][c];
+            let pivot = m[c];
+            for (v, p) in m[r][c..].iter_mut().zip(&pivot[c..]) {
+                *v -= f * p;
+            }
+            b[r] -= f * b[c];
+        }
     }
-    Some(out)
+    let mut x = [0f64; 4];
+    for c in (0..4).rev() {
+        let s: f64 = (c + 1..4).map(|k| m[c][k] * x[k]).sum();
+        x[c] = (b[c] - s) / m[c][c];
+    }
+    Some(x)
 }
 
 #[cfg(test)]

@@ -546,3 +546,27 @@ fn gpu_backend_matches_cpu_and_checks_itself() {
         assert!(worst <= 1.0 / 65535.0 + 1e-7, "{name}: 16-bit outputs differ by {worst}");
     }
 }
+
+#[test]
+fn demo_runs_on_cpu_and_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends = vec!["cpu"];
+    if common::gpu().is_some() {
+        backends.push("gpu");
+    }
+    for backend in backends {
+        let out = dir.path().join(backend);
+        let o = nitrate(&["demo", out.to_str().unwrap(), "--length", "5", "--size", "96x64", "--backend", backend]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{backend}: {}", stderr(&o));
+        for want in ["PSNR dB", "degraded", "restored", "before_after.png"] {
+            assert!(text.contains(want), "{backend}: demo output lacks '{want}':\n{text}");
+        }
+        for sub in ["clean", "degraded", "mask", "restored"] {
+            assert_eq!(files_in(&out.join(sub)).iter().filter(|f| f.starts_with("demo_")).count(), 5, "{backend}: {sub}");
+        }
+        let sheet = io::read_frame(&out.join("before_after.png")).unwrap();
+        assert_eq!((sheet.width, sheet.height), (3 * 96 + 2 * 4, 64));
+        assert!(out.join("truth.json").is_file() && out.join("restored/restoration.json").is_file());
+    }
+}

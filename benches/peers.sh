@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# benches/peers.sh — score FFmpeg's nearest filters on a degraded set with `nitrate compare`.
+#
+# Usage: benches/peers.sh SET [WORK]
+#
+#   SET    a set made by `nitrate degrade`: SET/degraded/ (frames to restore), SET/clean/
+#          (ground truth), SET/mask/ (defect masks, optional: without it the mask columns are "-")
+#   WORK   scratch folder for each filter's output frames (default: SET/peers); every row gets
+#          WORK/<row>/frames/ (16-bit PNG, the same names as SET/degraded/) and WORK/<row>/log
+#
+# Environment:
+#   NITRATE      nitrate binary (default: target/release/nitrate beside this script)
+#   FFMPEG       ffmpeg (default: ffmpeg); FFPROBE likewise
+#   QUICK=1      one setting per filter, no sweeps
+#   ONLY=REGEX   run only the rows whose name or settings match (extended regex)
+#   MARGIN=PX    border left out of every measure (nitrate compare --margin; default 0)
+#   KEEP=1       keep each row's frames after scoring (default: removed, to save disk)
+#   NO_COMPARE=1 run the filters and check their output only (no nitrate needed)
+#
+# Prints one table: filter, settings, working pixel format, PSNR (mean of the per-frame dB),
+# SSIM (mean), PSNR inside / outside the masks (pooled over the sequence), residual shake (px
+# RMS after drift removal), flicker (RMS of the frame-to-frame change of the mean-luma error),
+# and the filter's wall-clock seconds (ffmpeg only, not scoring). The first row, "degraded",
+# scores SET/degraded/ itself: the baseline every filter must beat. "roundtrip" rows pass the
+# frames through a working format with no filter, showing what the conversion alone costs.
+#
+# Alignment: every filter's output frame t must be input frame t (checked on a ramp of grey
+# frames with FFmpeg 5.1): true of all rows except tmedian, which is padded to make it so.
+#
+# Frames: the input pattern (prefix, digit count, extension, first number) is derived from the
+# files in SET/degraded/; ffmpeg's image2 demuxer stops at the first gap, so the numbers must be
+# contiguous. Output is rgb48be PNG, or gray16be where SET/clean/ is grey, so the planes match.
+# Each filter runs in a pixel format it supports (FFmpeg would otherwise convert silently):
+# 16-bit planar where the filter has it; nlmeans, removegrain, deshake and vid.stab are 8-bit
+# only in FFmpeg 5.1 and run in 8-bit (noted in the "fmt" column). RGB<->YUV conversions use
+# swscale with accurate rounding and full chroma interpolation.
+#
+# Sweeps (all cheap on small sets; QUICK=1 keeps only the first of each):
+#   hqdn3d        luma_spatial 4 (default), 2, 8 (chroma and temporal follow the defaults' ratios)
+#   nlmeans       s 1 (default), 3; patch 7, research 15 (defaults)
+#   bm3d          sigma 4, 8, 16 (single-input basic estimate; sigma in 8-bit code units as
+#                 FFmpeg scales it by bit depth)
+#   fftdnoiz      sigma 4, then 8 with one frame before and after (temporal)
+#   atadenoise    defaults (9 frames), then 15 frames
+#   tmedian       radius 1, 2
+#   removegrain   mode 4 (3x3 median), 17 (clipping to the neighbourhood's min/max pairs)
+#   deflicker     size 5 (default), 15; mode am
+#   vid.stab      detect shakiness 5 accuracy 15; transform smoothing 10, 30; optzoom 0
+#   deshake       defaults (rx=ry=16, edge mirror)
+#   normalize     smoothing 24 with independence 0, then smoothing 48 strength 0.5
+#   upscale       SET/clean/ down by 2 (area), back up with lanczos (and bicubic): the upscaler
+#                 alone against the clean frames, not a restoration of SET/degraded/
+set -euo pipefail
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+}
+
+if [[ $# -lt 1 || $# -gt 2 || $1 == -h || $1 == --help ]]; then
+    usage
+    [[ $# -ge 1 && ($1 == -h || $1 == --help) ]] && exit 0
+    exit 2
+fi
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+set_dir=$(cd "$1" && pwd)
+work=${2:-$set_dir/peers}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+FFMPEG=${FFMPEG:-ffmpeg}
+FFPROBE=${FFPROBE:-ffprobe}
+NITRATE=${NITRATE:-$here/target/release/nitrate}
+QUICK=${QUICK:-0}
+ONLY=${ONLY:-}
+MARGIN=${MARGIN:-0}
+KEEP=${KEEP:-0}
+NO_COMPARE=${NO_COMPARE:-0}
+
+die() {
+    echo "peers.sh: $*" >&2
+    exit 1
+}
+
+degraded=$set_dir/degraded
+clean=$set_dir/clean
+mask=$set_dir/mask
+[[ -d $degraded ]] || die "$degraded: no such folder (expected a set made by nitrate degrade)"
+[[ -d $clean ]] || die "$clean: no such folder (expected a set made by nitrate degrade)"
+[[ -d $mask ]] || mask=
+command -v "$FFMPEG" >/dev/null || die "$FFMPEG not found (apt-get install -y ffmpeg)"
+command -v "$FFPROBE" >/dev/null || die "$FFPROBE not found (apt-get install -y ffmpeg)"
+if [[ $NO_COMPARE != 1 ]]; then
+    [[ -x $NITRATE ]] || die "$NITRATE: no nitrate binary (cargo build --release, or set NITRATE)"
+    command -v jq >/dev/null || die "jq not found (apt-get install -y jq): needed to read nitrate compare --json"
+fi
+
+# ---- the frame pattern of a folder: PREFIX, DIGITS (0: unpadded), EXT, START, COUNT ----------
+derive_pattern() {
+    local dir=$1 f name prefix ext num width=-1 padded=1
+    local -a numbers=()
+    PREFIX= EXT=
+    shopt -s nullglob nocaseglob
+    for f in "$dir"/*.{png,tif,tiff,dpx,exr,jpg,jpeg}; do
+        name=${f##*/}
+        [[ $name == .* ]] && continue
+        [[ $name =~ ^(.*[^0-9])?([0-9]+)\.([A-Za-z0-9]+)$ ]] || continue
+        prefix=${BASH_REMATCH[1]} num=${BASH_REMATCH[2]} ext=${BASH_REMATCH[3]}
+        if [[ -z $EXT ]]; then
+            PREFIX=$prefix EXT=$ext
+        elif [[ $prefix != "$PREFIX" || $ext != "$EXT" ]]; then
+            die "$dir: mixed frame names ($PREFIX#.$EXT and $prefix#.$ext); keep one sequence per folder"
+        fi
+        if ((width < 0)); then width=${#num}; elif ((width != ${#num})); then padded=0; fi
+        numbers+=($((10#$num)))
+    done
+    shopt -u nullglob nocaseglob
+    ((${#numbers[@]} > 0)) || die "$dir: no numbered frames (.png .tif .dpx .exr .jpg)"
+    mapfile -t numbers < <(printf '%s\n' "${numbers[@]}" | sort -n)
+    START=${numbers[0]}
+    COUNT=${#numbers[@]}
+    local last=${numbers[COUNT - 1]}
+    ((last - START + 1 == COUNT)) ||
+        die "$dir: frame numbers $START..$last have gaps ($COUNT files); ffmpeg's image2 reader stops at the first gap"
+    # Padded names share one width; unpadded ones ("1.png".."10.png") use %d.
+    if ((padded)); then DIGITS=$width; else DIGITS=0; fi
+}
+
+# A printf pattern for ffmpeg: "%" in the prefix doubled.
+pattern() {
+    local p=${PREFIX//%/%%}
+    if ((DIGITS > 0)); then printf '%s%%0%dd.%s' "$p" "$DIGITS" "$1"; else printf '%s%%d.%s' "$p" "$1"; fi
+}
+
+derive_pattern "$degraded"
+in_pattern=$degraded/$(pattern "$EXT")
+out_pattern=$(pattern png)
+in_start=$START
+in_count=$COUNT
+first_name=$(printf "$(pattern "$EXT")" "$START")
+
+probe() { # file FIELD -> the stream's FIELD (pix_fmt, width, height)
+    "$FFPROBE" -v error -select_streams v:0 -show_entries "stream=$2" -of default=noprint_wrappers=1:nokey=1 "$1"
+}
+clean_first=$(
+    shopt -s nullglob nocaseglob
+    for f in "$clean"/*.{png,tif,tiff,dpx,exr,jpg,jpeg}; do
+        echo "$f"
+        break
+    done
+)
+[[ -n $clean_first ]] || die "$clean: no frames"
+width=$(probe "$clean_first" width)
+height=$(probe "$clean_first" height)
+clean_fmt=$(probe "$clean_first" pix_fmt)
+case $clean_fmt in
+gray* | ya8 | ya16*) grey=1 out_fmt=gray16be ;;
+*) grey=0 out_fmt=rgb48be ;;
+esac
+sws="-sws_flags bicubic+accurate_rnd+full_chroma_int"
+
+echo "set      $set_dir ($in_count frames, $in_pattern from $in_start, ${width}x${height}, clean $clean_fmt)"
+echo "work     $work"
+echo "ffmpeg   $("$FFMPEG" -hide_banner -version | head -1)"
+[[ $NO_COMPARE == 1 ]] || echo "nitrate  $NITRATE"
+echo "machine  $(uname -n), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')"
+echo
+
+# ---- scoring and the table ---------------------------------------------------------------
+results=()
+fmt_row() {
+    printf '%-13s %-44s %-12s %8s %7s %8s %8s %7s %8s %7s\n' "$@"
+}
+
+# score ROWNAME SETTINGS FMT FRAMES_DIR SECONDS [NOTE]
+score() {
+    local name=$1 settings=$2 fmt=$3 frames=$4 secs=$5 json cols
+    if [[ $NO_COMPARE == 1 ]]; then
+        results+=("$(fmt_row "$name" "$settings" "$fmt" - - - - - - "$secs")")
+        return
+    fi
+    local args=(compare "$clean" "$frames" --json)
+    [[ -n $mask ]] && args+=(--mask "$mask")
+    ((MARGIN > 0)) && args+=(--margin "$MARGIN")
+    if ! json=$("$NITRATE" "${args[@]}" 2>"$work/compare.err"); then
+        results+=("$(fmt_row "$name" "$settings" "$fmt" "compare failed: $(head -c 200 "$work/compare.err" | tr '\n' ' ')" "" "" "" "" "" "$secs")")
+        return
+    fi
+    # Numbers rounded for the table; "inf" and null (no masks) pass through as text.
+    cols=$(jq -r '.summary
+        | def r(d): if type == "number" then (. * pow(10; d) | round / pow(10; d) | tostring)
+                    elif . == null then "-" else tostring end;
+        [(.mean_psnr | r(2)), (.mean_ssim | r(4)), (.psnr_in_mask | r(2)), (.psnr_out_mask | r(2)),
+         (.shake_px | r(3)), (.flicker_rms | r(5))] | @tsv' <<<"$json")
+    local psnr ssim pin pout shake flick
+    IFS=$'\t' read -r psnr ssim pin pout shake flick <<<"$cols"
+    results+=("$(fmt_row "$name" "$settings" "$fmt" "$psnr" "$ssim" "$pin" "$pout" "$shake" "$flick" "$secs")")
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+selected() { [[ -z $ONLY ]] || [[ "$1 $2" =~ $ONLY ]]; }
+
+row_index=0
+# run ROWNAME SETTINGS WORKFMT GRAPH [SOURCE]: GRAPH runs on the frames converted to WORKFMT.
+# For two-pass vid.stab, GRAPH is "vidstab:DETECT_OPTS:TRANSFORM_OPTS".
+run() {
+    local name=$1 settings=$2 wf=$3 graph=$4 src=${5:-$degraded}
+    selected "$name" "$settings" || return 0
+    row_index=$((row_index + 1))
+    local dir
+    dir=$work/$(printf '%02d' $row_index)-$name
+    rm -rf "$dir"
+    mkdir -p "$dir/frames"
+    local src_pattern=$src/$(pattern "$EXT")
+    if [[ $src != "$degraded" ]]; then
+        local save_prefix=$PREFIX save_digits=$DIGITS save_ext=$EXT save_start=$START save_count=$COUNT
+        derive_pattern "$src"
+        src_pattern=$src/$(pattern "$EXT")
+        ((START == save_start && COUNT == save_count)) || die "$src: frames $START.. ($COUNT) differ from $degraded"
+        PREFIX=$save_prefix DIGITS=$save_digits EXT=$save_ext START=$save_start COUNT=$save_count
+    fi
+    local input=(-framerate 24 -start_number "$in_start" -i "$src_pattern")
+    local output=(-start_number "$in_start" -pix_fmt "$out_fmt" "$dir/frames/$out_pattern")
+    local t0 t1 ok=1
+    echo "[$row_index] $name $settings" >&2
+    t0=$(now)
+    if [[ $graph == vidstab:* ]]; then
+        local rest=${graph#vidstab:}
+        local detect=${rest%%|*} transform=${rest#*|}
+        # vid.stab writes and reads its transforms file by a relative name: run in the row's folder.
+        (cd "$dir" && "$FFMPEG" -hide_banner -nostdin -loglevel error -y $sws "${input[@]}" \
+            -vf "format=$wf,vidstabdetect=$detect:result=transforms.trf" -f null - &&
+            "$FFMPEG" -hide_banner -nostdin -loglevel error -y $sws "${input[@]}" \
+                -vf "format=$wf,vidstabtransform=$transform:input=transforms.trf,format=$out_fmt" "${output[@]}") \
+            >"$dir/log" 2>&1 || ok=0
+    else
+        local vf="format=$wf"
+        [[ -n $graph ]] && vf+=",$graph"
+        vf+=",format=$out_fmt"
+        "$FFMPEG" -hide_banner -nostdin -loglevel error -y $sws "${input[@]}" -vf "$vf" "${output[@]}" \
+            >"$dir/log" 2>&1 || ok=0
+    fi
+    t1=$(now)
+    local secs
+    secs=$(elapsed "$t0" "$t1")
+    local got
+    got=$(find "$dir/frames" -maxdepth 1 -name '*.png' | wc -l)
+    if ((!ok)); then
+        results+=("$(fmt_row "$name" "$settings" "$wf" "ffmpeg failed: $(tail -n 2 "$dir/log" | tr '\n' ' ' | head -c 200)" "" "" "" "" "" "$secs")")
+    elif ((got != in_count)); then
+        results+=("$(fmt_row "$name" "$settings" "$wf" "wrote $got of $in_count frames" "" "" "" "" "" "$secs")")
+    else
+        score "$name" "$settings" "$wf" "$dir/frames" "$secs"
+    fi
+    [[ $KEEP == 1 ]] || rm -rf "$dir/frames"
+}
+
+sweep() { [[ $QUICK != 1 ]]; }
+
+# Working formats: 16-bit planar RGB (or grey), 16-bit YUV 4:4:4, 8-bit.
+if ((grey)); then
+    p16=gray16le y16=yuv444p16le p8=gray y8=gray
+else
+    p16=gbrp16le y16=yuv444p16le p8=gbrp y8=yuv444p
+fi
+
+# ---- the rows -------------------------------------------------------------------------------
+if selected degraded "(no filter)"; then
+    score degraded "(no filter): SET/degraded itself" "$(probe "$degraded/$first_name" pix_fmt)" "$degraded" 0.0
+fi
+run roundtrip "no filter, through $y16" "$y16" ""
+run roundtrip "no filter, through $y8 (8-bit)" "$y8" ""
+
+run hqdn3d "luma_spatial=4 (default)" "$y16" "hqdn3d=4"
+sweep && run hqdn3d "luma_spatial=2" "$y16" "hqdn3d=2"
+sweep && run hqdn3d "luma_spatial=8" "$y16" "hqdn3d=8"
+
+run nlmeans "s=1 p=7 r=15 (default)" "$y8" "nlmeans=s=1"
+sweep && run nlmeans "s=3 p=7 r=15" "$y8" "nlmeans=s=3"
+
+run bm3d "sigma=4" "$p16" "bm3d=sigma=4"
+sweep && run bm3d "sigma=8" "$p16" "bm3d=sigma=8"
+sweep && run bm3d "sigma=16" "$p16" "bm3d=sigma=16"
+
+run fftdnoiz "sigma=4" "$p16" "fftdnoiz=sigma=4"
+sweep && run fftdnoiz "sigma=8 prev=1 next=1" "$p16" "fftdnoiz=sigma=8:prev=1:next=1"
+
+run atadenoise "s=9 (default)" "$p16" "atadenoise"
+sweep && run atadenoise "s=15" "$p16" "atadenoise=s=15"
+
+# tmedian outputs frame t + radius as frame t and drops the last 2 * radius: the first and last
+# frames are repeated (tpad) so that the output lines up with the input, frame for frame.
+tmedian() { echo "tpad=start=$1:stop=$1:start_mode=clone:stop_mode=clone,tmedian=radius=$1"; }
+run tmedian "radius=1 (ends repeated)" "$p16" "$(tmedian 1)"
+sweep && run tmedian "radius=2 (ends repeated)" "$p16" "$(tmedian 2)"
+
+run removegrain "mode 4 (3x3 median)" "$p8" "removegrain=m0=4:m1=4:m2=4:m3=4"
+sweep && run removegrain "mode 17" "$p8" "removegrain=m0=17:m1=17:m2=17:m3=17"
+
+run deflicker "size=5 mode=am (default)" "$y16" "deflicker=size=5:mode=am"
+sweep && run deflicker "size=15 mode=am" "$y16" "deflicker=size=15:mode=am"
+
+run vidstab "smoothing=10 optzoom=0" "$y8" "vidstab:shakiness=5:accuracy=15|smoothing=10:optzoom=0:interpol=bicubic"
+sweep && run vidstab "smoothing=30 optzoom=0" "$y8" "vidstab:shakiness=5:accuracy=15|smoothing=30:optzoom=0:interpol=bicubic"
+
+run deshake "rx=ry=16 edge=mirror (default)" "$y8" "deshake"
+
+# normalize works on RGB only.
+run normalize "smoothing=24 independence=0" gbrp16le "normalize=smoothing=24:independence=0"
+sweep && run normalize "smoothing=48 strength=0.5" gbrp16le "normalize=smoothing=48:independence=0:strength=0.5"
+
+run upscale "clean/ area 1/2, lanczos 2x" "$p16" \
+    "scale=trunc(iw/2):trunc(ih/2):flags=area+accurate_rnd,scale=$width:$height:flags=lanczos+accurate_rnd" "$clean"
+sweep && run upscale "clean/ area 1/2, bicubic 2x" "$p16" \
+    "scale=trunc(iw/2):trunc(ih/2):flags=area+accurate_rnd,scale=$width:$height:flags=bicubic+accurate_rnd" "$clean"
+
+echo
+fmt_row filter settings fmt "PSNR dB" SSIM "in mask" "outside" "shake" flicker "seconds"
+printf '%s\n' "${results[@]}"
+[[ -n $mask ]] || echo "(no SET/mask/: the mask columns are empty)"
+[[ $NO_COMPARE != 1 ]] || echo "(NO_COMPARE=1: filters run and their frame counts checked, nothing scored)"
