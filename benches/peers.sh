@@ -171,9 +171,14 @@ fmt_row() {
     printf '%-13s %-44s %-12s %8s %7s %8s %8s %7s %8s %7s\n' "$@"
 }
 
-# score ROWNAME SETTINGS FMT FRAMES_DIR SECONDS [NOTE]
+# A number rounded to $2 decimals; "inf", "-" and other text unchanged.
+num() {
+    if [[ $1 =~ ^-?[0-9.]+([eE][-+]?[0-9]+)?$ ]]; then printf "%.$2f" "$1"; else printf '%s' "$1"; fi
+}
+
+# score ROWNAME SETTINGS FMT FRAMES_DIR SECONDS LOGDIR
 score() {
-    local name=$1 settings=$2 fmt=$3 frames=$4 secs=$5 json cols
+    local name=$1 settings=$2 fmt=$3 frames=$4 secs=$5 log=$6/compare.err json cols
     if [[ $NO_COMPARE == 1 ]]; then
         results+=("$(fmt_row "$name" "$settings" "$fmt" - - - - - - "$secs")")
         return
@@ -181,19 +186,17 @@ score() {
     local args=(compare "$clean" "$frames" --json)
     [[ -n $mask ]] && args+=(--mask "$mask")
     ((MARGIN > 0)) && args+=(--margin "$MARGIN")
-    if ! json=$("$NITRATE" "${args[@]}" 2>"$work/compare.err"); then
-        results+=("$(fmt_row "$name" "$settings" "$fmt" "compare failed: $(head -c 200 "$work/compare.err" | tr '\n' ' ')" "" "" "" "" "" "$secs")")
+    if ! json=$("$NITRATE" "${args[@]}" 2>"$log"); then
+        results+=("$(fmt_row "$name" "$settings" "$fmt" "compare failed: $(head -c 200 "$log" | tr '\n' ' ')" "" "" "" "" "" "$secs")")
         return
     fi
-    # Numbers rounded for the table; "inf" and null (no masks) pass through as text.
-    cols=$(jq -r '.summary
-        | def r(d): if type == "number" then (. * pow(10; d) | round / pow(10; d) | tostring)
-                    elif . == null then "-" else tostring end;
-        [(.mean_psnr | r(2)), (.mean_ssim | r(4)), (.psnr_in_mask | r(2)), (.psnr_out_mask | r(2)),
-         (.shake_px | r(3)), (.flicker_rms | r(5))] | @tsv' <<<"$json")
+    # PSNR is "inf" for identical frames and null (shown "-") where there are no masks.
+    cols=$(jq -r '.summary | [.mean_psnr, .mean_ssim, .psnr_in_mask, .psnr_out_mask, .shake_px, .flicker_rms]
+        | map(if . == null then "-" else tostring end) | @tsv' <<<"$json")
     local psnr ssim pin pout shake flick
     IFS=$'\t' read -r psnr ssim pin pout shake flick <<<"$cols"
-    results+=("$(fmt_row "$name" "$settings" "$fmt" "$psnr" "$ssim" "$pin" "$pout" "$shake" "$flick" "$secs")")
+    results+=("$(fmt_row "$name" "$settings" "$fmt" "$(num "$psnr" 2)" "$(num "$ssim" 4)" "$(num "$pin" 2)" \
+        "$(num "$pout" 2)" "$(num "$shake" 3)" "$(num "$flick" 5)" "$secs")")
 }
 
 now() { date +%s.%N; }
@@ -251,7 +254,7 @@ run() {
     elif ((got != in_count)); then
         results+=("$(fmt_row "$name" "$settings" "$wf" "wrote $got of $in_count frames" "" "" "" "" "" "$secs")")
     else
-        score "$name" "$settings" "$wf" "$dir/frames" "$secs"
+        score "$name" "$settings" "$wf" "$dir/frames" "$secs" "$dir"
     fi
     [[ $KEEP == 1 ]] || rm -rf "$dir/frames"
 }
@@ -267,7 +270,9 @@ fi
 
 # ---- the rows -------------------------------------------------------------------------------
 if selected degraded "(no filter)"; then
-    score degraded "(no filter): SET/degraded itself" "$(probe "$degraded/$first_name" pix_fmt)" "$degraded" 0.0
+    mkdir -p "$work/00-degraded"
+    score degraded "(no filter): SET/degraded itself" "$(probe "$degraded/$first_name" pix_fmt)" "$degraded" 0.0 \
+        "$work/00-degraded"
 fi
 run roundtrip "no filter, through $y16" "$y16" ""
 run roundtrip "no filter, through $y8 (8-bit)" "$y8" ""

@@ -20,7 +20,8 @@
 //!   `res(x, y) ≈ ref(x - dx, y - dy)` ([`metrics::estimate_translation`]).
 //! - `luma_error = mean_luma(res) - mean_luma(ref)`, luma by Rec.709 weights for 3 planes.
 //!
-//! Over the sequence of `n` frames, in reference order:
+//! Over the sequence of `n` frames, in the reference's frame-number order (the frames present
+//! are taken as consecutive; a gap in the numbering is not bridged):
 //! - `mean_psnr = (1/n) sum psnr_t` (infinite if any frame is identical);
 //!   `pooled_psnr = -10 log10(sum_t N_t mse_t / sum_t N_t)`.
 //! - `mean_ssim = (1/n) sum ssim_t`.
@@ -277,21 +278,28 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
         .collect();
     checked.into_iter().collect::<Result<Vec<()>>>()?;
 
-    let frames: Vec<Result<FrameReport>> = jobs
-        .par_iter()
-        .map(|j| {
-            let a = read_frame(&j.reference)?;
-            let b = read_frame(&j.restored)?;
-            let mask = match &j.mask {
-                Some(m) => Some(mask_flags(&read_frame(m)?)),
-                None => None,
-            };
-            measure_frame(&j.name, &a, &b, mask.as_deref(), opts.margin).with_context(|| {
-                format!("{} against {}", j.restored.display(), j.reference.display())
+    // A few frames at a time (each measure is itself parallel), so that memory stays bounded
+    // on long 4K sequences; the first failing frame in order is the one reported.
+    let mut frames = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(rayon::current_num_threads().max(2)) {
+        let measured: Vec<Result<FrameReport>> = chunk
+            .par_iter()
+            .map(|j| {
+                let a = read_frame(&j.reference)?;
+                let b = read_frame(&j.restored)?;
+                let mask = match &j.mask {
+                    Some(m) => Some(mask_flags(&read_frame(m)?)),
+                    None => None,
+                };
+                measure_frame(&j.name, &a, &b, mask.as_deref(), opts.margin).with_context(|| {
+                    format!("{} against {}", j.restored.display(), j.reference.display())
+                })
             })
-        })
-        .collect();
-    let frames = frames.into_iter().collect::<Result<Vec<_>>>()?;
+            .collect();
+        for m in measured {
+            frames.push(m?);
+        }
+    }
     let summary = summarise(&frames);
     Ok(CompareReport {
         reference: reference.pattern,

@@ -337,12 +337,18 @@ pub fn estimate_translation(reference: &Frame, test: &Frame) -> (f64, f64) {
 /// [`estimate_translation`] on single planes of `width * height` samples.
 ///
 /// Method: a pyramid of 2x2 box averages down to at most 256 pixels on the longer side (and at
-/// least 32 on the shorter); phase correlation on the coarsest level (Hann window, zero-padded
-/// radix-2 FFT, normalised cross-power spectrum, parabolic peak refinement) gives the start;
-/// each level from coarse to fine then refines it by Gauss–Newton on the symmetric
-/// registration error `sum (test(x + d/2) - gain * ref(x - d/2) - lift)^2` with Catmull–Rom
-/// bicubic warps, on both planes smoothed by a Gaussian of 2 px and away from the border, until
-/// the update is below 1e-4 px. The gain and lift absorb flicker between the frames.
+/// least 32 on the shorter). On the coarsest level, phase correlation (Hann window,
+/// zero-padded radix-2 FFT, normalised cross-power spectrum under a Gaussian low-pass of
+/// 0.2 cycles/px, parabolic peak refinement) proposes its 4 highest peaks; with "no shift"
+/// they are ranked by residual, the best (and the second if within twice its residual) are
+/// refined, and the best fit with a gain above 0.2 and a shift under a quarter of the frame
+/// wins. Each level from coarse to fine then refines the estimate by Gauss–Newton on the
+/// symmetric registration error `mean (test(x + d/2) - gain * ref(x - d/2) - lift)^2` with
+/// Catmull–Rom bicubic warps, on both planes smoothed by a Gaussian of 2 px and away from the
+/// border; steps that raise the error are halved, a level moves at most 2 px (the coarsest an
+/// eighth of its shorter side) from where it started, and stops when a step is under 1e-3 px.
+/// Levels over a million pixels sum every second (third, ...) row and column only. The gain
+/// and lift absorb flicker between the frames. Shifts up to a quarter of the frame are found.
 pub fn estimate_translation_plane(
     reference: &[f32],
     test: &[f32],
@@ -376,16 +382,64 @@ pub fn estimate_translation_plane(
         };
         levels.push(next);
     }
+    // Coarsest level: the phase-correlation peaks and "no shift at all" are candidate starts;
+    // the two that fit best as they stand are refined (the second only if its residual is
+    // within twice the first's), and the better refined fit with a positive gain wins.
     let top = levels.last().expect("one level");
-    let mut d = phase_correlate(&top.f, &top.r, top.w, top.h);
-    for (i, level) in levels.iter().enumerate().rev() {
-        d = lucas_kanade(level, d);
-        if i > 0 {
-            d = (d.0 * 2.0, d.1 * 2.0);
+    let planes = LkPlanes::new(top);
+    let reach = (top.w.min(top.h) as f64 / 8.0).max(LK_REACH);
+    let (max_x, max_y) = (top.w as f64 / 4.0, top.h as f64 / 4.0);
+    let mut candidates: Vec<(f64, f64)> = Vec::new();
+    let peaks = phase_correlation_peaks(&top.f, &top.r, top.w, top.h, PC_PEAKS);
+    for c in peaks.into_iter().chain([(0.0, 0.0)]) {
+        let far = c.0.abs() > max_x || c.1.abs() > max_y;
+        let seen = candidates
+            .iter()
+            .any(|o| (o.0 - c.0).abs() < 1.0 && (o.1 - c.1).abs() < 1.0);
+        if !far && !seen {
+            candidates.push(c);
+        }
+    }
+    let mut ranked: Vec<(f64, (f64, f64))> = candidates
+        .into_iter()
+        .filter_map(|c| lk_step(&planes, [c.0, c.1, 1.0, 0.0]).map(|(cost, _)| (cost, c)))
+        .collect();
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut best: Option<LkFit> = None;
+    let cheapest = ranked.first().map_or(0.0, |r| r.0);
+    for &(_, c) in ranked
+        .iter()
+        .take(PC_REFINED)
+        .filter(|r| r.0 <= 2.0 * cheapest)
+    {
+        let Some(fit) = lucas_kanade(&planes, c, reach) else {
+            continue;
+        };
+        let plausible = fit.gain > MIN_GAIN && fit.d.0.abs() <= max_x && fit.d.1.abs() <= max_y;
+        if plausible && best.as_ref().is_none_or(|b| fit.cost < b.cost) {
+            best = Some(fit);
+        }
+    }
+    let mut d = best.map_or((0.0, 0.0), |b| b.d);
+    // Finer levels: refine, each starting from the coarser estimate scaled up.
+    for level in levels[..levels.len() - 1].iter().rev() {
+        d = (d.0 * 2.0, d.1 * 2.0);
+        if let Some(fit) = lucas_kanade(&LkPlanes::new(level), d, LK_REACH) {
+            if fit.gain > MIN_GAIN {
+                d = fit.d;
+            }
         }
     }
     d
 }
+
+/// Phase-correlation peaks tried as starting points on the coarsest level.
+const PC_PEAKS: usize = 4;
+/// Of those (and no shift), how many are refined at most: the ones with the smallest residual.
+const PC_REFINED: usize = 2;
+/// Fits with a smaller gain between the normalised frames (anti-correlated or unrelated
+/// pictures) are rejected.
+const MIN_GAIN: f64 = 0.2;
 
 struct Level {
     w: usize,
@@ -494,9 +548,17 @@ fn fft2(re: &mut [f64], im: &mut [f64], w: usize, h: usize, inverse: bool) {
     }
 }
 
-/// Translation of `r` against `f` by phase correlation: peak of the inverse FFT of the
-/// normalised cross-power spectrum, refined by a parabola through the peak and its neighbours.
-fn phase_correlate(f: &[f32], r: &[f32], w: usize, h: usize) -> (f64, f64) {
+/// Candidate translations of `r` against `f` by phase correlation: the `count` highest local
+/// maxima of the inverse FFT of the normalised cross-power spectrum (weighted by a Gaussian
+/// low-pass of 0.2 cycles/px, so that noise-dominated high frequencies do not scatter the
+/// peak), each refined by a parabola through its neighbours. Best first.
+fn phase_correlation_peaks(
+    f: &[f32],
+    r: &[f32],
+    w: usize,
+    h: usize,
+    count: usize,
+) -> Vec<(f64, f64)> {
     let (pw, ph) = (w.next_power_of_two(), h.next_power_of_two());
     let hann = |i: usize, n: usize| {
         0.5 - 0.5 * (2.0 * std::f64::consts::PI * (i as f64 + 0.5) / n as f64).cos()
@@ -516,29 +578,45 @@ fn phase_correlate(f: &[f32], r: &[f32], w: usize, h: usize) -> (f64, f64) {
     };
     let (fr, fi) = spectrum(f);
     let (mut cr, mut ci) = spectrum(r);
+    // Signed frequency of bin k of n, in cycles per pixel.
+    let freq = |k: usize, n: usize| {
+        if k > n / 2 {
+            k as f64 / n as f64 - 1.0
+        } else {
+            k as f64 / n as f64
+        }
+    };
+    let sigma = 0.2f64;
     // R * conj(F) / |R * conj(F)|: its inverse transform peaks at the displacement of r.
     for i in 0..pw * ph {
         let (a, b) = (cr[i], ci[i]);
         let (re, im) = (a * fr[i] + b * fi[i], b * fr[i] - a * fi[i]);
         let m = (re * re + im * im).sqrt();
+        let (u, v) = (freq(i % pw, pw), freq(i / pw, ph));
+        let weight = (-(u * u + v * v) / (2.0 * sigma * sigma)).exp();
         if m > 1e-12 {
-            cr[i] = re / m;
-            ci[i] = im / m;
+            cr[i] = weight * re / m;
+            ci[i] = weight * im / m;
         } else {
             cr[i] = 0.0;
             ci[i] = 0.0;
         }
     }
     fft2(&mut cr, &mut ci, pw, ph, true);
-    let (mut best, mut bi) = (f64::NEG_INFINITY, 0);
-    for (i, &v) in cr.iter().enumerate() {
-        if v > best {
-            best = v;
-            bi = i;
+    let at = |x: usize, y: usize| cr[(y % ph) * pw + (x % pw)];
+    let mut peaks: Vec<(f64, usize, usize)> = Vec::new();
+    for y in 0..ph {
+        for x in 0..pw {
+            let c = at(x, y);
+            let is_max = (0..3).all(|j| {
+                (0..3).all(|i| (i == 1 && j == 1) || at(x + pw + i - 1, y + ph + j - 1) < c)
+            });
+            if is_max {
+                peaks.push((c, x, y));
+            }
         }
     }
-    let (px, py) = (bi % pw, bi / pw);
-    let at = |x: usize, y: usize| cr[(y % ph) * pw + (x % pw)];
+    peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
     let parabola = |m: f64, c: f64, p: f64| {
         let den = m - 2.0 * c + p;
         if den < 0.0 {
@@ -547,8 +625,6 @@ fn phase_correlate(f: &[f32], r: &[f32], w: usize, h: usize) -> (f64, f64) {
             0.0
         }
     };
-    let sx = parabola(at(px + pw - 1, py), best, at(px + 1, py));
-    let sy = parabola(at(px, py + ph - 1), best, at(px, py + 1));
     let signed = |p: usize, n: usize| {
         if p > n / 2 {
             p as f64 - n as f64
@@ -556,7 +632,15 @@ fn phase_correlate(f: &[f32], r: &[f32], w: usize, h: usize) -> (f64, f64) {
             p as f64
         }
     };
-    (signed(px, pw) + sx, signed(py, ph) + sy)
+    peaks
+        .into_iter()
+        .take(count)
+        .map(|(c, px, py)| {
+            let sx = parabola(at(px + pw - 1, py), c, at(px + 1, py));
+            let sy = parabola(at(px, py + ph - 1), c, at(px, py + 1));
+            (signed(px, pw) + sx, signed(py, ph) + sy)
+        })
+        .collect()
 }
 
 /// Catmull–Rom weights for the four samples around a position with fractional part `t`.
@@ -570,132 +654,232 @@ fn cubic_weights(t: f64) -> [f64; 4] {
     ]
 }
 
+/// Pixels that enter the Gauss–Newton sums of one level, at most: larger levels use every
+/// second (third, ...) row and column. A million samples pin a translation far below the
+/// 0.01 px that interpolation bias leaves anyway, and keep 2K and 4K frames fast.
+const LK_MAX_SAMPLES: usize = 1 << 20;
+
+/// Steps shorter than this (px) end the refinement of a level.
+const LK_TOLERANCE: f64 = 1e-3;
+
+/// Gauss–Newton iterations per pyramid level, at most.
+const LK_MAX_ITERATIONS: usize = 40;
+/// How far (px, per axis) the refinement may move from the estimate it starts from at a level.
+/// (Finer levels; the coarsest may move an eighth of its shorter side.)
+const LK_REACH: f64 = 2.0;
+
 /// Gaussian pre-smoothing (px) of each pyramid level before the Lucas–Kanade refinement. On
 /// box-sampled synthetic scenes with hard edges the largest error fell from 0.12 px unsmoothed
 /// to 0.02 px at 2 px (and rose again to 0.03 px at 3 px).
 const LK_BLUR_SIGMA: f64 = 2.0;
 
-/// Gauss–Newton refinement of the translation `d` at one pyramid level (see
-/// [`estimate_translation_plane`]).
-fn lucas_kanade(level: &Level, mut d: (f64, f64)) -> (f64, f64) {
-    let (w, h) = (level.w, level.h);
-    // Central-difference gradients (one-sided at the border).
-    let grad = |p: &[f32]| {
-        let mut gx = vec![0f32; w * h];
-        let mut gy = vec![0f32; w * h];
-        for y in 0..h {
-            for x in 0..w {
-                let (x0, x1) = (x.saturating_sub(1), (x + 1).min(w - 1));
-                let (y0, y1) = (y.saturating_sub(1), (y + 1).min(h - 1));
-                gx[y * w + x] = (p[y * w + x1] - p[y * w + x0]) / (x1 - x0) as f32;
-                gy[y * w + x] = (p[y1 * w + x] - p[y0 * w + x]) / (y1 - y0) as f32;
-            }
-        }
-        (gx, gy)
-    };
-    // Pre-smoothing: sharp, aliased detail (hard edges sampled by a sensor) biases sub-pixel
-    // estimates towards whole pixels; weighting the lower frequencies removes most of that.
-    let fb = blur(&level.f, w, h, LK_BLUR_SIGMA);
-    let rb = blur(&level.r, w, h, LK_BLUR_SIGMA);
-    let level = &Level { w, h, f: fb, r: rb };
-    let (fgx, fgy) = grad(&level.f);
-    let (rgx, rgy) = grad(&level.r);
-    let (mut gain, mut lift) = (1.0, 0.0);
-    for _ in 0..40 {
-        let (hx, hy) = (d.0 / 2.0, d.1 / 2.0);
-        // Test sampled at x + d/2, reference at x - d/2: integer parts and cubic weights.
-        let (rix, riy) = (hx.floor(), hy.floor());
-        let (fix, fiy) = ((-hx).floor(), (-hy).floor());
-        let (rwx, rwy) = (cubic_weights(hx - rix), cubic_weights(hy - riy));
-        let (fwx, fwy) = (cubic_weights(-hx - fix), cubic_weights(-hy - fiy));
-        let (rix, riy, fix, fiy) = (rix as i64, riy as i64, fix as i64, fiy as i64);
-        // Pixels whose 4x4 neighbourhoods lie inside the plane for both warps, and away from
-        // the border by the blur's reach (where the clamped blur differs between the frames).
-        let e = (3.0 * LK_BLUR_SIGMA).ceil() as i64 + 1;
-        let lo_x = e + 1 - rix.min(fix);
-        let hi_x = w as i64 - 3 - e - rix.max(fix);
-        let lo_y = e + 1 - riy.min(fiy);
-        let hi_y = h as i64 - 3 - e - riy.max(fiy);
-        if hi_x - lo_x < 8 || hi_y - lo_y < 8 {
-            break;
-        }
-        let sample = |p: &[f32], x: i64, y: i64, wx: &[f64; 4], wy: &[f64; 4]| {
-            let mut s = 0.0;
-            for (j, &wyj) in wy.iter().enumerate() {
-                let row = ((y - 1 + j as i64) as usize) * w;
-                let mut t = 0.0;
-                for (i, &wxi) in wx.iter().enumerate() {
-                    t += wxi * p[row + (x - 1 + i as i64) as usize] as f64;
+/// A pyramid level prepared for Lucas–Kanade: both planes smoothed, and their gradients.
+struct LkPlanes {
+    w: usize,
+    h: usize,
+    /// Only every `stride`-th row and column enter the sums (large levels).
+    stride: usize,
+    f: Vec<f32>,
+    r: Vec<f32>,
+    fgx: Vec<f32>,
+    fgy: Vec<f32>,
+    rgx: Vec<f32>,
+    rgy: Vec<f32>,
+}
+
+impl LkPlanes {
+    fn new(level: &Level) -> Self {
+        let (w, h) = (level.w, level.h);
+        // Central-difference gradients (one-sided at the border).
+        let grad = |p: &[f32]| {
+            let mut gx = vec![0f32; w * h];
+            let mut gy = vec![0f32; w * h];
+            for y in 0..h {
+                for x in 0..w {
+                    let (x0, x1) = (x.saturating_sub(1), (x + 1).min(w - 1));
+                    let (y0, y1) = (y.saturating_sub(1), (y + 1).min(h - 1));
+                    gx[y * w + x] = (p[y * w + x1] - p[y * w + x0]) / (x1 - x0) as f32;
+                    gy[y * w + x] = (p[y1 * w + x] - p[y0 * w + x]) / (y1 - y0) as f32;
                 }
-                s += wyj * t;
             }
-            s
+            (gx, gy)
         };
-        // Gauss–Newton on the model test(x + d/2) = gain * ref(x - d/2) + lift: residual
-        // e = test - gain * ref - lift, Jacobian J = [gx, gy, -ref, -1] for the steps of
-        // (dx, dy, gain, lift), with g = (grad test + gain * grad ref) / 2 at the warped
-        // positions; solve (J^T J) u = -J^T e. Identical frames give e = 0 and no step at all.
-        let sums = (lo_y..hi_y)
-            .into_par_iter()
-            .map(|y| {
-                let mut acc = [0f64; 14];
-                for x in lo_x..hi_x {
-                    let (xr, yr, xf, yf) = (x + rix, y + riy, x + fix, y + fiy);
-                    let t = sample(&level.r, xr, yr, &rwx, &rwy);
-                    let f = sample(&level.f, xf, yf, &fwx, &fwy);
-                    let gx = 0.5
-                        * (sample(&rgx, xr, yr, &rwx, &rwy)
-                            + gain * sample(&fgx, xf, yf, &fwx, &fwy));
-                    let gy = 0.5
-                        * (sample(&rgy, xr, yr, &rwx, &rwy)
-                            + gain * sample(&fgy, xf, yf, &fwx, &fwy));
-                    let e = t - gain * f - lift;
-                    let j = [gx, gy, -f, -1.0];
-                    for (k, &(a, b)) in UPPER4.iter().enumerate() {
-                        acc[k] += j[a] * j[b];
-                    }
-                    for (k, ja) in j.iter().enumerate() {
-                        acc[10 + k] += ja * e;
-                    }
-                }
-                acc
-            })
-            .reduce(
-                || [0f64; 14],
-                |mut a, b| {
-                    for (ai, bi) in a.iter_mut().zip(b) {
-                        *ai += bi;
-                    }
-                    a
-                },
-            );
-        let mut m = [[0f64; 4]; 4];
-        for (k, &(a, b)) in UPPER4.iter().enumerate() {
-            m[a][b] = sums[k];
-            m[b][a] = sums[k];
-        }
-        let rhs = [-sums[10], -sums[11], -sums[12], -sums[13]];
-        let Some(step) = solve4(m, rhs) else { break };
-        if !step.iter().all(|v| v.is_finite()) {
-            break;
-        }
-        gain += step[2];
-        lift += step[3];
-        let (mut sx, mut sy) = (step[0], step[1]);
-        let len = (sx * sx + sy * sy).sqrt();
-        if !len.is_finite() {
-            break;
-        }
-        if len > 1.0 {
-            sx /= len;
-            sy /= len;
-        }
-        d = (d.0 + sx, d.1 + sy);
-        if len < 1e-4 {
-            break;
+        // Pre-smoothing: sharp, aliased detail (hard edges sampled by a sensor) biases
+        // sub-pixel estimates towards whole pixels; weighting the lower frequencies removes
+        // most of that.
+        let f = blur(&level.f, w, h, LK_BLUR_SIGMA);
+        let r = blur(&level.r, w, h, LK_BLUR_SIGMA);
+        let (fgx, fgy) = grad(&f);
+        let (rgx, rgy) = grad(&r);
+        let stride = ((w * h) as f64 / LK_MAX_SAMPLES as f64)
+            .sqrt()
+            .ceil()
+            .max(1.0) as usize;
+        LkPlanes {
+            w,
+            h,
+            stride,
+            f,
+            r,
+            fgx,
+            fgy,
+            rgx,
+            rgy,
         }
     }
-    d
+}
+
+/// The outcome of [`lucas_kanade`]: translation, mean squared residual, gain.
+struct LkFit {
+    d: (f64, f64),
+    cost: f64,
+    gain: f64,
+}
+
+/// Gauss–Newton refinement of the translation at one pyramid level from `start` (see
+/// [`estimate_translation_plane`]), staying within `reach` px of it on each axis; steps that
+/// raise the residual are halved until they lower it. `None` where the frames do not overlap
+/// enough to measure.
+fn lucas_kanade(planes: &LkPlanes, start: (f64, f64), reach: f64) -> Option<LkFit> {
+    // Parameters (dx, dy, gain, lift); `accepted` is the best point so far and its cost (mean
+    // squared residual), `trial` the point being evaluated.
+    let mut accepted: Option<([f64; 4], f64)> = None;
+    let mut trial = [start.0, start.1, 1.0, 0.0];
+    let mut step = [0f64; 4];
+    let mut scale = 1.0;
+    for _ in 0..LK_MAX_ITERATIONS {
+        let result = lk_step(planes, trial);
+        let worse = match (&result, accepted) {
+            (None, None) => break,
+            (None, Some(_)) => true,
+            (Some((cost, _)), Some((_, best_cost))) => cost.is_nan() || *cost > best_cost,
+            (Some(_), None) => false,
+        };
+        if worse {
+            // Worse (or off the overlap): back off towards the accepted point and try again.
+            let Some((best, _)) = accepted else { break };
+            scale *= 0.5;
+            if scale * step[0].hypot(step[1]) < LK_TOLERANCE {
+                break;
+            }
+            trial = std::array::from_fn(|k| best[k] + scale * step[k]);
+            continue;
+        }
+        let Some((cost, u)) = result else { break };
+        accepted = Some((trial, cost));
+        let Some(mut u) = u else { break };
+        if u[0].hypot(u[1]) < LK_TOLERANCE {
+            break;
+        }
+        // At most one pixel per step.
+        let len = u[0].hypot(u[1]);
+        if len > 1.0 {
+            u.iter_mut().take(2).for_each(|v| *v /= len);
+        }
+        let base = trial;
+        trial = std::array::from_fn(|k| base[k] + u[k]);
+        trial[0] = trial[0].clamp(start.0 - reach, start.0 + reach);
+        trial[1] = trial[1].clamp(start.1 - reach, start.1 + reach);
+        step = std::array::from_fn(|k| trial[k] - base[k]);
+        scale = 1.0;
+    }
+    accepted.map(|(p, cost)| LkFit {
+        d: (p[0], p[1]),
+        cost,
+        gain: p[2],
+    })
+}
+
+/// One Gauss–Newton evaluation at `p = (dx, dy, gain, lift)`: the mean squared residual and the
+/// step `u` solving `(J^T J) u = -J^T e` (`None` where the system is singular); `None` where
+/// the overlap is too small to measure.
+fn lk_step(planes: &LkPlanes, p: [f64; 4]) -> Option<(f64, Option<[f64; 4]>)> {
+    let (w, h) = (planes.w, planes.h);
+    let (fgx, fgy, rgx, rgy) = (
+        &planes.fgx[..],
+        &planes.fgy[..],
+        &planes.rgx[..],
+        &planes.rgy[..],
+    );
+    let [dx, dy, gain, lift] = p;
+    let (hx, hy) = (dx / 2.0, dy / 2.0);
+    // Test sampled at x + d/2, reference at x - d/2: integer parts and cubic weights.
+    let (rix, riy) = (hx.floor(), hy.floor());
+    let (fix, fiy) = ((-hx).floor(), (-hy).floor());
+    let (rwx, rwy) = (cubic_weights(hx - rix), cubic_weights(hy - riy));
+    let (fwx, fwy) = (cubic_weights(-hx - fix), cubic_weights(-hy - fiy));
+    let (rix, riy, fix, fiy) = (rix as i64, riy as i64, fix as i64, fiy as i64);
+    // Pixels whose 4x4 neighbourhoods lie inside the plane for both warps, and away from the
+    // border by the blur's reach (where the clamped blur differs between the frames).
+    let e = (3.0 * LK_BLUR_SIGMA).ceil() as i64 + 1;
+    let lo_x = e + 1 - rix.min(fix);
+    let hi_x = w as i64 - 3 - e - rix.max(fix);
+    let lo_y = e + 1 - riy.min(fiy);
+    let hi_y = h as i64 - 3 - e - riy.max(fiy);
+    if hi_x - lo_x < 8 || hi_y - lo_y < 8 {
+        return None;
+    }
+    let sample = |p: &[f32], x: i64, y: i64, wx: &[f64; 4], wy: &[f64; 4]| {
+        let mut s = 0.0;
+        for (j, &wyj) in wy.iter().enumerate() {
+            let row = ((y - 1 + j as i64) as usize) * w;
+            let mut t = 0.0;
+            for (i, &wxi) in wx.iter().enumerate() {
+                t += wxi * p[row + (x - 1 + i as i64) as usize] as f64;
+            }
+            s += wyj * t;
+        }
+        s
+    };
+    // Model test(x + d/2) = gain * ref(x - d/2) + lift: residual e = test - gain * ref - lift,
+    // Jacobian J = [gx, gy, -ref, -1] for the steps of (dx, dy, gain, lift), with
+    // g = (grad test + gain * grad ref) / 2 at the warped positions. Identical frames give
+    // e = 0 and no step at all. Sums: 10 of J^T J, 4 of J^T e, and e^2.
+    let stride = planes.stride;
+    let rows: Vec<i64> = (lo_y..hi_y).step_by(stride).collect();
+    let sums = rows
+        .into_par_iter()
+        .map(|y| {
+            let mut acc = [0f64; 15];
+            for x in (lo_x..hi_x).step_by(stride) {
+                let (xr, yr, xf, yf) = (x + rix, y + riy, x + fix, y + fiy);
+                let t = sample(&planes.r, xr, yr, &rwx, &rwy);
+                let f = sample(&planes.f, xf, yf, &fwx, &fwy);
+                let gx = 0.5
+                    * (sample(rgx, xr, yr, &rwx, &rwy) + gain * sample(fgx, xf, yf, &fwx, &fwy));
+                let gy = 0.5
+                    * (sample(rgy, xr, yr, &rwx, &rwy) + gain * sample(fgy, xf, yf, &fwx, &fwy));
+                let e = t - gain * f - lift;
+                let j = [gx, gy, -f, -1.0];
+                for (k, &(a, b)) in UPPER4.iter().enumerate() {
+                    acc[k] += j[a] * j[b];
+                }
+                for (k, ja) in j.iter().enumerate() {
+                    acc[10 + k] += ja * e;
+                }
+                acc[14] += e * e;
+            }
+            acc
+        })
+        .reduce(
+            || [0f64; 15],
+            |mut a, b| {
+                for (ai, bi) in a.iter_mut().zip(b) {
+                    *ai += bi;
+                }
+                a
+            },
+        );
+    let count = ((hi_x - lo_x) as usize).div_ceil(stride) as f64
+        * ((hi_y - lo_y) as usize).div_ceil(stride) as f64;
+    let mut m = [[0f64; 4]; 4];
+    for (k, &(a, b)) in UPPER4.iter().enumerate() {
+        m[a][b] = sums[k];
+        m[b][a] = sums[k];
+    }
+    let rhs = [-sums[10], -sums[11], -sums[12], -sums[13]];
+    let u = solve4(m, rhs).filter(|u| u.iter().all(|v| v.is_finite()));
+    Some((sums[14] / count, u))
 }
 
 /// Separable Gaussian blur of standard deviation `sigma` px (borders clamped); a copy for
