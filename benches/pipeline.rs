@@ -1,19 +1,21 @@
 //! Pipeline overhead at 2048x1556: the whole restore run with an empty chain and with `levels`
-//! on the CPU backend (decode + chain + encode, DPX 10-bit in and out), and on the GPU when an
-//! adapter exists: upload + download, upload + levels + download, and packed DPX 10-bit
-//! upload/unpack + pack/download.
+//! on the CPU backend (decode + chain + encode, DPX 10-bit in and out), each stage alone on the
+//! CPU with frames in memory, and on the GPU when an adapter exists: upload + download,
+//! upload + levels + download, and packed DPX 10-bit upload/unpack + pack/download.
 //!
 //! `cargo bench --bench pipeline` (frames: NITRATE_BENCH_FRAMES, default 24).
 
 use std::time::Instant;
 
+use nitrate::frame::Frame;
 use nitrate::gpu::{AdapterChoice, GpuContext};
 use nitrate::io::dpx::{self, DpxLayout, Packing};
 use nitrate::io::sequence::Sequence;
 use nitrate::io::{self, OutputFormat};
+use nitrate::pipeline::chain::{Chain, Runner};
 use nitrate::pipeline::{restore, Backend, RestoreJob};
-use nitrate::stages::levels::{cpu, Levels, LevelsParams, PerChannel};
-use nitrate::stages::Stage;
+use nitrate::stages::levels::{Levels, LevelsParams, PerChannel};
+use nitrate::stages::{Stage, Window};
 use nitrate::synth::scene_frame;
 use rayon::prelude::*;
 
@@ -26,6 +28,15 @@ fn levels() -> LevelsParams {
         white: PerChannel::All(0.95),
         gamma: PerChannel::All(1.1),
     }
+}
+
+struct Cpu;
+
+impl Runner<Frame> for Cpu {
+    fn run(&mut self, stage: &dyn Stage, window: &Window<'_, Frame>) -> anyhow::Result<Frame> {
+        stage.run_cpu(window)
+    }
+    fn release(&mut self, _frame: Frame) {}
 }
 
 fn rate(n: usize, t: Instant) -> f64 {
@@ -87,16 +98,32 @@ fn main() {
         println!("{label:<42} {:>8.1} frames/s", rate(n, t));
     }
 
-    let t = Instant::now();
-    for _ in 0..n {
-        let mut f = frame.clone();
-        cpu::apply(&mut f, &levels());
+    // Each stage alone on the CPU, frames in memory, streamed through the chain with its window.
+    let frames: Vec<Frame> = (0..n)
+        .map(|t| {
+            let mut f = scene_frame(W, H, 3, t, 1);
+            let gain = 1.0 + 0.05 * ((t * 7 % 5) as f32 - 2.0) / 2.0; // some flicker to remove
+            f.data.iter_mut().for_each(|v| *v *= gain);
+            f
+        })
+        .collect();
+    for name in ["levels", "deflicker", "stabilise"] {
+        let stages = vec![nitrate::stages::build(name, &toml::Table::new()).expect("stage")];
+        let mut chain = Chain::new(&stages, n, 0, n - 1);
+        let mut out = Vec::new();
+        let t = Instant::now();
+        for (i, f) in frames.iter().enumerate() {
+            chain
+                .push(i, f.clone(), &mut Cpu, &mut out)
+                .expect("stage runs");
+            out.clear();
+        }
+        println!(
+            "{:<42} {:>8.1} frames/s (input clone included)",
+            format!("{name} alone (CPU)"),
+            rate(n, t)
+        );
     }
-    println!(
-        "{:<42} {:>8.1} frames/s (clone included)",
-        "levels in memory (CPU)",
-        rate(n, t)
-    );
 
     let gpu = match GpuContext::new(AdapterChoice::Any) {
         Ok(g) => g,

@@ -671,6 +671,7 @@ fn write_record(
                 "backend": job.backend.name(),
                 "temporal_radius": s.temporal_radius(),
                 "params": s.params_json(),
+                "report": s.report(),
             })
         })
         .collect();

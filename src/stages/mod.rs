@@ -3,7 +3,9 @@
 //! The two implementations must agree within the tolerance the stage documents; the parity
 //! tests in `tests/gpu_parity.rs` hold them to it.
 
+pub mod deflicker;
 pub mod levels;
+pub mod stabilise;
 
 use anyhow::{bail, Result};
 
@@ -48,6 +50,11 @@ pub trait Stage: Send + Sync {
     fn gpu_tolerance(&self) -> f32;
     /// The parameters as resolved, for the run's record.
     fn params_json(&self) -> serde_json::Value;
+    /// What the stage measured during the run (a flicker curve, a motion track), for the run's
+    /// record; `None` for stages that measure nothing.
+    fn report(&self) -> Option<serde_json::Value> {
+        None
+    }
     /// Reference implementation: plain Rust, parallel over rows or planes with rayon.
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame>;
     /// GPU implementation; the output stays on the device.
@@ -55,7 +62,7 @@ pub trait Stage: Send + Sync {
 }
 
 /// Canonical stage names, British spelling first, with the aliases accepted for them.
-pub const STAGE_NAMES: &[(&str, &[&str])] = &[("levels", &[])];
+pub const STAGE_NAMES: &[(&str, &[&str])] = &[("levels", &[]), ("deflicker", &[]), ("stabilise", &["stabilize"])];
 
 /// The canonical name for `name` or one of its aliases.
 pub fn canonical_name(name: &str) -> Result<&'static str> {
@@ -77,6 +84,8 @@ pub fn canonical_name(name: &str) -> Result<&'static str> {
 pub fn build(name: &str, params: &toml::Table) -> Result<Box<dyn Stage>> {
     match canonical_name(name)? {
         "levels" => Ok(Box::new(levels::Levels::from_table(params)?)),
+        "deflicker" => Ok(Box::new(deflicker::Deflicker::from_table(params)?)),
+        "stabilise" => Ok(Box::new(stabilise::Stabilise::from_table(params)?)),
         other => bail!("stage '{other}' is not built in this version"),
     }
 }

@@ -1,0 +1,593 @@
+//! `stabilise` (alias `stabilize`): remove gate weave, splice jumps and jitter while keeping the
+//! camera's intentional pans, tilts and zooms.
+//!
+//! # Algorithm (per output frame, over the window of `2 * window + 1` frames)
+//!
+//! 1. **Analysis** ([`motion::Analysis`]): each frame is reduced to luma at the analysis
+//!    resolution (a power-of-two box average to at most 1024 px across: `cpu::reduce`, or the
+//!    bit-identical `shaders/stabilise_reduce.wgsl` and one download on the GPU backend), and a
+//!    smoothed pyramid with gradients is built. Frames are analysed once and cached by
+//!    identity (buffer and a fingerprint of 512 samples).
+//! 2. **Pairs** ([`motion::estimate`]): the motion between each pair of neighbours — a
+//!    similarity (translation, rotation, scale) and a luma gain and lift — by phase correlation
+//!    and robust (Tukey) Gauss–Newton on the pyramid, so moving subjects, dust, grain and
+//!    flicker do not pull it. A cut (the shared detector of `deflicker::cuts`) or a failed
+//!    registration breaks the path. Pairs are cached by the content hashes of their frames, or
+//!    read from a motion track (`track_in`).
+//! 3. **Path** ([`path`]): the poses of the centre's shot are chained from the pairs, smoothed by
+//!    a robust local polynomial over time (Gaussian weights of `window / 2` frames), and the
+//!    centre is moved by the smoothed pose (times `strength`, limited to `max_shift`).
+//! 4. **Warp** (`cpu::warp`, `shaders/stabilise_warp.wgsl`): one Lanczos-3 resampling of every
+//!    plane in `f32`. Where the moved picture leaves the frame, `fill` decides: the nearest
+//!    frames of the shot moved to the same place and matched in exposure (`neighbours`), the
+//!    picture mirrored (`mirror`), black, or a border of `max_shift` px cropped away (`crop`,
+//!    no scaling).
+//!
+//! Everything a frame's output depends on lies in its window, and each pair's motion only on
+//! its two frames, so chunked runs equal whole runs; both backends estimate on the same data
+//! (the GPU reduction is bit-identical to the CPU's) and differ only in the warp's rounding
+//! ([`GPU_TOLERANCE`]).
+//!
+//! # Motion track
+//!
+//! Each restored frame adds a [`track::Record`] (raw and smoothed path, the pair motion, the
+//! correction) to [`Stabilise::track`]; with `track_out` the records are also written as JSON
+//! lines as frames are restored, and `track_in` reads such a file back so a re-run with other
+//! smoothing skips the estimation.
+
+pub mod cpu;
+pub mod gpu;
+pub mod motion;
+pub mod path;
+pub mod track;
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{Stage, Window};
+use crate::frame::Frame;
+use crate::gpu::{GpuContext, GpuFrame};
+use cpu::SourceMap;
+use motion::{Analysis, PairMotion, Similarity};
+use path::{Plan, Smoothing};
+
+/// Largest allowed difference between the GPU and CPU results (absolute up to 1, relative
+/// above). Both backends estimate the same motion from bit-identical data; the warp differs by
+/// the GPU's `sin`/`cos` and fused multiply-adds in the Lanczos weights and positions: a few
+/// ulp of each weight times sample values of about 1. 1e-4 is under a tenth of a 10-bit code
+/// value. Seen on lavapipe: see `tests/stabilise.rs`.
+pub const GPU_TOLERANCE: f32 = 1e-4;
+
+/// Standard deviation (frames) of the short smoothing the path follows where the long one
+/// would bend a camera move (see `follow`).
+pub const SHORT_SIGMA: f64 = 3.0;
+
+/// What fills the picture where the stabilised frame has moved away from the edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fill {
+    /// The nearest frames of the shot (up to two on each side), moved to the same place and
+    /// matched in exposure; mirrored picture where none covers.
+    Neighbours,
+    /// The picture mirrored at the edge.
+    Mirror,
+    /// A border of `max_shift` px (rounded up) cut away on every side; no scaling. The output
+    /// is smaller than the input.
+    Crop,
+    /// Black (code value 0).
+    Black,
+}
+
+impl Fill {
+    /// Code of the fill in `shaders/stabilise_warp.wgsl`.
+    pub fn code(&self) -> u32 {
+        match self {
+            Fill::Neighbours => 0,
+            Fill::Mirror => 1,
+            Fill::Crop => 2,
+            Fill::Black => 3,
+        }
+    }
+}
+
+/// Parameters of `stabilise`. Cost: the warp is 36 multiply-adds per sample (Lanczos-3) plus
+/// the weights per pixel; the analysis reduces each new frame once and registers one new pair
+/// per frame on at most 1024 px across (on the CPU for both backends).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StabiliseParams {
+    /// Frames on each side of the restored one that its path is smoothed over (the temporal
+    /// radius, the look-ahead); the Gaussian weights have a standard deviation of half of it.
+    /// Longer removes slower weave and follows the camera less closely. Range 1..=60,
+    /// default 15. Memory: `2 * window + 1` frames are held.
+    pub window: usize,
+    /// How much of the correction to apply: 0 leaves frames where they are, 1 moves them onto
+    /// the smoothed path. Range 0..=1, default 1.
+    pub strength: f64,
+    /// Degree of the local polynomial the path is smoothed with: 1 keeps steady pans, tilts and
+    /// zooms exactly; 2 also keeps accelerating ones (and removes less slow weave).
+    /// Range 1..=2, default 2.
+    pub degree: usize,
+    /// How far (px at 480 lines, scaled with taller frames) the smoothing over the whole window
+    /// may stray from a short one (3 frames) before the short one takes over (fully at twice
+    /// this): camera moves the long window would bend are kept, weave is still removed by the
+    /// long one where the camera is steady. Larger smooths more and follows the camera less;
+    /// 0 always follows the short one. Range 0..=100, default 0.3.
+    pub follow: f64,
+    /// What fills the border the move uncovers: `neighbours` (default), `mirror`, `crop`,
+    /// `black`. See [`Fill`].
+    pub fill: Fill,
+    /// Region `[x, y, width, height]` (pixels) whose picture anchors the motion, e.g. the
+    /// perforations or the frame line when the scan shows them; default: the whole frame.
+    pub roi: Option<[usize; 4]>,
+    /// Largest move of any pixel, px; larger corrections are scaled down to it (and `crop`
+    /// cuts this much from every side). Range 0.5..=512, default 32.
+    pub max_shift: f64,
+    /// Estimate and correct rotation. Default true.
+    pub rotation: bool,
+    /// Estimate and correct scale (breathing, zoom jitter); zooms are kept by the smoothing.
+    /// Default true.
+    pub scale: bool,
+    /// A cut lies between neighbours when `1 - correlation` of their registered luma
+    /// thumbnails exceeds this (the shared detector of `deflicker::cuts`); the path restarts
+    /// there. Lower finds more cuts. Range 0.05..=1 (1: never), default 0.5.
+    pub cut_threshold: f64,
+    /// Write the motion track (JSON lines, see [`track`]) to this file as frames are restored.
+    pub track_out: Option<PathBuf>,
+    /// Read pair motions from this track instead of estimating them.
+    pub track_in: Option<PathBuf>,
+}
+
+impl Default for StabiliseParams {
+    fn default() -> Self {
+        StabiliseParams {
+            window: 15,
+            strength: 1.0,
+            degree: 2,
+            follow: 0.3,
+            fill: Fill::Neighbours,
+            roi: None,
+            max_shift: 32.0,
+            rotation: true,
+            scale: true,
+            cut_threshold: 0.5,
+            track_out: None,
+            track_in: None,
+        }
+    }
+}
+
+impl StabiliseParams {
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=60).contains(&self.window) {
+            bail!(
+                "stabilise.window = {} is out of range (valid: 1 to 60 frames on each side)",
+                self.window
+            );
+        }
+        if !(0.0..=1.0).contains(&self.strength) {
+            bail!(
+                "stabilise.strength = {} is out of range (valid: 0 to 1)",
+                self.strength
+            );
+        }
+        if !(1..=2).contains(&self.degree) {
+            bail!(
+                "stabilise.degree = {} is out of range (valid: 1 or 2)",
+                self.degree
+            );
+        }
+        if !(0.0..=100.0).contains(&self.follow) {
+            bail!(
+                "stabilise.follow = {} is out of range (valid: 0 to 100 px)",
+                self.follow
+            );
+        }
+        if !(0.5..=512.0).contains(&self.max_shift) {
+            bail!(
+                "stabilise.max_shift = {} is out of range (valid: 0.5 to 512 px)",
+                self.max_shift
+            );
+        }
+        if !(0.05..=1.0).contains(&self.cut_threshold) {
+            bail!(
+                "stabilise.cut_threshold = {} is out of range (valid: 0.05 to 1)",
+                self.cut_threshold
+            );
+        }
+        if let Some([_, _, w, h]) = self.roi {
+            if w < 16 || h < 16 {
+                bail!("stabilise.roi is {w}x{h} px; it must be at least 16x16");
+            }
+        }
+        if self.track_in.is_some() && self.track_in == self.track_out {
+            bail!("stabilise.track_in and track_out name the same file");
+        }
+        Ok(())
+    }
+
+    /// Border cut away by `crop`.
+    pub fn crop_margin(&self) -> usize {
+        self.max_shift.ceil() as usize
+    }
+}
+
+/// Identity of a frame for the analysis cache: where it lives (data pointer or GPU buffer),
+/// its shape, and a hash of [`cpu::FINGERPRINT_SAMPLES`] samples spread over it, so a buffer
+/// reused for another frame is not mistaken for the one before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FrameKey {
+    place: u64,
+    shape: (usize, usize, usize),
+    fingerprint: u64,
+}
+
+impl FrameKey {
+    fn new(place: u64, shape: (usize, usize, usize), samples: &[f32]) -> Self {
+        let mut h = DefaultHasher::new();
+        for v in samples {
+            v.to_bits().hash(&mut h);
+        }
+        FrameKey {
+            place,
+            shape,
+            fingerprint: h.finish(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Analyses by frame, with the call that last used them: the last two calls' are kept
+    /// (with `--check-gpu` the two backends take turns, each with its own keys).
+    frames: HashMap<FrameKey, (Arc<Analysis>, u64)>,
+    calls: u64,
+    pairs: HashMap<(u64, u64), PairMotion>,
+    /// Per backend (`[cpu, gpu]`): the records and the last frame's key and raw path pose.
+    /// With `--check-gpu` both backends restore every frame; each keeps its own track.
+    tracks: [BackendTrack; 2],
+    /// The backend whose records go to `track_out`: the first to restore a frame.
+    primary: Option<usize>,
+    writer: Option<track::Writer>,
+}
+
+#[derive(Default)]
+struct BackendTrack {
+    records: Vec<track::Record>,
+    last: Option<(u64, Similarity)>,
+}
+
+const CPU: usize = 0;
+const GPU: usize = 1;
+
+pub struct Stabilise {
+    pub params: StabiliseParams,
+    /// Pairs read from `track_in`.
+    given: HashMap<(u64, u64), PairMotion>,
+    state: Mutex<State>,
+    gpu_scratch: Mutex<Option<gpu::Scratch>>,
+}
+
+impl Stabilise {
+    pub fn new(params: StabiliseParams) -> Result<Self> {
+        params.validate()?;
+        let given = match &params.track_in {
+            Some(p) => track::read(p)?,
+            None => HashMap::new(),
+        };
+        Ok(Stabilise {
+            params,
+            given,
+            state: Mutex::new(State::default()),
+            gpu_scratch: Mutex::new(None),
+        })
+    }
+
+    pub fn from_table(table: &toml::Table) -> Result<Self> {
+        let params: StabiliseParams = table.clone().try_into().context(
+            "invalid parameters for stage 'stabilise' (keys: window, strength, degree, follow, \
+             fill, roi, max_shift, rotation, scale, cut_threshold, track_out, track_in)",
+        )?;
+        Self::new(params)
+    }
+
+    /// The motion track so far: one record per restored frame, in output order (of the
+    /// backend that restored first; with `--check-gpu`, the GPU's).
+    pub fn track(&self) -> Vec<track::Record> {
+        let st = self.lock();
+        st.primary
+            .map(|b| st.tracks[b].records.clone())
+            .unwrap_or_default()
+    }
+
+    /// The track as JSON for the run's record.
+    pub fn track_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.track()).unwrap_or_default()
+    }
+
+    /// Pairs read from `track_in`.
+    pub fn track_pairs(&self) -> usize {
+        self.given.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn config(&self) -> motion::Config {
+        motion::Config {
+            rotation: self.params.rotation,
+            scale: self.params.scale,
+            roi: self.params.roi,
+            cut_threshold: self.params.cut_threshold,
+        }
+    }
+
+    /// Analyses for the window's frames from the cache or `make`, and the cache trimmed to
+    /// this window.
+    fn analyses(
+        &self,
+        keys: &[FrameKey],
+        mut make: impl FnMut(usize) -> Result<Analysis>,
+    ) -> Result<Vec<Arc<Analysis>>> {
+        let mut have: Vec<Option<Arc<Analysis>>> = {
+            let st = self.lock();
+            keys.iter()
+                .map(|k| st.frames.get(k).map(|e| e.0.clone()))
+                .collect()
+        };
+        for (i, slot) in have.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = Some(Arc::new(make(i)?));
+            }
+        }
+        let out: Vec<Arc<Analysis>> = have.into_iter().map(|a| a.expect("filled")).collect();
+        let mut st = self.lock();
+        st.calls += 1;
+        let now = st.calls;
+        st.frames.retain(|_, e| e.1 + 1 >= now);
+        for (k, a) in keys.iter().zip(&out) {
+            st.frames.insert(*k, (a.clone(), now));
+        }
+        Ok(out)
+    }
+
+    /// Pair motions of the window (temporal order), the plan for its centre, and the track
+    /// record.
+    fn analyse(&self, frames: &[Arc<Analysis>], center: usize, backend: usize) -> Result<Plan> {
+        let first = &frames[center];
+        if let Some([x, y, w, h]) = self.params.roi {
+            if x + w > first.width || y + h > first.height {
+                bail!(
+                    "stabilise.roi [{x}, {y}, {w}, {h}] lies outside the {}x{} frame",
+                    first.width,
+                    first.height
+                );
+            }
+        }
+        if self.params.fill == Fill::Crop
+            && 2 * self.params.crop_margin() >= first.width.min(first.height)
+        {
+            bail!(
+                "stabilise: fill = \"crop\" with max_shift = {} leaves nothing of a {}x{} frame",
+                self.params.max_shift,
+                first.width,
+                first.height
+            );
+        }
+        let cfg = self.config();
+        let keys: Vec<(u64, u64)> = frames.windows(2).map(|w| (w[0].hash, w[1].hash)).collect();
+        let cached: Vec<Option<PairMotion>> = {
+            let st = self.lock();
+            keys.iter()
+                .map(|k| self.given.get(k).or_else(|| st.pairs.get(k)).copied())
+                .collect()
+        };
+        let pairs: Vec<PairMotion> = cached
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| c.unwrap_or_else(|| motion::estimate(&frames[i], &frames[i + 1], &cfg)))
+            .collect();
+        let (w, h) = (first.width, first.height);
+        let smoothing = Smoothing {
+            sigma: self.params.window as f64 / 2.0,
+            short_sigma: SHORT_SIGMA,
+            follow: self.params.follow * (h as f64 / 480.0).max(1.0),
+            degree: self.params.degree,
+            radius: (w as f64).hypot(h as f64) / 2.0,
+        };
+        let plan = path::plan(
+            &pairs,
+            center,
+            &smoothing,
+            self.params.strength,
+            self.params.max_shift,
+            w,
+            h,
+        );
+
+        let mut st = self.lock();
+        let live: HashSet<(u64, u64)> = keys.iter().copied().collect();
+        st.pairs.retain(|k, _| live.contains(k));
+        for (k, p) in keys.iter().zip(&pairs) {
+            st.pairs.insert(*k, *p);
+        }
+        // The track.
+        {
+            let primary = *st.primary.get_or_insert(backend);
+            let last = st.tracks[backend].last;
+            let pair = (center > 0).then(|| (frames[center - 1].hash, pairs[center - 1]));
+            let raw = match (last, pair) {
+                (Some((lk, lp)), Some((pk, p))) if lk == pk => match p.motion {
+                    Some(m) => lp.then(&m),
+                    None => Similarity::IDENTITY,
+                },
+                _ => Similarity::IDENTITY,
+            };
+            let rec = track::Record {
+                frame: st.tracks[backend].records.len(),
+                key: track::key_text(first.hash),
+                prev_key: pair.map(|(k, _)| track::key_text(k)),
+                motion: pair.and_then(|(_, p)| p.motion.map(|m| m.to_track())),
+                gain: pair.map_or(1.0, |(_, p)| p.gain),
+                lift: pair.map_or(0.0, |(_, p)| p.lift),
+                brk: pair.and_then(|(_, p)| p.brk),
+                raw: raw.to_track(),
+                smoothed: raw.then(&plan.correction).to_track(),
+                correction: plan.correction.to_track(),
+                used_before: plan.used_before,
+                used_after: plan.used_after,
+            };
+            if let (Some(path), true) = (&self.params.track_out, backend == primary) {
+                if st.writer.is_none() {
+                    st.writer = Some(track::Writer::create(path)?);
+                }
+                st.writer.as_mut().expect("just made").write(&rec)?;
+            }
+            let t = &mut st.tracks[backend];
+            t.records.push(rec);
+            t.last = Some((first.hash, raw));
+        }
+        Ok(plan)
+    }
+
+    fn sources(plan: &Plan) -> Vec<(usize, SourceMap)> {
+        plan.sources
+            .iter()
+            .take(gpu::MAX_SOURCES)
+            .map(|s| (s.frame, SourceMap::of(s)))
+            .collect()
+    }
+}
+
+/// The window's frames in temporal order, and the centre's index among them.
+fn temporal<'a, T>(window: &Window<'a, T>) -> (Vec<&'a T>, usize) {
+    let mut frames: Vec<&T> = window.before.iter().rev().copied().collect();
+    let center = frames.len();
+    frames.push(window.center);
+    frames.extend(window.after.iter().copied());
+    (frames, center)
+}
+
+fn check_shapes(shapes: impl Iterator<Item = (usize, usize, usize)>) -> Result<()> {
+    let shapes: Vec<_> = shapes.collect();
+    if let Some(first) = shapes.first() {
+        if let Some(other) = shapes.iter().find(|s| *s != first) {
+            bail!(
+                "stabilise: frames of one window differ in shape ({}x{}x{} and {}x{}x{})",
+                first.0,
+                first.1,
+                first.2,
+                other.0,
+                other.1,
+                other.2
+            );
+        }
+        if first.0 < 32 || first.1 < 32 || first.2 == 0 {
+            bail!(
+                "stabilise: a {}x{} frame of {} planes is too small to register (at least 32x32)",
+                first.0,
+                first.1,
+                first.2
+            );
+        }
+    }
+    Ok(())
+}
+
+fn place_of(value: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+impl Stage for Stabilise {
+    fn name(&self) -> &'static str {
+        "stabilise"
+    }
+
+    fn temporal_radius(&self) -> usize {
+        self.params.window
+    }
+
+    /// The warp reads up to `max_shift` px plus the Lanczos reach away, but the motion is
+    /// measured on the whole frame: tiles must share one analysis to be exact.
+    fn spatial_halo(&self) -> usize {
+        self.params.crop_margin() + 3
+    }
+
+    fn gpu_tolerance(&self) -> f32 {
+        GPU_TOLERANCE
+    }
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
+        let (frames, center) = temporal(window);
+        check_shapes(frames.iter().map(|f| (f.width, f.height, f.planes)))?;
+        let keys: Vec<FrameKey> = frames
+            .iter()
+            .map(|f| {
+                FrameKey::new(
+                    place_of(&(f.data.as_ptr() as usize)),
+                    (f.width, f.height, f.planes),
+                    &cpu::fingerprint(f),
+                )
+            })
+            .collect();
+        let analyses = self.analyses(&keys, |i| {
+            let f = frames[i];
+            let factor = motion::analysis_factor(f.width, f.height);
+            Ok(Analysis::new(
+                f.width,
+                f.height,
+                factor,
+                f.planes,
+                &cpu::reduce(f, factor),
+            ))
+        })?;
+        let plan = self.analyse(&analyses, center, CPU)?;
+        Ok(cpu::warp(
+            &frames,
+            &Self::sources(&plan),
+            self.params.fill,
+            self.params.crop_margin(),
+        ))
+    }
+
+    fn run_gpu(&self, gpu: &GpuContext, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
+        let (frames, center) = temporal(window);
+        check_shapes(frames.iter().map(|f| (f.width, f.height, f.planes)))?;
+        let prints = {
+            let mut scratch = self.gpu_scratch.lock().unwrap_or_else(|p| p.into_inner());
+            gpu::fingerprints(gpu, &frames, &mut scratch)?
+        };
+        let keys: Vec<FrameKey> = frames
+            .iter()
+            .zip(&prints)
+            .map(|(f, p)| FrameKey::new(place_of(&f.buffer), (f.width, f.height, f.planes), p))
+            .collect();
+        let analyses = self.analyses(&keys, |i| {
+            let f = frames[i];
+            let factor = motion::analysis_factor(f.width, f.height);
+            let level0 = gpu::reduce(gpu, f, factor)?;
+            Ok(Analysis::new(f.width, f.height, factor, f.planes, &level0))
+        })?;
+        let plan = self.analyse(&analyses, center, GPU)?;
+        gpu::warp(
+            gpu,
+            &frames,
+            &Self::sources(&plan),
+            self.params.fill,
+            self.params.crop_margin(),
+        )
+    }
+}
