@@ -126,6 +126,27 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
     for assignment in &args.set {
         preset.set(assignment)?;
     }
+    // Stabilise's motion track goes beside the output (one per chunk), and `--track` reads one.
+    let path_value = |p: &std::path::Path| toml::Value::String(p.display().to_string());
+    let track_name = match args.frames {
+        Some((a, b)) => format!("stabilise.track.{a}-{b}.jsonl"),
+        None => "stabilise.track.jsonl".to_string(),
+    };
+    let stabilising = preset.set_value(
+        "stabilise",
+        "track_out",
+        path_value(&args.output.join(track_name)),
+        false,
+    );
+    if let Some(track) = &args.track {
+        if !stabilising {
+            anyhow::bail!(
+                "--track {}: the chain has no stabilise stage",
+                track.display()
+            );
+        }
+        preset.set_value("stabilise", "track_in", path_value(track), true);
+    }
     let stages = preset.build()?;
     let record_extra = serde_json::json!({
         "command_line": std::env::args().collect::<Vec<_>>(),

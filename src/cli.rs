@@ -111,6 +111,10 @@ pub struct RestoreArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Motion track to read instead of measuring motion (a `stabilise.track*.jsonl` of an
+    /// earlier run), so stabilising can be re-tuned without re-analysing.
+    #[arg(long, value_name = "FILE")]
+    pub track: Option<PathBuf>,
     /// After each GPU stage, run its CPU reference on the same frames and fail if they differ
     /// by more than the stage's tolerance; the largest differences go in the record. Slow.
     #[arg(long)]

@@ -128,6 +128,18 @@ impl Preset {
         Ok(())
     }
 
+    /// Set `stage.key` to `value` if the stage is in the chain and the key is not set already
+    /// (or `force`); returns whether the stage is in the chain.
+    pub fn set_value(&mut self, stage: &str, key: &str, value: toml::Value, force: bool) -> bool {
+        let Some((_, params)) = self.chain.iter_mut().find(|(n, _)| n == stage) else {
+            return false;
+        };
+        if force || !params.contains_key(key) {
+            params.insert(key.to_string(), value);
+        }
+        true
+    }
+
     /// Build the stages; parameter errors name the preset.
     pub fn build(&self) -> Result<Vec<Box<dyn Stage>>> {
         self.chain

@@ -541,9 +541,20 @@ fn gpu_backend_matches_cpu_and_checks_itself() {
     run("cpu", &cpu16, &["--format", "dpx16"]);
     run("gpu", &gpu16, &["--format", "dpx16"]);
     for name in files_in(&cpu16).into_iter().filter(|f| f.ends_with(".dpx")) {
-        let (a, b) = (io::read_frame(&cpu16.join(&name)).unwrap(), io::read_frame(&gpu16.join(&name)).unwrap());
-        let worst = a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-        assert!(worst <= 1.0 / 65535.0 + 1e-7, "{name}: 16-bit outputs differ by {worst}");
+        let (a, b) = (
+            io::read_frame(&cpu16.join(&name)).unwrap(),
+            io::read_frame(&gpu16.join(&name)).unwrap(),
+        );
+        let worst = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst <= 1.0 / 65535.0 + 1e-7,
+            "{name}: 16-bit outputs differ by {worst}"
+        );
     }
 }
 
@@ -556,17 +567,38 @@ fn demo_runs_on_cpu_and_gpu() {
     }
     for backend in backends {
         let out = dir.path().join(backend);
-        let o = nitrate(&["demo", out.to_str().unwrap(), "--length", "5", "--size", "96x64", "--backend", backend]);
+        let o = nitrate(&[
+            "demo",
+            out.to_str().unwrap(),
+            "--length",
+            "5",
+            "--size",
+            "96x64",
+            "--backend",
+            backend,
+        ]);
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{backend}: {}", stderr(&o));
         for want in ["PSNR dB", "degraded", "restored", "before_after.png"] {
-            assert!(text.contains(want), "{backend}: demo output lacks '{want}':\n{text}");
+            assert!(
+                text.contains(want),
+                "{backend}: demo output lacks '{want}':\n{text}"
+            );
         }
         for sub in ["clean", "degraded", "mask", "restored"] {
-            assert_eq!(files_in(&out.join(sub)).iter().filter(|f| f.starts_with("demo_")).count(), 5, "{backend}: {sub}");
+            assert_eq!(
+                files_in(&out.join(sub))
+                    .iter()
+                    .filter(|f| f.starts_with("demo_"))
+                    .count(),
+                5,
+                "{backend}: {sub}"
+            );
         }
         let sheet = io::read_frame(&out.join("before_after.png")).unwrap();
         assert_eq!((sheet.width, sheet.height), (3 * 96 + 2 * 4, 64));
-        assert!(out.join("truth.json").is_file() && out.join("restored/restoration.json").is_file());
+        assert!(
+            out.join("truth.json").is_file() && out.join("restored/restoration.json").is_file()
+        );
     }
 }

@@ -868,4 +868,3 @@ fn gpu_apply_matches_cpu_on_random_input() {
         gpu.recycle(out);
     }
 }
-

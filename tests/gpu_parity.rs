@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::{compare, gpu, random_frame, Rng};
 use nitrate::frame::{Frame, FrameMeta};
 use nitrate::gpu::{GpuContext, Kernel};

@@ -441,6 +441,14 @@ fn track_round_trip() {
         &degraded,
     );
     assert_eq!(reader.track_pairs(), 9);
+    let report = reader.report().unwrap();
+    assert_eq!(
+        (
+            report["pairs_estimated"].as_u64(),
+            report["pairs_from_track"].as_u64()
+        ),
+        (Some(0), Some(9))
+    );
     for (t, (a, b)) in first.iter().zip(&again).enumerate() {
         compare(&format!("stabilise track frame {t}"), b, a, 0.0).assert_ok();
     }
@@ -641,88 +649,5 @@ fn gpu_matches_cpu() {
             assert_eq!(gpu_stage.track().len(), degraded.len());
             eprintln!("stabilise {fill:?}, {planes} planes: largest GPU/CPU difference {worst:e}");
         }
-    }
-}
-
-/// CPU throughput at 2048x1556 (RGB), the default parameters, frames streamed through a chain
-/// as the pipeline does. Not part of the suite (slow); run with
-/// `cargo test --release --test stabilise throughput -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn throughput_2k_cpu() {
-    let (w, h, n) = (2048, 1556, 40);
-    let base = scene_frame(w, h, 3, 0, 5);
-    let jitter = weave(n, 3.0, 77);
-    let frames: Vec<Frame> = (0..n)
-        .map(|t| {
-            let m = Similarity::translation(1.5 * t as f64, 0.0).then(&jitter[t]);
-            let source = Source {
-                frame: 0,
-                map: m.inverse(),
-                inv_gain: 1.0,
-                lift: 0.0,
-            };
-            cpu::warp(&[&base], &[(0, SourceMap::of(&source))], Fill::Mirror, 0)
-        })
-        .collect();
-    let stage = new_stage(StabiliseParams::default());
-    let stages: Vec<Box<dyn Stage>> = vec![Box::new(Shared(stage.clone()))];
-    let mut chain = Chain::new(&stages, n, 0, n - 1);
-    let mut out = Vec::new();
-    let start = std::time::Instant::now();
-    for (pos, f) in frames.into_iter().enumerate() {
-        chain.push(pos, f, &mut CpuRunner, &mut out).unwrap();
-    }
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(out.len(), n);
-    eprintln!(
-        "stabilise CPU 2048x1556 RGB: {n} frames in {secs:.1} s = {:.2} frames/s ({} threads)",
-        n as f64 / secs,
-        rayon::current_num_threads()
-    );
-}
-
-#[test]
-#[ignore]
-fn debug_one_pair() {
-    let dir = std::env::var("STAB_DIR").unwrap();
-    let i: usize = std::env::var("STAB_PAIR").unwrap().parse().unwrap();
-    let ext = std::env::var("STAB_EXT").unwrap_or("png".into());
-    let a = nitrate::io::read_frame(&std::path::Path::new(&dir).join(format!("{:06}.{ext}", i)))
-        .unwrap();
-    let b =
-        nitrate::io::read_frame(&std::path::Path::new(&dir).join(format!("{:06}.{ext}", i + 1)))
-            .unwrap();
-    let m = motion::estimate(&analysis(&a), &analysis(&b), &config());
-    println!("{:?}", m);
-}
-
-#[test]
-#[ignore]
-fn debug_regions() {
-    let dir = std::env::var("STAB_DIR").unwrap();
-    for i in [2usize, 5, 9, 12, 13, 16, 20, 25] {
-        let a = nitrate::io::read_frame(&std::path::Path::new(&dir).join(format!("{:06}.png", i)))
-            .unwrap();
-        let b =
-            nitrate::io::read_frame(&std::path::Path::new(&dir).join(format!("{:06}.png", i + 1)))
-                .unwrap();
-        let (la, lb) = (nitrate::metrics::luma(&a), nitrate::metrics::luma(&b));
-        let mut line = format!("{i}->{}:", i + 1);
-        for (x0, x1) in [(0usize, 180usize), (200, 440), (460, 640)] {
-            let crop = |p: &[f32]| -> Vec<f32> {
-                (0..a.height)
-                    .flat_map(|y| p[y * a.width + x0..y * a.width + x1].iter().copied())
-                    .collect()
-            };
-            let d = nitrate::metrics::estimate_translation_plane(
-                &crop(&la),
-                &crop(&lb),
-                x1 - x0,
-                a.height,
-            );
-            line += &format!("  [{x0}..{x1}] ({:.2}, {:.2})", d.0, d.1);
-        }
-        println!("{line}");
     }
 }

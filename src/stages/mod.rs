@@ -62,7 +62,11 @@ pub trait Stage: Send + Sync {
 }
 
 /// Canonical stage names, British spelling first, with the aliases accepted for them.
-pub const STAGE_NAMES: &[(&str, &[&str])] = &[("levels", &[]), ("deflicker", &[]), ("stabilise", &["stabilize"])];
+pub const STAGE_NAMES: &[(&str, &[&str])] = &[
+    ("levels", &[]),
+    ("deflicker", &[]),
+    ("stabilise", &["stabilize"]),
+];
 
 /// The canonical name for `name` or one of its aliases.
 pub fn canonical_name(name: &str) -> Result<&'static str> {

@@ -6,8 +6,8 @@
 //! 1. **Analysis** ([`motion::Analysis`]): each frame is reduced to luma at the analysis
 //!    resolution (a power-of-two box average to at most 1024 px across: `cpu::reduce`, or the
 //!    bit-identical `shaders/stabilise_reduce.wgsl` and one download on the GPU backend), and a
-//!    smoothed pyramid with gradients is built. Frames are analysed once and cached by
-//!    identity (buffer and a fingerprint of 512 samples).
+//!    smoothed pyramid is built. Frames are analysed once and cached by identity (data pointer
+//!    or GPU buffer, and a fingerprint of 512 samples gathered on the device).
 //! 2. **Pairs** ([`motion::estimate`]): the motion between each pair of neighbours — a
 //!    similarity (translation, rotation, scale) and a luma gain and lift — by phase correlation
 //!    and robust (Tukey) Gauss–Newton on the pyramid, so moving subjects, dust, grain and
@@ -15,8 +15,10 @@
 //!    registration breaks the path. Pairs are cached by the content hashes of their frames, or
 //!    read from a motion track (`track_in`).
 //! 3. **Path** ([`path`]): the poses of the centre's shot are chained from the pairs, smoothed by
-//!    a robust local polynomial over time (Gaussian weights of `window / 2` frames), and the
-//!    centre is moved by the smoothed pose (times `strength`, limited to `max_shift`).
+//!    a robust local polynomial over time (Gaussian weights of `window / 2` frames, or of
+//!    [`SHORT_SIGMA`] frames where that long fit strays more than `follow` px from the short
+//!    one: a camera move it would bend), and the centre is moved by the smoothed pose (times
+//!    `strength`, limited to `max_shift`).
 //! 4. **Warp** (`cpu::warp`, `shaders/stabilise_warp.wgsl`): one Lanczos-3 resampling of every
 //!    plane in `f32`. Where the moved picture leaves the frame, `fill` decides: the nearest
 //!    frames of the shot moved to the same place and matched in exposure (`neighbours`), the
@@ -58,10 +60,12 @@ use motion::{Analysis, PairMotion, Similarity};
 use path::{Plan, Smoothing};
 
 /// Largest allowed difference between the GPU and CPU results (absolute up to 1, relative
-/// above). Both backends estimate the same motion from bit-identical data; the warp differs by
-/// the GPU's `sin`/`cos` and fused multiply-adds in the Lanczos weights and positions: a few
-/// ulp of each weight times sample values of about 1. 1e-4 is under a tenth of a 10-bit code
-/// value. Seen on lavapipe: see `tests/stabilise.rs`.
+/// above). Both backends estimate the same motion from bit-identical data (their tracks are
+/// equal); the warp differs by the GPU's `sin`/`cos` (the CPU interpolates a table of the same
+/// closed form) and fused multiply-adds in the weights and positions: a few ulp of each weight
+/// times sample values of about 1. 1e-4 is under a tenth of a 10-bit code value, with room for
+/// hardware `sin` approximations. Seen on lavapipe: 3e-7 to 6e-6 (`tests/stabilise.rs`,
+/// `restore --check-gpu`).
 pub const GPU_TOLERANCE: f32 = 1e-4;
 
 /// Standard deviation (frames) of the short smoothing the path follows where the long one
@@ -254,6 +258,11 @@ struct State {
     tracks: [BackendTrack; 2],
     /// The backend whose records go to `track_out`: the first to restore a frame.
     primary: Option<usize>,
+    /// Pairs estimated, and taken from `track_in`, over the run.
+    estimated: usize,
+    from_track: usize,
+    /// Frame size of the last window, for the report.
+    size: (usize, usize),
     writer: Option<track::Writer>,
 }
 
@@ -383,12 +392,19 @@ impl Stabilise {
         }
         let cfg = self.config();
         let keys: Vec<(u64, u64)> = frames.windows(2).map(|w| (w[0].hash, w[1].hash)).collect();
-        let cached: Vec<Option<PairMotion>> = {
+        let (cached, from_track): (Vec<Option<PairMotion>>, usize) = {
             let st = self.lock();
-            keys.iter()
+            let from_track = keys
+                .iter()
+                .filter(|k| !st.pairs.contains_key(k) && self.given.contains_key(k))
+                .count();
+            let cached = keys
+                .iter()
                 .map(|k| self.given.get(k).or_else(|| st.pairs.get(k)).copied())
-                .collect()
+                .collect();
+            (cached, from_track)
         };
+        let estimated = cached.iter().filter(|c| c.is_none()).count();
         let pairs: Vec<PairMotion> = cached
             .into_iter()
             .enumerate()
@@ -413,6 +429,9 @@ impl Stabilise {
         );
 
         let mut st = self.lock();
+        st.estimated += estimated;
+        st.from_track += from_track;
+        st.size = (w, h);
         let live: HashSet<(u64, u64)> = keys.iter().copied().collect();
         st.pairs.retain(|k, _| live.contains(k));
         for (k, p) in keys.iter().zip(&pairs) {
@@ -528,6 +547,32 @@ impl Stage for Stabilise {
 
     fn params_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    /// A summary of the motion track (the track itself goes to `track_out`): frames, cuts and
+    /// lost registrations, pairs estimated and read from `track_in`, and the corrections' size
+    /// (largest and RMS displacement of a frame corner, px).
+    fn report(&self) -> Option<serde_json::Value> {
+        let track = self.track();
+        let (estimated, from_track, (w, h)) = {
+            let st = self.lock();
+            (st.estimated, st.from_track, st.size)
+        };
+        let moved: Vec<f64> = track
+            .iter()
+            .map(|r| Similarity::from_track(r.correction).max_displacement(w, h))
+            .collect();
+        let rms = (moved.iter().map(|m| m * m).sum::<f64>() / moved.len().max(1) as f64).sqrt();
+        Some(serde_json::json!({
+            "frames": track.len(),
+            "cuts": track.iter().filter(|r| r.brk == Some(motion::Break::Cut)).count(),
+            "lost": track.iter().filter(|r| r.brk == Some(motion::Break::Lost)).count(),
+            "pairs_estimated": estimated,
+            "pairs_from_track": from_track,
+            "max_correction_px": moved.iter().copied().fold(0.0, f64::max),
+            "rms_correction_px": rms,
+            "track": self.params.track_out,
+        }))
     }
 
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {

@@ -32,9 +32,6 @@
 //! 4. **Checks**: a fit with a gain below [`MIN_GAIN`], fewer than [`MIN_INLIERS`] of the
 //!    samples with weight, or a singular system is *lost*, treated like a cut.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -66,9 +63,11 @@ const TUKEY: f64 = 4.685;
 /// Phase-correlation peaks tried as starting points on the coarsest level (with no motion).
 const PC_PEAKS: usize = 4;
 /// How far (px of the level) the refinement may move from its start: on the coarsest level
-/// from each candidate, on finer levels from the coarser estimate.
-const TOP_REACH: f64 = 3.0;
-const LEVEL_REACH: f64 = 2.0;
+/// from each candidate, on finer levels from the coarser estimate. Small, so that where the
+/// picture holds layers moving differently (blended together on coarse levels) the estimate
+/// stays with the layer its candidate found instead of drifting to a mixture or another layer.
+const TOP_REACH: f64 = 1.0;
+const LEVEL_REACH: f64 = 1.0;
 
 /// A similarity transform about the frame centre (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -259,7 +258,7 @@ pub struct Level {
 
 impl Level {
     /// The position in this level of a full-resolution position.
-    fn from_full(&self, x: f64) -> f64 {
+    fn to_level(&self, x: f64) -> f64 {
         (x - (self.k - 1.0) / 2.0) / self.k
     }
 }
@@ -315,12 +314,7 @@ impl Analysis {
         y.iter_mut()
             .filter(|v| !v.is_finite())
             .for_each(|v| *v = 0.0);
-        let mut hasher = DefaultHasher::new();
-        (width, height, planes).hash(&mut hasher);
-        for v in &y {
-            v.to_bits().hash(&mut hasher);
-        }
-        let hash = hasher.finish();
+        let hash = content_hash(width, height, planes, &y);
         let thumb = thumbnail(&y, w0, h0);
         let mut levels = Vec::new();
         let (mut w, mut h, mut k, mut raw) = (w0, h0, factor as f64, y);
@@ -343,6 +337,27 @@ impl Analysis {
             hash,
         }
     }
+}
+
+/// FNV-1a (64 bit) of the frame's shape and its analysis luma's bits: the key of the frame in
+/// pair caches and motion tracks. Written out (not `DefaultHasher`) so tracks stay valid across
+/// builds.
+pub fn content_hash(width: usize, height: usize, planes: usize, luma: &[f32]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01B3;
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    for v in [width as u64, height as u64, planes as u64] {
+        eat(&v.to_le_bytes());
+    }
+    for v in luma {
+        eat(&v.to_bits().to_le_bytes());
+    }
+    h
 }
 
 /// Block means of about [`THUMB_SIDE`] blocks along the longer side, for the cut detector.
@@ -513,8 +528,8 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
     } else {
         (1.0, 0.0)
     };
-    let top_c = (la.from_full(full_c.0), la.from_full(full_c.1));
-    let mut tried: Vec<(Fit, f64, Vec<f32>)> = Vec::new();
+    let top_c = (la.to_level(full_c.0), la.to_level(full_c.1));
+    let mut tried: Vec<(Fit, f64, Vec<f32>, Fit)> = Vec::new();
     for c in candidates {
         let start = Fit {
             q: [c.0, c.1, 0.0, 0.0, g0, l0],
@@ -526,10 +541,11 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
             roi_top,
             start,
             cfg,
+            &start,
             TOP_REACH,
             CANDIDATE_ITERATIONS,
         ) {
-            tried.push((r.fit, r.sigma, r.residuals));
+            tried.push((r.fit, r.sigma, r.residuals, start));
         }
     }
     // Score every candidate with one common scale (the smallest any reached): the mean Tukey
@@ -539,9 +555,9 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
     };
     let cut = TUKEY * common;
     let samples = tried.iter().map(|t| t.2.len()).max().unwrap_or(0).max(1) as f64;
-    let scored: Vec<(f64, Fit)> = tried
+    let scored: Vec<(f64, Fit, Fit)> = tried
         .iter()
-        .map(|(f, _, res)| {
+        .map(|(f, _, res, start)| {
             let loss: f64 = res
                 .iter()
                 .map(|&r| {
@@ -550,7 +566,7 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
                 })
                 .sum::<f64>()
                 + (samples - res.len() as f64);
-            (loss, *f)
+            (loss, *f, *start)
         })
         .collect();
     let best = scored.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
@@ -565,12 +581,23 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
             let m = |f: &Fit| f.q[DX].hypot(f.q[DY]);
             m(&x.1).total_cmp(&m(&y.1))
         })
-        .map(|s| s.1)
+        .map(|s| (s.1, s.2))
     else {
         return PairMotion::broken(Break::Lost);
     };
-    // The winner, refined to convergence on the coarsest level.
-    let Some(r) = refine(la, lb, top_c, roi_top, fit, cfg, TOP_REACH, MAX_ITERATIONS) else {
+    // The winner, refined to convergence on the coarsest level, within reach of where its
+    // candidate started.
+    let Some(r) = refine(
+        la,
+        lb,
+        top_c,
+        roi_top,
+        fit.0,
+        cfg,
+        &fit.1,
+        TOP_REACH,
+        MAX_ITERATIONS,
+    ) else {
         return PairMotion::broken(Break::Lost);
     };
     let (mut fit, mut inliers) = (r.fit, r.inliers);
@@ -580,9 +607,9 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
         for i in [DX, DY, A, B] {
             fit.q[i] *= 2.0;
         }
-        let c = (la.from_full(full_c.0), la.from_full(full_c.1));
+        let c = (la.to_level(full_c.0), la.to_level(full_c.1));
         let roi = roi_rect(cfg.roi, la);
-        match refine(la, lb, c, roi, fit, cfg, LEVEL_REACH, MAX_ITERATIONS) {
+        match refine(la, lb, c, roi, fit, cfg, &fit, LEVEL_REACH, MAX_ITERATIONS) {
             Some(r) => {
                 fit = r.fit;
                 inliers = r.inliers;
@@ -624,9 +651,9 @@ fn mean_std(p: &[f32]) -> (f64, f64) {
 /// The region of interest in a level's pixels, `x0..x1, y0..y1`, clipped to the level.
 fn roi_rect(roi: Option<[usize; 4]>, l: &Level) -> Option<(usize, usize, usize, usize)> {
     let [x, y, w, h] = roi?;
-    let lo = |v: usize, n: usize| (l.from_full(v as f64).ceil().max(0.0) as usize).min(n);
+    let lo = |v: usize, n: usize| (l.to_level(v as f64).ceil().max(0.0) as usize).min(n);
     let hi =
-        |v: usize, n: usize| ((l.from_full(v as f64 - 1.0).floor() + 1.0).max(0.0) as usize).min(n);
+        |v: usize, n: usize| ((l.to_level(v as f64 - 1.0).floor() + 1.0).max(0.0) as usize).min(n);
     let (x0, x1) = (lo(x, l.w), hi(x + w, l.w));
     let (y0, y1) = (lo(y, l.h), hi(y + h, l.h));
     Some((x0, y0, x1.max(x0), y1.max(y0)))
@@ -644,8 +671,9 @@ struct Refined {
 }
 
 /// Iteratively reweighted Gauss–Newton at one level from `start`, the geometric parameters
-/// staying within `reach` level px of it; `None` when the system is singular or the overlap
-/// too small.
+/// staying within `reach` level px of `anchor`; `None` when the system is singular or the
+/// overlap too small.
+#[allow(clippy::too_many_arguments)]
 fn refine(
     la: &Level,
     lb: &Level,
@@ -653,6 +681,7 @@ fn refine(
     roi: Option<(usize, usize, usize, usize)>,
     start: Fit,
     cfg: &Config,
+    anchor: &Fit,
     reach: f64,
     iterations: usize,
 ) -> Option<Refined> {
@@ -776,12 +805,13 @@ fn refine(
             }
         }
         inliers = acc[28] / total as f64;
+        // The 21 sums are the upper triangle of the symmetric normal matrix, row by row.
         let mut full = [[0f64; 6]; 6];
         let mut k = 0;
+        #[allow(clippy::needless_range_loop)] // (row, column) indices are the point here
         for p in 0..6 {
             for q2 in p..6 {
-                full[p][q2] = acc[k];
-                full[q2][p] = acc[k];
+                (full[p][q2], full[q2][p]) = (acc[k], acc[k]);
                 k += 1;
             }
         }
@@ -794,7 +824,7 @@ fn refine(
             }
             rhs[i] = -acc[21 + p];
         }
-        let step = solve(mat, rhs)?;
+        let step = solve(mat, rhs, 1e-12)?;
         let mut delta = [0f64; 6];
         for (i, &p) in active.iter().enumerate() {
             delta[p] = step[i];
@@ -809,11 +839,11 @@ fn refine(
                 *v *= 2.0 / len;
             }
         }
-        for p in 0..6 {
-            fit.q[p] += delta[p];
+        for (q, d) in fit.q.iter_mut().zip(delta) {
+            *q += d;
         }
         for p in [DX, DY, A, B] {
-            fit.q[p] = fit.q[p].clamp(start.q[p] - reach, start.q[p] + reach);
+            fit.q[p] = fit.q[p].clamp(anchor.q[p] - reach, anchor.q[p] + reach);
         }
         let moved = delta[DX]
             .abs()
@@ -954,16 +984,19 @@ fn fft2(re: &mut [f64], im: &mut [f64], w: usize, h: usize, inverse: bool) {
     }
 }
 
-/// Gaussian elimination with partial pivoting; `None` when (nearly) singular.
-fn solve(mut m: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+/// Gaussian elimination with partial pivoting; `None` when (nearly) singular: a pivot at or
+/// below `eps` times the largest entry.
+#[allow(clippy::needless_range_loop)] // row/column indices read plainer than iterators here
+pub(super) fn solve(mut m: Vec<Vec<f64>>, mut b: Vec<f64>, eps: f64) -> Option<Vec<f64>> {
     let n = b.len();
     let scale = m.iter().flatten().fold(0.0f64, |s, v| s.max(v.abs()));
-    if !(scale > 0.0) || !scale.is_finite() {
+    if scale.is_nan() || scale <= 0.0 || !scale.is_finite() {
         return None;
     }
     for c in 0..n {
         let p = (c..n).max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs()))?;
-        if !(m[p][c].abs() > 1e-12 * scale) {
+        let pivot = m[p][c].abs();
+        if pivot.is_nan() || pivot <= eps * scale {
             return None;
         }
         m.swap(c, p);

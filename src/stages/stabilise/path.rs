@@ -57,7 +57,7 @@ pub fn chain(pairs: &[PairMotion], center: usize) -> Vec<Node> {
     let mut cur = centre;
     for p in pairs[..center].iter().rev() {
         let Some(m) = p.motion else { break };
-        if !(p.gain > 0.0) {
+        if p.gain.is_nan() || p.gain <= 0.0 {
             break;
         }
         cur = Node {
@@ -270,34 +270,13 @@ fn fit(ts: &[f64], ys: &[[f64; 4]], w: &[f64], degree: usize) -> Option<[[f64; 3
     Some(out)
 }
 
-fn solve3(mut m: [[f64; 3]; 3], mut b: [f64; 3], n: usize) -> Option<[f64; 3]> {
-    let scale = (0..n)
-        .flat_map(|i| (0..n).map(move |j| (i, j)))
-        .fold(0.0f64, |s, (i, j)| s.max(m[i][j].abs()));
-    if !(scale > 0.0) {
-        return None;
-    }
-    for c in 0..n {
-        let p = (c..n).max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs()))?;
-        if !(m[p][c].abs() > 1e-10 * scale) {
-            return None;
-        }
-        m.swap(c, p);
-        b.swap(c, p);
-        for r in c + 1..n {
-            let f = m[r][c] / m[c][c];
-            for k in c..n {
-                m[r][k] -= f * m[c][k];
-            }
-            b[r] -= f * b[c];
-        }
-    }
-    let mut x = [0f64; 3];
-    for c in (0..n).rev() {
-        let s: f64 = (c + 1..n).map(|k| m[c][k] * x[k]).sum();
-        x[c] = (b[c] - s) / m[c][c];
-    }
-    x.iter().all(|v| v.is_finite()).then_some(x)
+/// The leading `n`x`n` system of `m x = b`, solved by [`super::motion::solve`].
+fn solve3(m: [[f64; 3]; 3], b: [f64; 3], n: usize) -> Option<[f64; 3]> {
+    let rows = m[..n].iter().map(|r| r[..n].to_vec()).collect();
+    let x = super::motion::solve(rows, b[..n].to_vec(), 1e-10)?;
+    let mut out = [0f64; 3];
+    out[..n].copy_from_slice(&x);
+    Some(out)
 }
 
 /// One source of the warp: where output pixel `y` (full-frame coordinates) is found in that
