@@ -118,6 +118,8 @@ fn dpx10_restore_keeps_depth_size_names_rate_and_timecode() {
     dpx_sequence(&input, 5, 64, 40);
     let o = nitrate(&[
         "restore",
+        "--stages",
+        "levels",
         input.to_str().unwrap(),
         output.to_str().unwrap(),
         "--backend",
@@ -217,6 +219,8 @@ fn missing_frame_is_refused_unless_allowed() {
     );
     let o = nitrate(&[
         "restore",
+        "--stages",
+        "levels",
         input.to_str().unwrap(),
         output.to_str().unwrap(),
         "--backend",
@@ -285,6 +289,8 @@ fn bad_outputs_are_refused() {
     let before = snapshot(&input);
     let o = nitrate(&[
         "restore",
+        "--stages",
+        "levels",
         input.to_str().unwrap(),
         input.to_str().unwrap(),
         "--backend",
@@ -311,6 +317,8 @@ fn bad_outputs_are_refused() {
     let out = dir.path().join("out");
     let o = nitrate(&[
         "restore",
+        "--stages",
+        "levels",
         input.to_str().unwrap(),
         out.to_str().unwrap(),
         "--backend",
@@ -320,6 +328,8 @@ fn bad_outputs_are_refused() {
     assert!(o.status.success());
     let o = nitrate(&[
         "restore",
+        "--stages",
+        "levels",
         input.to_str().unwrap(),
         out.to_str().unwrap(),
         "--backend",
@@ -335,6 +345,8 @@ fn bad_outputs_are_refused() {
     );
     let o = nitrate(&[
         "restore",
+        "--stages",
+        "levels",
         input.to_str().unwrap(),
         out.to_str().unwrap(),
         "--backend",
@@ -370,6 +382,8 @@ fn unknown_stage_parameter_and_format_are_refused() {
     );
     let o = nitrate(&[
         "restore",
+        "--stages",
+        "levels",
         input.to_str().unwrap(),
         output.to_str().unwrap(),
         "--format",
@@ -387,6 +401,8 @@ fn stage_aliases_and_format_conversion() {
         let out = output.join(format);
         let o = nitrate(&[
             "restore",
+            "--stages",
+            "levels",
             input.to_str().unwrap(),
             out.to_str().unwrap(),
             "--backend",
@@ -437,6 +453,8 @@ fn ctrl_c_finishes_frames_in_hand_and_leaves_nothing_partial() {
     let child = Command::new(env!("CARGO_BIN_EXE_nitrate"))
         .args([
             "restore",
+            "--stages",
+            "levels",
             input.to_str().unwrap(),
             output.to_str().unwrap(),
             "--backend",
@@ -489,6 +507,8 @@ fn gpu_backend_matches_cpu_and_checks_itself() {
     let run = |backend: &str, out: &Path, extra: &[&str]| {
         let mut args = vec![
             "restore",
+            "--stages",
+            "levels",
             input.to_str().unwrap(),
             out.to_str().unwrap(),
             "--backend",
