@@ -31,6 +31,37 @@ impl<'a, T> Window<'a, T> {
             after: Vec::new(),
         }
     }
+
+    /// The window's frames in temporal order, and the centre's index among them.
+    pub fn in_order(&self) -> (Vec<&'a T>, usize) {
+        let mut frames: Vec<&'a T> = self.before.iter().rev().copied().collect();
+        let center = frames.len();
+        frames.push(self.center);
+        frames.extend(self.after.iter().copied());
+        (frames, center)
+    }
+}
+
+/// Every frame of a window must have one shape: `(width, height, planes)` of each.
+pub fn check_shapes(
+    stage: &str,
+    shapes: impl Iterator<Item = (usize, usize, usize)>,
+) -> Result<()> {
+    let shapes: Vec<_> = shapes.collect();
+    if let Some(first) = shapes.first() {
+        if let Some(o) = shapes.iter().find(|s| *s != first) {
+            bail!(
+                "{stage}: frames of one window differ in shape ({}x{}x{} and {}x{}x{})",
+                first.0,
+                first.1,
+                first.2,
+                o.0,
+                o.1,
+                o.2
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One restoration operation with a CPU reference and a GPU implementation.

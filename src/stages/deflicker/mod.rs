@@ -336,33 +336,6 @@ impl Deflicker {
     }
 }
 
-/// The window's frames in temporal order, and the centre's index among them.
-fn temporal<'a, T>(window: &Window<'a, T>) -> (Vec<&'a T>, usize) {
-    let mut frames: Vec<&T> = window.before.iter().rev().copied().collect();
-    let center = frames.len();
-    frames.push(window.center);
-    frames.extend(window.after.iter().copied());
-    (frames, center)
-}
-
-fn check_shapes(shapes: impl Iterator<Item = (usize, usize, usize)>) -> Result<()> {
-    let shapes: Vec<_> = shapes.collect();
-    if let Some(first) = shapes.first() {
-        if let Some(other) = shapes.iter().find(|s| *s != first) {
-            bail!(
-                "deflicker: frames of one window differ in shape ({}x{}x{} and {}x{}x{})",
-                first.0,
-                first.1,
-                first.2,
-                other.0,
-                other.1,
-                other.2
-            );
-        }
-    }
-    Ok(())
-}
-
 impl Stage for Deflicker {
     fn name(&self) -> &'static str {
         "deflicker"
@@ -392,16 +365,22 @@ impl Stage for Deflicker {
     }
 
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
-        let (frames, center) = temporal(window);
-        check_shapes(frames.iter().map(|f| (f.width, f.height, f.planes)))?;
+        let (frames, center) = window.in_order();
+        super::check_shapes(
+            "deflicker",
+            frames.iter().map(|f| (f.width, f.height, f.planes)),
+        )?;
         let thumbs = self.cpu_thumbs(&frames);
         let correction = self.analyse(&thumbs, center, "cpu");
         Ok(cpu::corrected(window.center, &correction))
     }
 
     fn run_gpu(&self, gpu: &GpuContext, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
-        let (frames, center) = temporal(window);
-        check_shapes(frames.iter().map(|f| (f.width, f.height, f.planes)))?;
+        let (frames, center) = window.in_order();
+        super::check_shapes(
+            "deflicker",
+            frames.iter().map(|f| (f.width, f.height, f.planes)),
+        )?;
         let thumbs = {
             let mut scratch = self.gpu_scratch.lock().unwrap_or_else(|p| p.into_inner());
             gpu::thumbs(gpu, &frames, &mut scratch)?

@@ -485,41 +485,6 @@ impl Stabilise {
     }
 }
 
-/// The window's frames in temporal order, and the centre's index among them.
-fn temporal<'a, T>(window: &Window<'a, T>) -> (Vec<&'a T>, usize) {
-    let mut frames: Vec<&T> = window.before.iter().rev().copied().collect();
-    let center = frames.len();
-    frames.push(window.center);
-    frames.extend(window.after.iter().copied());
-    (frames, center)
-}
-
-fn check_shapes(shapes: impl Iterator<Item = (usize, usize, usize)>) -> Result<()> {
-    let shapes: Vec<_> = shapes.collect();
-    if let Some(first) = shapes.first() {
-        if let Some(other) = shapes.iter().find(|s| *s != first) {
-            bail!(
-                "stabilise: frames of one window differ in shape ({}x{}x{} and {}x{}x{})",
-                first.0,
-                first.1,
-                first.2,
-                other.0,
-                other.1,
-                other.2
-            );
-        }
-        if first.0 < 32 || first.1 < 32 || first.2 == 0 {
-            bail!(
-                "stabilise: a {}x{} frame of {} planes is too small to register (at least 32x32)",
-                first.0,
-                first.1,
-                first.2
-            );
-        }
-    }
-    Ok(())
-}
-
 fn place_of(value: &impl Hash) -> u64 {
     let mut h = DefaultHasher::new();
     value.hash(&mut h);
@@ -576,8 +541,11 @@ impl Stage for Stabilise {
     }
 
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
-        let (frames, center) = temporal(window);
-        check_shapes(frames.iter().map(|f| (f.width, f.height, f.planes)))?;
+        let (frames, center) = window.in_order();
+        super::check_shapes(
+            "stabilise",
+            frames.iter().map(|f| (f.width, f.height, f.planes)),
+        )?;
         let keys: Vec<FrameKey> = frames
             .iter()
             .map(|f| {
@@ -609,8 +577,11 @@ impl Stage for Stabilise {
     }
 
     fn run_gpu(&self, gpu: &GpuContext, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
-        let (frames, center) = temporal(window);
-        check_shapes(frames.iter().map(|f| (f.width, f.height, f.planes)))?;
+        let (frames, center) = window.in_order();
+        super::check_shapes(
+            "stabilise",
+            frames.iter().map(|f| (f.width, f.height, f.planes)),
+        )?;
         let prints = {
             let mut scratch = self.gpu_scratch.lock().unwrap_or_else(|p| p.into_inner());
             gpu::fingerprints(gpu, &frames, &mut scratch)?
