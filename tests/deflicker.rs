@@ -433,18 +433,22 @@ fn cuts_split_the_window() {
     assert_eq!(curve.len(), damaged.len());
     let cuts: Vec<usize> = curve
         .iter()
-        .filter(|p| p.cut_before)
+        .filter(|p| p.summary.cut_before)
         .map(|p| p.index)
         .collect();
     assert_eq!(cuts, vec![18]);
-    assert_eq!(curve[17].used_after, 0);
-    assert_eq!(curve[18].used_before, 0);
+    assert_eq!(curve[17].summary.used_after, 0);
+    assert_eq!(curve[18].summary.used_before, 0);
     for (p, (d, r)) in curve.iter().zip(damaged.iter().zip(&out)) {
         let luma = |f: &Frame| {
             0.2126 * plane_mean(f, 0) + 0.7152 * plane_mean(f, 1) + 0.0722 * plane_mean(f, 2)
         };
-        assert!((p.measured - luma(d)).abs() < 1e-4, "{p:?}");
-        assert!((p.corrected - luma(r)).abs() < 2e-3, "{p:?} vs {}", luma(r));
+        assert!((p.summary.measured - luma(d)).abs() < 1e-4, "{p:?}");
+        assert!(
+            (p.summary.corrected - luma(r)).abs() < 2e-3,
+            "{p:?} vs {}",
+            luma(r)
+        );
     }
     let json = st.curve_json();
     assert_eq!(json["measured"].as_array().unwrap().len(), damaged.len());
@@ -672,11 +676,20 @@ fn a_torn_frame_is_bridged_not_taken_for_a_cut() {
         );
     }
     let curve = st.curve();
-    assert!(curve[10].isolated, "{:?}", curve[10]);
-    assert!(curve.iter().all(|p| !p.cut_before), "no cut in one shot");
+    assert!(curve[10].summary.isolated, "{:?}", curve[10]);
+    assert!(
+        curve.iter().all(|p| !p.summary.cut_before),
+        "no cut in one shot"
+    );
     // Its neighbours still see both sides (all frames but the torn one).
-    assert_eq!((curve[9].used_before, curve[9].used_after), (9, 11));
-    assert_eq!((curve[11].used_before, curve[11].used_after), (10, 12));
+    assert_eq!(
+        (curve[9].summary.used_before, curve[9].summary.used_after),
+        (9, 11)
+    );
+    assert_eq!(
+        (curve[11].summary.used_before, curve[11].summary.used_after),
+        (10, 12)
+    );
     // The torn frame is left as it was; every other frame is restored.
     compare("torn frame", &out[10], &damaged[10], 0.0).assert_ok();
     let others: Vec<usize> = (0..damaged.len()).filter(|&t| t != 10).collect();

@@ -664,15 +664,22 @@ impl Correction {
 }
 
 /// What the analysis of one frame found, for the flicker curve.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Summary {
+    /// Mean luma of the frame as it came in (Rec.709 weights for colour).
     pub measured: f64,
+    /// Mean luma after the correction.
     pub corrected: f64,
+    /// Mean gain and offset applied (luma-weighted over channels, averaged over the grid).
     pub gain: f64,
     pub offset: f64,
+    /// Frames of the window used before and after the centre (fewer at cuts and ends).
     pub used_before: usize,
     pub used_after: usize,
+    /// A cut was found just before this frame.
     pub cut_before: bool,
+    /// The frame matches neither neighbour while they match each other (torn, heavily
+    /// blotched, or a flash frame): it is left as it is, and its neighbours bridge over it.
     pub isolated: bool,
 }
 

@@ -158,21 +158,9 @@ pub struct CurvePoint {
     /// `"cpu"` or `"gpu"`: with `--check-gpu` every frame is restored by both, and each
     /// backend's points form a whole curve.
     pub backend: &'static str,
-    /// Mean luma of the frame as it came in (Rec.709 weights for colour).
-    pub measured: f64,
-    /// Mean luma after the correction.
-    pub corrected: f64,
-    /// Mean gain and offset applied (luma-weighted over channels, averaged over the grid).
-    pub gain: f64,
-    pub offset: f64,
-    /// Frames of the window used before and after the centre (fewer at cuts and ends).
-    pub used_before: usize,
-    pub used_after: usize,
-    /// A cut was found just before this frame.
-    pub cut_before: bool,
-    /// The frame matches neither neighbour while they match each other (torn, heavily
-    /// blotched, or a flash frame): it is left as it is, and its neighbours bridge over it.
-    pub isolated: bool,
+    /// What the analysis found for this frame.
+    #[serde(flatten)]
+    pub summary: analysis::Summary,
 }
 
 /// Per-frame identity for the CPU thumbnail cache: where the samples live, the shape, and a
@@ -264,8 +252,8 @@ impl Deflicker {
             gpu
         };
         serde_json::json!({
-            "measured": curve.iter().map(|p| p.measured).collect::<Vec<_>>(),
-            "corrected": curve.iter().map(|p| p.corrected).collect::<Vec<_>>(),
+            "measured": curve.iter().map(|p| p.summary.measured).collect::<Vec<_>>(),
+            "corrected": curve.iter().map(|p| p.summary.corrected).collect::<Vec<_>>(),
             "points": curve,
         })
     }
@@ -323,14 +311,7 @@ impl Deflicker {
         cache.curve.push(CurvePoint {
             index,
             backend,
-            measured: summary.measured,
-            corrected: summary.corrected,
-            gain: summary.gain,
-            offset: summary.offset,
-            used_before: summary.used_before,
-            used_after: summary.used_after,
-            cut_before: summary.cut_before,
-            isolated: summary.isolated,
+            summary,
         });
         correction
     }
