@@ -147,6 +147,21 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
         }
         preset.set_value("stabilise", "track_in", path_value(track), true);
     }
+    if let Some(dir) = &args.emit_masks {
+        let mut emitting = Vec::new();
+        for name in crate::stages::MASK_STAGES {
+            if preset.set_value(name, "emit_masks", path_value(dir), true) {
+                emitting.push(*name);
+            }
+        }
+        if emitting.is_empty() {
+            anyhow::bail!(
+                "--emit-masks {}: the chain has no stage that repairs defects ({})",
+                dir.display(),
+                crate::stages::MASK_STAGES.join(", ")
+            );
+        }
+    }
     let stages = preset.build()?;
     let record_extra = serde_json::json!({
         "command_line": std::env::args().collect::<Vec<_>>(),

@@ -115,6 +115,10 @@ pub struct RestoreArgs {
     /// earlier run), so stabilising can be re-tuned without re-analysing.
     #[arg(long, value_name = "FILE")]
     pub track: Option<PathBuf>,
+    /// Write a mask of what each defect stage (dust, scratch) repaired, as 8-bit PNGs in
+    /// `DIR/<stage>/<frame number>.png`.
+    #[arg(long, value_name = "DIR")]
+    pub emit_masks: Option<PathBuf>,
     /// After each GPU stage, run its CPU reference on the same frames and fail if they differ
     /// by more than the stage's tolerance; the largest differences go in the record. Slow.
     #[arg(long)]

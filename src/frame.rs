@@ -88,6 +88,10 @@ pub struct FrameMeta {
     pub edge_code: Option<String>,
     /// DPX header fields with no home elsewhere, carried so a DPX written from a DPX keeps them.
     pub dpx: Option<crate::io::dpx::DpxCarry>,
+    /// The frame's number in its sequence (from the file name), set by the pipeline so stages
+    /// can name what they write per frame (masks, track entries). Not stored in files.
+    #[serde(default)]
+    pub number: Option<i64>,
 }
 
 impl Default for FrameMeta {
@@ -100,6 +104,7 @@ impl Default for FrameMeta {
             timecode: None,
             edge_code: None,
             dpx: None,
+            number: None,
         }
     }
 }

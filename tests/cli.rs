@@ -380,6 +380,18 @@ fn unknown_stage_parameter_and_format_are_refused() {
         &["--set", "levels.gamma=50"],
         &["gamma = 50", "0.1 to 10"],
     );
+    let masks = dir.path().join("masks");
+    assert_refused(
+        &input,
+        &output,
+        &[
+            "--stages",
+            "levels",
+            "--emit-masks",
+            masks.to_str().unwrap(),
+        ],
+        &["--emit-masks", "no stage that repairs defects"],
+    );
     let o = nitrate(&[
         "restore",
         "--stages",

@@ -502,6 +502,7 @@ fn rich_meta() -> FrameMeta {
         timecode: Some(Timecode::from_hmsf(1, 2, 3, 4)),
         edge_code: carry.edge_code(),
         dpx: Some(carry),
+        number: None,
     }
 }
 

@@ -647,6 +647,7 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
         timecode: (timecode != Timecode::UNDEFINED).then_some(Timecode(timecode)),
         edge_code: carry.edge_code(),
         dpx: Some(carry),
+        number: None,
     };
     let header = DpxHeader {
         width,

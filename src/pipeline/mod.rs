@@ -291,6 +291,13 @@ impl Decoded {
         })
     }
 
+    fn meta_mut(&mut self) -> &mut crate::frame::FrameMeta {
+        match self {
+            Decoded::Frame(f) => &mut f.meta,
+            Decoded::Dpx10Words { meta, .. } => meta,
+        }
+    }
+
     fn shape(&self) -> (usize, usize, usize) {
         match self {
             Decoded::Frame(f) => (f.width, f.height, f.planes),
@@ -515,8 +522,13 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         }
         _ => None,
     };
+    let numbers: Vec<i64> = seq.frames.iter().map(|f| f.number).collect();
     let decoded = ordered::ordered_map(paths, workers * 2, move |(pos, path)| {
-        (pos, Decoded::read(&path, packed_in))
+        let decoded = Decoded::read(&path, packed_in).map(|mut d| {
+            d.meta_mut().number = Some(numbers[pos]);
+            d
+        });
+        (pos, decoded)
     });
     let shape = (info.width, info.height, info.planes);
     let mut frames_read = 0;

@@ -7,7 +7,9 @@ pub mod deflicker;
 pub mod levels;
 pub mod stabilise;
 
-use anyhow::{bail, Result};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 
 use crate::frame::Frame;
 use crate::gpu::{GpuContext, GpuFrame};
@@ -62,6 +64,38 @@ pub fn check_shapes(
         }
     }
     Ok(())
+}
+
+/// Stages that can write masks of what they repaired (`restore --emit-masks DIR` sets their
+/// `emit_masks` parameter).
+pub const MASK_STAGES: &[&str] = &[];
+
+/// Write one frame's mask of what `stage` touched, for the expert to look at: an 8-bit
+/// greyscale PNG at `DIR/<stage>/<number, six digits>.png`, 0 untouched and 255 fully repaired.
+/// Written atomically, so an interrupted run leaves no half mask.
+pub fn write_mask(
+    dir: &Path,
+    stage: &str,
+    number: i64,
+    width: usize,
+    height: usize,
+    mask: &[u8],
+) -> Result<()> {
+    assert_eq!(mask.len(), width * height, "mask size");
+    let folder = dir.join(stage);
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("{}: cannot create the mask folder", folder.display()))?;
+    let path = folder.join(format!("{number:06}.png"));
+    let mut bytes = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(std::io::Cursor::new(&mut bytes)),
+        mask,
+        width as u32,
+        height as u32,
+        image::ExtendedColorType::L8,
+    )
+    .with_context(|| format!("{}: cannot encode the mask", path.display()))?;
+    crate::io::write_atomic(&path, &bytes)
 }
 
 /// One restoration operation with a CPU reference and a GPU implementation.
