@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{BackendArgs, Cli, Command, RestoreArgs};
+use crate::cli::{BackendArgs, Cli, Command, PresetsAction, RestoreArgs};
 use crate::io::sequence::Sequence;
 use crate::pipeline::{self, Backend, RestoreJob};
 use crate::preset::Preset;
@@ -92,6 +92,35 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 s.frames, s.width, s.height, s.planes, s.format, s.seconds, s.spots, s.scratch_tracks, 100.0 * s.masked_fraction
             );
             eprintln!("truth: {}", s.truth.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Presets { action } => {
+            match action {
+                PresetsAction::List => {
+                    for (name, suits) in crate::preset::list() {
+                        println!("{name:<20} {suits}");
+                    }
+                }
+                PresetsAction::Show { preset, set } => {
+                    let mut preset = Preset::load(&preset)?;
+                    for assignment in &set {
+                        preset.set(assignment)?;
+                    }
+                    print!("{}", preset.show()?);
+                }
+                PresetsAction::Check { file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("{}: cannot read preset", file.display()))?;
+                    let preset = Preset::parse(&text, &file.display().to_string())?;
+                    preset.build()?;
+                    println!(
+                        "{}: valid, {} stages ({})",
+                        file.display(),
+                        preset.chain.len(),
+                        preset.stage_list()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {

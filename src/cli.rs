@@ -31,6 +31,11 @@ pub enum Command {
     /// A first run that needs no files: damages a procedural scene like a worn print, restores
     /// it, and reports the measures before and after.
     Demo(DemoArgs),
+    /// Presets: list the built-in ones, show one fully resolved, check a preset file.
+    Presets {
+        #[command(subcommand)]
+        action: PresetsAction,
+    },
     /// Score a restored sequence against a reference: PSNR, SSIM, PSNR inside and outside
     /// defect masks, residual shake and flicker, per frame and overall.
     Compare {
@@ -51,6 +56,22 @@ pub enum Command {
     /// Apply seeded, documented film damage to a clean sequence and write the ground truth:
     /// OUT/degraded, OUT/clean (the reference), OUT/mask and OUT/truth.json.
     Degrade(DegradeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PresetsAction {
+    /// The built-in presets and what material each suits.
+    List,
+    /// A preset (built-in name or .toml file) resolved: every stage parameter with its value,
+    /// default and meaning, as a preset file that can be saved and edited.
+    Show {
+        preset: String,
+        /// Overrides to apply first, as for `restore`.
+        #[arg(long, value_name = "STAGE.KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Check a preset file: syntax, stage names, parameter names and ranges. Exit 1 if invalid.
+    Check { file: PathBuf },
 }
 
 #[derive(clap::Args, Debug)]

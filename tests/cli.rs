@@ -372,7 +372,7 @@ fn unknown_stage_parameter_and_format_are_refused() {
         &input,
         &output,
         &["--set", "levels.blak=0.1"],
-        &["unknown field `blak`"],
+        &["has no parameter 'blak'", "did you mean 'black'?"],
     );
     assert_refused(
         &input,

@@ -133,6 +133,20 @@ pub const STAGE_NAMES: &[(&str, &[&str])] = &[
     ("stabilise", &["stabilize"]),
 ];
 
+// KNOB_DOCS: each stage's parameters with their documentation, collected by build.rs from the
+// `///` comments of the stage's `…Params` struct.
+include!(concat!(env!("OUT_DIR"), "/knob_docs.rs"));
+
+/// A stage's parameters, in declaration order, with their documentation (meaning, range,
+/// default, cost): `(key, doc)`.
+pub fn knobs(stage: &str) -> &'static [(&'static str, &'static str)] {
+    KNOB_DOCS
+        .iter()
+        .find(|(name, _)| *name == stage)
+        .map(|(_, knobs)| *knobs)
+        .unwrap_or(&[])
+}
+
 /// The canonical name for `name` or one of its aliases.
 pub fn canonical_name(name: &str) -> Result<&'static str> {
     let lower = name.trim().to_ascii_lowercase();
