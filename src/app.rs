@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{BackendArgs, Cli, Command, PresetsAction, RestoreArgs};
+use crate::cli::{BackendArgs, Cli, Command, PresetsAction, PreviewArgs, RestoreArgs};
 use crate::io::sequence::Sequence;
 use crate::pipeline::{self, Backend, RestoreJob};
 use crate::preset::Preset;
@@ -94,6 +94,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("truth: {}", s.truth.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Preview(args) => {
+            let backend = open_backend(&args.backend)?;
+            let s = crate::preview::run(&preview_job(&args, backend)?)?;
+            eprintln!(
+                "preview: {} frames read; rows: frames {}; columns: {}",
+                s.frames_read,
+                s.rows
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                s.columns.join(" | ")
+            );
+            println!("{}", s.sheet.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Presets { action } => {
             match action {
                 PresetsAction::List => {
@@ -143,6 +159,26 @@ pub fn open_backend(args: &BackendArgs) -> Result<Backend> {
     let (backend, line) = Backend::open(args.backend, args.adapter)?;
     eprintln!("{line}");
     Ok(backend)
+}
+
+/// Resolve `preview` arguments into a job: the same preset, stage and override rules as
+/// `restore`.
+pub fn preview_job(args: &PreviewArgs, backend: Backend) -> Result<crate::preview::PreviewJob> {
+    let mut preset = Preset::load(&args.preset)?;
+    if let Some(names) = &args.stages {
+        preset.select(names)?;
+    }
+    for assignment in &args.set {
+        preset.set(assignment)?;
+    }
+    Ok(crate::preview::PreviewJob {
+        sequence: Sequence::discover(&args.input)?,
+        frames: args.frames.clone(),
+        stages: preset.build()?,
+        backend,
+        panel_width: args.panel_width as usize,
+        output: args.out.clone(),
+    })
 }
 
 /// Resolve `restore` arguments into a job: sequence, preset chain, overrides, stages.

@@ -31,6 +31,9 @@ pub enum Command {
     /// A first run that needs no files: damages a procedural scene like a worn print, restores
     /// it, and reports the measures before and after.
     Demo(DemoArgs),
+    /// Before/after of chosen frames as one PNG sheet, reading only those frames and the
+    /// context the chain needs: before | after | split | what each stage changed.
+    Preview(PreviewArgs),
     /// Presets: list the built-in ones, show one fully resolved, check a preset file.
     Presets {
         #[command(subcommand)]
@@ -56,6 +59,32 @@ pub enum Command {
     /// Apply seeded, documented film damage to a clean sequence and write the ground truth:
     /// OUT/degraded, OUT/clean (the reference), OUT/mask and OUT/truth.json.
     Degrade(DegradeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PreviewArgs {
+    /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx) or one file.
+    pub input: PathBuf,
+    /// Frame numbers to show, comma-separated (as numbered in the file names): 12,240,1030.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub frames: Vec<i64>,
+    /// Built-in preset name or preset file (.toml).
+    #[arg(long, default_value = "default")]
+    pub preset: String,
+    /// Stages to run, in order (comma-separated), as for `restore`.
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Option<Vec<String>>,
+    /// Override one stage parameter, as for `restore`; repeatable.
+    #[arg(long, value_name = "STAGE.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The sheet to write (PNG).
+    #[arg(long, short, default_value = "preview.png")]
+    pub out: PathBuf,
+    /// Width of each panel in pixels (frames are shrunk to it, never enlarged).
+    #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(u32).range(32..=8192))]
+    pub panel_width: u32,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 #[derive(Subcommand, Debug)]

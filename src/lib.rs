@@ -11,6 +11,7 @@ pub mod io;
 pub mod metrics;
 pub mod pipeline;
 pub mod preset;
+pub mod preview;
 pub mod probe;
 pub mod stages;
 pub mod synth;
