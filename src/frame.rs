@@ -92,6 +92,10 @@ pub struct FrameMeta {
     /// can name what they write per frame (masks, track entries). Not stored in files.
     #[serde(default)]
     pub number: Option<i64>,
+    /// What restored the frame (tool, version, chain), marked in the file where the format has
+    /// room: DPX creator, EXR software and comments, PNG tEXt. Set by the pipeline; not read.
+    #[serde(default)]
+    pub provenance: Option<String>,
 }
 
 impl Default for FrameMeta {
@@ -105,6 +109,7 @@ impl Default for FrameMeta {
             edge_code: None,
             dpx: None,
             number: None,
+            provenance: None,
         }
     }
 }

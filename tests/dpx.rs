@@ -503,6 +503,7 @@ fn rich_meta() -> FrameMeta {
         edge_code: carry.edge_code(),
         dpx: Some(carry),
         number: None,
+        provenance: None,
     }
 }
 

@@ -153,3 +153,59 @@ fn atomic_write_leaves_no_temporary_on_failure() {
         .collect();
     assert_eq!(names.len(), 1, "only the finished file remains: {names:?}");
 }
+
+#[test]
+fn restored_frames_are_marked_in_their_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut frame = random_frame(9, 5, 3, 11);
+    let mark = "nitrate 0.1.0: stabilise, deflicker, levels (preset default)";
+    frame.meta.provenance = Some(mark.to_string());
+
+    // PNG: tEXt Software and Comment, and the pixels are unchanged by the text.
+    for bits in [8, 16] {
+        let path = dir.path().join(format!("m{bits}.png"));
+        io::write_frame(&path, &frame, OutputFormat::Png { bits }).unwrap();
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+        let reader = decoder.read_info().unwrap();
+        let texts: Vec<(String, String)> = reader
+            .info()
+            .uncompressed_latin1_text
+            .iter()
+            .map(|t| (t.keyword.clone(), t.text.clone()))
+            .collect();
+        assert!(
+            texts.contains(&("Comment".into(), mark.into())),
+            "{texts:?}"
+        );
+        assert!(texts
+            .iter()
+            .any(|(k, v)| k == "Software" && v.starts_with("nitrate ")));
+        assert_codes_exact(&frame, &io::read_frame(&path).unwrap(), bits);
+    }
+
+    // EXR: software and comments attributes.
+    let path = dir.path().join("m.exr");
+    io::write_frame(&path, &frame, OutputFormat::Exr { half: true }).unwrap();
+    let meta = exr::meta::MetaData::read_from_file(&path, false).unwrap();
+    let layer = &meta.headers[0].own_attributes;
+    assert_eq!(
+        layer.comments.as_ref().map(|t| t.to_string()),
+        Some(mark.to_string())
+    );
+    assert!(layer
+        .software_name
+        .as_ref()
+        .unwrap()
+        .to_string()
+        .starts_with("nitrate "));
+
+    // DPX: the creator field (bytes 160..260), even when the source carried another creator.
+    let path = dir.path().join("m.dpx");
+    io::write_frame(&path, &frame, OutputFormat::parse("dpx10", 3).unwrap()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let creator = String::from_utf8_lossy(&bytes[160..260]);
+    assert_eq!(creator.trim_end_matches('\0'), mark);
+    let reread = io::read_frame(&path).unwrap();
+    assert_eq!(reread.meta.dpx.unwrap().creator, mark);
+}

@@ -648,6 +648,7 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
         edge_code: carry.edge_code(),
         dpx: Some(carry),
         number: None,
+        provenance: None,
     };
     let header = DpxHeader {
         width,
@@ -1491,7 +1492,9 @@ fn encode_header(
     p.u32(32, user.len() as u32);
     p.text(36, 100, &c.filename);
     p.text(136, 24, &c.creation_time);
-    if carry.is_some() {
+    if let Some(mark) = &meta.provenance {
+        p.text(160, 100, mark);
+    } else if carry.is_some() {
         p.text(160, 100, &c.creator);
     } else {
         p.text(160, 100, concat!("nitrate ", env!("CARGO_PKG_VERSION")));

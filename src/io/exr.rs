@@ -135,6 +135,8 @@ pub fn encode(frame: &Frame, half: bool) -> Result<Vec<u8>> {
         })
         .collect();
     let mut attributes = LayerAttributes::default();
+    attributes.software_name = Some(Text::from(concat!("nitrate ", env!("CARGO_PKG_VERSION"))));
+    attributes.comments = frame.meta.provenance.as_deref().map(Text::from);
     if let Some(fps) = frame.meta.frame_rate {
         attributes.frames_per_second = Some(rational(fps));
     }

@@ -137,22 +137,57 @@ pub enum RasterKind {
     Tiff,
 }
 
-/// Encode as PNG or uncompressed TIFF with `bits` (8 or 16) per sample.
+/// Encode as PNG or uncompressed TIFF with `bits` (8 or 16) per sample. PNG carries text
+/// chunks: `Software` (nitrate and its version) and, for a restored frame, `Comment` with its
+/// provenance.
 pub fn encode(frame: &Frame, kind: RasterKind, bits: u8) -> Result<Vec<u8>> {
     let bytes = interleave(frame, bits);
     let (w, h) = (frame.width as u32, frame.height as u32);
-    let color = color_type(frame.planes, bits);
     let mut buf = Vec::new();
     match kind {
-        RasterKind::Png => image::codecs::png::PngEncoder::new_with_quality(
-            &mut buf,
-            image::codecs::png::CompressionType::Fast,
-            image::codecs::png::FilterType::Adaptive,
-        )
-        .write_image(&bytes, w, h, color),
+        RasterKind::Png => encode_png(&mut buf, frame, &bytes, bits)
+            .map_err(|e| anyhow!("cannot encode PNG: {e}"))?,
         RasterKind::Tiff => image::codecs::tiff::TiffEncoder::new(Cursor::new(&mut buf))
-            .write_image(&bytes, w, h, color),
+            .write_image(&bytes, w, h, color_type(frame.planes, bits))
+            .map_err(|e| anyhow!("cannot encode TIFF: {e}"))?,
     }
-    .map_err(|e| anyhow!("cannot encode {kind:?}: {e}"))?;
     Ok(buf)
+}
+
+/// `samples` as [`interleave`] gives them (16-bit in native order; PNG wants big endian).
+fn encode_png(
+    buf: &mut Vec<u8>,
+    frame: &Frame,
+    samples: &[u8],
+    bits: u8,
+) -> Result<(), png::EncodingError> {
+    let mut encoder = png::Encoder::new(&mut *buf, frame.width as u32, frame.height as u32);
+    encoder.set_color(if frame.planes == 1 {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
+    encoder.set_depth(if bits == 8 {
+        png::BitDepth::Eight
+    } else {
+        png::BitDepth::Sixteen
+    });
+    encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::Filter::Adaptive);
+    let software = concat!("nitrate ", env!("CARGO_PKG_VERSION"));
+    encoder.add_text_chunk("Software".into(), software.into())?;
+    if let Some(mark) = &frame.meta.provenance {
+        encoder.add_text_chunk("Comment".into(), mark.clone())?;
+    }
+    let mut writer = encoder.write_header()?;
+    if bits == 8 {
+        writer.write_image_data(samples)?;
+    } else {
+        let be: Vec<u8> = samples
+            .chunks_exact(2)
+            .flat_map(|c| u16::from_ne_bytes([c[0], c[1]]).to_be_bytes())
+            .collect();
+        writer.write_image_data(&be)?;
+    }
+    writer.finish()
 }
