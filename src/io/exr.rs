@@ -134,9 +134,11 @@ pub fn encode(frame: &Frame, half: bool) -> Result<Vec<u8>> {
             AnyChannel::new(*name, samples)
         })
         .collect();
-    let mut attributes = LayerAttributes::default();
-    attributes.software_name = Some(Text::from(concat!("nitrate ", env!("CARGO_PKG_VERSION"))));
-    attributes.comments = frame.meta.provenance.as_deref().map(Text::from);
+    let mut attributes = LayerAttributes {
+        software_name: Some(Text::from(concat!("nitrate ", env!("CARGO_PKG_VERSION")))),
+        comments: frame.meta.provenance.as_deref().map(Text::from),
+        ..LayerAttributes::default()
+    };
     if let Some(fps) = frame.meta.frame_rate {
         attributes.frames_per_second = Some(rational(fps));
     }
