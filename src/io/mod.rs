@@ -1,5 +1,6 @@
 //! Reading and writing frames: format detection, per-format codecs, atomic writes, sequences.
 
+pub mod checksum;
 pub mod dpx;
 pub mod exr;
 pub mod raster;
