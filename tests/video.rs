@@ -573,3 +573,45 @@ fn probe_reports_video() {
         "{v}"
     );
 }
+
+/// Ctrl-C during a video output stops both FFmpeg children and leaves no file: neither the
+/// video nor its temporary.
+#[test]
+fn ctrl_c_leaves_no_video_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24,format=yuv422p10le",
+        "-frames:v",
+        "1500",
+        "-c:v",
+        "ffv1",
+        s(&input),
+    ]);
+    let out_dir = dir.path().join("out");
+    let output = out_dir.join("long.mkv");
+    let child = Command::new(env!("CARGO_BIN_EXE_nitrate"))
+        .args(["restore", s(&input), s(&output), "--stages", "levels"])
+        .args(["--backend", "cpu", "--threads", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once FFmpeg is writing the temporary.
+    let temp = out_dir.join(".long.mkv.nitrate-partial");
+    let start = std::time::Instant::now();
+    while std::fs::metadata(&temp).map_or(0, |m| m.len()) < 100_000 {
+        assert!(start.elapsed().as_secs() < 120, "restore never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert!(files(&out_dir).is_empty(), "left: {:?}", files(&out_dir));
+}
