@@ -81,8 +81,8 @@ fn main() {
     ] {
         let out = dir.path().join(label.replace([' ', ',', '(', ')'], "_"));
         let job = RestoreJob {
-            sequence: Sequence::discover(&input).expect("sequence"),
-            output_dir: out,
+            input: Sequence::discover(&input).expect("sequence").into(),
+            output: out,
             format: None,
             frames: None,
             overwrite: true,
@@ -92,6 +92,7 @@ fn main() {
             stages,
             backend: Backend::Cpu,
             record_extra: serde_json::Value::Null,
+            video: Default::default(),
         };
         let t = Instant::now();
         restore(&job).expect("restore");

@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 
 use crate::cli::{BackendArgs, Cli, Command, PresetsAction, PreviewArgs, RestoreArgs};
 use crate::io::sequence::Sequence;
-use crate::pipeline::{self, Backend, RestoreJob};
+use crate::io::Input;
+use crate::pipeline::{self, Backend, RestoreJob, VideoOptions};
 use crate::preset::Preset;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -33,8 +34,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Probe { input, json } => {
-            let report = crate::probe::probe(&input)?;
+        Command::Probe {
+            input,
+            json,
+            ffmpeg,
+        } => {
+            let report = crate::probe::probe(&input, ffmpeg.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -183,15 +188,27 @@ pub fn preview_job(args: &PreviewArgs, backend: Backend) -> Result<crate::previe
 
 /// Resolve `restore` arguments into a job: sequence, preset chain, overrides, stages.
 pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
-    let sequence = Sequence::discover(&args.input)?;
+    let input = Input::discover(&args.input, args.ffmpeg.as_deref())?;
     let mut preset = Preset::load(&args.preset)?;
     if let Some(names) = &args.stages {
-        preset.select(names)?;
+        if names.len() == 1 && names[0] == "none" {
+            preset.select(&[])?;
+        } else {
+            preset.select(names)?;
+        }
     }
     for assignment in &args.set {
         preset.set(assignment)?;
     }
     // Stabilise's motion track goes beside the output (one per chunk), and `--track` reads one.
+    let out_dir = if crate::io::video::is_video_path(&args.output) && !args.output.is_dir() {
+        match args.output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }
+    } else {
+        args.output.clone()
+    };
     let path_value = |p: &std::path::Path| toml::Value::String(p.display().to_string());
     let track_name = match args.frames {
         Some((a, b)) => format!("stabilise.track.{a}-{b}.jsonl"),
@@ -200,7 +217,7 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
     let stabilising = preset.set_value(
         "stabilise",
         "track_out",
-        path_value(&args.output.join(track_name)),
+        path_value(&out_dir.join(track_name)),
         false,
     );
     if let Some(track) = &args.track {
@@ -234,9 +251,13 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
         "preset_text": preset.text,
         "overrides": args.set,
     });
+    let encoder_opts = match &args.encoder_opts {
+        Some(text) => split_options(text)?,
+        None => Vec::new(),
+    };
     Ok(RestoreJob {
-        sequence,
-        output_dir: args.output.clone(),
+        input,
+        output: args.output.clone(),
         format: args.format.clone(),
         frames: args.frames,
         overwrite: args.overwrite,
@@ -246,5 +267,34 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
         stages,
         backend,
         record_extra,
+        video: VideoOptions {
+            ffmpeg: args.ffmpeg.clone(),
+            encoder_opts,
+        },
     })
+}
+
+/// `--encoder-opts` text into arguments: split at whitespace, with single or double quotes
+/// keeping a value with spaces together.
+fn split_options(text: &str) -> Result<Vec<String>> {
+    let mut args = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut quote = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => args.extend(cur.take()),
+            (None, c) => cur.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if quote.is_some() {
+        anyhow::bail!("--encoder-opts {text}: unclosed quote");
+    }
+    args.extend(cur);
+    Ok(args)
 }

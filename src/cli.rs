@@ -16,15 +16,19 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Restore a frame sequence into an output directory.
+    /// Restore a frame sequence or a video into an output directory or video file.
     Restore(RestoreArgs),
-    /// Describe a frame sequence: format, size, depth, transfer, frame range and gaps.
+    /// Describe a frame sequence or video: format, size, depth, transfer, frame range and gaps.
     Probe {
-        /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx) or one file.
+        /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx), one file, or a
+        /// video file (.mkv, .mov, .mp4, .mxf, ...).
         input: PathBuf,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// The ffmpeg program for video files (ffprobe is looked for beside it).
+        #[arg(long, value_name = "PATH")]
+        ffmpeg: Option<PathBuf>,
     },
     /// List the GPU adapters wgpu can see.
     Devices,
@@ -129,15 +133,17 @@ pub struct DegradeArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
-    /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx) or one file.
+    /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx), one file, or a video
+    /// file (.mkv, .mov, .mp4, .mxf, ...) read through ffmpeg.
     pub input: PathBuf,
-    /// Output directory; frames keep their input names.
+    /// Output directory (frames keep their input names; a video is named after the input), or
+    /// a video file path such as out.mkv.
     pub output: PathBuf,
     /// Built-in preset name or preset file (.toml).
     #[arg(long, default_value = "default")]
     pub preset: String,
     /// Stages to run, in order (comma-separated); parameters come from the preset when it has
-    /// the stage, defaults otherwise.
+    /// the stage, defaults otherwise. `none` runs no stage (a format conversion).
     #[arg(long, value_delimiter = ',')]
     pub stages: Option<Vec<String>>,
     /// Override one parameter: stage.key=value (repeatable).
@@ -149,10 +155,20 @@ pub struct RestoreArgs {
     /// context so chunks put together equal one whole run.
     #[arg(long, value_name = "A-B", value_parser = parse_range)]
     pub frames: Option<(i64, i64)>,
-    /// Output format (default: the input's format and bit depth).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::io::FORMAT_NAMES))]
+    /// Output format: image frames, or a video codec (default: the input's format and bit
+    /// depth; FFV1 in Matroska for a video input or a .mkv OUTPUT).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
+        crate::io::FORMAT_NAMES.iter().chain(crate::io::video::CODEC_NAMES)))]
     pub format: Option<String>,
-    /// Replace frames already in the output directory.
+    /// The ffmpeg program for video input and output (default: ffmpeg on the PATH; ffprobe
+    /// is looked for beside it).
+    #[arg(long, value_name = "PATH")]
+    pub ffmpeg: Option<PathBuf>,
+    /// Extra ffmpeg encoder options for a video output, after the codec's defaults, e.g.
+    /// "-crf 16" or "-slices 24".
+    #[arg(long, value_name = "OPTS", allow_hyphen_values = true)]
+    pub encoder_opts: Option<String>,
+    /// Replace frames or the video already in the output.
     #[arg(long)]
     pub overwrite: bool,
     /// Restore a sequence with missing frame numbers, treating the frames present as consecutive.

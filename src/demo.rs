@@ -56,8 +56,8 @@ pub fn run(args: &DemoArgs, backend: Backend) -> Result<()> {
     let preset = Preset::load(&args.preset)?;
     let restored_dir = out.join("restored");
     let job = RestoreJob {
-        sequence: Sequence::discover(&damage.degraded_dir)?,
-        output_dir: restored_dir.clone(),
+        input: Sequence::discover(&damage.degraded_dir)?.into(),
+        output: restored_dir.clone(),
         format: None,
         frames: None,
         overwrite: true,
@@ -67,6 +67,7 @@ pub fn run(args: &DemoArgs, backend: Backend) -> Result<()> {
         stages: preset.build()?,
         backend,
         record_extra: serde_json::json!({ "command": "demo", "preset": preset.source }),
+        video: Default::default(),
     };
     let summary = pipeline::restore(&job)?;
 

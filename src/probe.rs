@@ -1,4 +1,5 @@
-//! `nitrate probe`: what a sequence is, read from headers only, and what is wrong with it.
+//! `nitrate probe`: what a sequence or video is, read from headers only (ffprobe for a video),
+//! and what is wrong with it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,8 +8,10 @@ use anyhow::Result;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::io::sequence::{Gap, Sequence};
-use crate::io::{read_info, FrameInfo};
+use crate::frame::Transfer;
+use crate::io::sequence::Gap;
+use crate::io::video::VideoInfo;
+use crate::io::{read_info, FrameInfo, Input};
 
 #[derive(Serialize)]
 pub struct ProbeReport {
@@ -27,8 +30,11 @@ pub struct ProbeReport {
     pub gaps: Vec<Gap>,
     /// Frames whose size or planes differ from the first: `WxH/planes` -> count and first file.
     pub mixed_sizes: Vec<(String, usize, String)>,
-    /// Files whose headers could not be read, with the reason.
+    /// Files whose headers could not be read, with the reason (for a video: truncation).
     pub unreadable: Vec<String>,
+    /// A video's audio streams (codec names), copied to a video output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audio: Vec<String>,
 }
 
 impl ProbeReport {
@@ -38,8 +44,11 @@ impl ProbeReport {
     }
 }
 
-pub fn probe(input: &Path) -> Result<ProbeReport> {
-    let seq = Sequence::discover(input)?;
+pub fn probe(input: &Path, ffmpeg: Option<&Path>) -> Result<ProbeReport> {
+    let seq = match Input::discover(input, ffmpeg)? {
+        Input::Sequence(seq) => seq,
+        Input::Video(v) => return Ok(probe_video(&v)),
+    };
     let infos: Vec<Result<FrameInfo>> = seq.frames.par_iter().map(|f| read_info(&f.path)).collect();
     let mut unreadable = Vec::new();
     let mut first: Option<&FrameInfo> = None;
@@ -82,13 +91,42 @@ pub fn probe(input: &Path) -> Result<ProbeReport> {
         gaps: seq.gaps(),
         mixed_sizes: shapes.into_iter().map(|(k, (n, f))| (k, n, f)).collect(),
         unreadable,
+        audio: Vec::new(),
     })
+}
+
+fn probe_video(v: &VideoInfo) -> ProbeReport {
+    ProbeReport {
+        pattern: v.path.display().to_string(),
+        encoding: v.encoding(),
+        width: v.width,
+        height: v.height,
+        planes: v.layout.planes(),
+        transfer: Transfer::Video.to_string(),
+        frame_rate: v.frame_rate(),
+        first_timecode: v.timecode.map(|t| t.to_string()),
+        edge_code: None,
+        first_frame: 0,
+        last_frame: v.frames as i64 - 1,
+        count: v.frames,
+        gaps: Vec::new(),
+        mixed_sizes: Vec::new(),
+        unreadable: v.truncation().into_iter().collect(),
+        audio: v.audio.clone(),
+    }
 }
 
 impl std::fmt::Display for ProbeReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-        writeln!(f, "sequence:   {}", self.pattern)?;
+        let what = if self.audio.is_empty()
+            && !crate::io::video::is_video_path(Path::new(&self.pattern))
+        {
+            "sequence:  "
+        } else {
+            "video:     "
+        };
+        writeln!(f, "{what} {}", self.pattern)?;
         writeln!(f, "format:     {}", self.encoding)?;
         writeln!(f, "size:       {}x{}", self.width, self.height)?;
         writeln!(
@@ -126,6 +164,9 @@ impl std::fmt::Display for ProbeReport {
         }
         for e in &self.unreadable {
             writeln!(f, "unreadable: {e}")?;
+        }
+        if !self.audio.is_empty() {
+            writeln!(f, "audio:      {}", self.audio.join(", "))?;
         }
         Ok(())
     }

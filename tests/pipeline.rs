@@ -66,8 +66,8 @@ fn make_sequence(dir: &Path, n: usize) {
 
 fn job(input: &Path, output: &Path, frames: Option<(i64, i64)>, radii: &[usize]) -> RestoreJob {
     RestoreJob {
-        sequence: Sequence::discover(input).unwrap(),
-        output_dir: output.to_path_buf(),
+        input: Sequence::discover(input).unwrap().into(),
+        output: output.to_path_buf(),
         format: None,
         frames,
         overwrite: false,
@@ -80,6 +80,7 @@ fn job(input: &Path, output: &Path, frames: Option<(i64, i64)>, radii: &[usize])
             .collect(),
         backend: Backend::Cpu,
         record_extra: serde_json::Value::Null,
+        video: Default::default(),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod dpx;
 pub mod exr;
 pub mod raster;
 pub mod sequence;
+pub mod video;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -296,4 +297,65 @@ pub fn write_frame(path: &Path, frame: &Frame, format: OutputFormat) -> Result<(
     let bytes = encode_frame(frame, format)
         .with_context(|| format!("{}: cannot encode", path.display()))?;
     write_atomic(path, &bytes)
+}
+
+/// What `restore` and `probe` read: numbered frame files, or one video file through FFmpeg.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Sequence(sequence::Sequence),
+    Video(Box<video::VideoInfo>),
+}
+
+impl From<sequence::Sequence> for Input {
+    fn from(seq: sequence::Sequence) -> Input {
+        Input::Sequence(seq)
+    }
+}
+
+impl Input {
+    /// A video file (by extension, or any other file that is not a frame format and that
+    /// ffprobe reads), else a sequence as [`sequence::Sequence::discover`] finds it.
+    /// `ffmpeg` is `--ffmpeg`, when given.
+    pub fn discover(path: &Path, ffmpeg: Option<&Path>) -> Result<Input> {
+        let unknown_file = path.is_file() && FileFormat::from_path(path).is_none();
+        if video::is_video_path(path) && !path.is_dir() || unknown_file {
+            let ff = video::Ffmpeg::locate(ffmpeg);
+            if unknown_file && !video::is_video_path(path) {
+                // Not an extension we know: a video only if FFmpeg reads one in it.
+                return match ff.and_then(|ff| video::probe(&ff, path)) {
+                    Ok(info) => Ok(Input::Video(Box::new(info))),
+                    Err(e) => Err(anyhow::anyhow!(
+                        "{}, and not a video FFmpeg reads ({e:#})",
+                        unsupported(path)
+                    )),
+                };
+            }
+            return Ok(Input::Video(Box::new(video::probe(&ff?, path)?)));
+        }
+        Ok(Input::Sequence(sequence::Sequence::discover(path)?))
+    }
+
+    /// The sequence's pattern or the video's path, for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Input::Sequence(s) => s.pattern.clone(),
+            Input::Video(v) => v.path.display().to_string(),
+        }
+    }
+
+    /// Frame numbers in order: from the file names, or a video's frame indices from 0.
+    pub fn numbers(&self) -> Vec<i64> {
+        match self {
+            Input::Sequence(s) => s.frames.iter().map(|f| f.number).collect(),
+            Input::Video(v) => (0..v.frames as i64).collect(),
+        }
+    }
+
+    /// The frame at position `pos`, for messages.
+    pub fn frame_label(&self, pos: usize) -> String {
+        match self {
+            Input::Sequence(s) => s.frames[pos].path.display().to_string(),
+            Input::Video(v) => format!("{} (frame {pos})", v.path.display()),
+        }
+    }
 }

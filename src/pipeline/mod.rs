@@ -1,5 +1,6 @@
-//! The streaming restoration run: ordered parallel decode, the stage chain on the CPU or the GPU,
-//! parallel encode with atomic writes.
+//! The streaming restoration run: ordered parallel decode (or one FFmpeg decoder for a video),
+//! the stage chain on the CPU or the GPU, parallel encode with atomic writes (or one FFmpeg
+//! encoder writing a temporary renamed on success).
 //!
 //! Memory is bounded whatever the reel length. Frames alive at once are at most
 //! `lookahead` being decoded (2 per worker thread) + `Σ (2·radius + 1)` held by the stages'
@@ -12,17 +13,18 @@ pub mod ordered;
 pub mod progress;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::frame::Frame;
+use crate::frame::{Frame, Transfer};
 use crate::gpu::{AdapterChoice, GpuContext, GpuFrame};
-use crate::io::sequence::Sequence;
-use crate::io::{self, dpx, FrameInfo, OutputFormat};
+use crate::io::video::{self, Colour, EncodeSpec, Ffmpeg, VideoCodec, VideoReader, VideoWriter};
+use crate::io::{self, dpx, FrameInfo, Input, OutputFormat};
 use crate::stages::{Stage, Window};
 use chain::{Chain, Runner};
 use progress::Progress;
@@ -92,9 +94,12 @@ fn cpu_line() -> String {
 
 /// Everything a restore run needs, resolved from the command line.
 pub struct RestoreJob {
-    pub sequence: Sequence,
-    pub output_dir: PathBuf,
-    /// `--format`, or `None` for the input's own format and depth.
+    pub input: Input,
+    /// OUTPUT: a directory (frame files, or a video named after the input), or a video file
+    /// path (`.mkv`, `.mov`, `.mp4`, ...).
+    pub output: PathBuf,
+    /// `--format`: an image format or a video codec; `None` for the input's own format and
+    /// depth (FFV1 for a video input or a video file OUTPUT).
     pub format: Option<String>,
     /// `--frames A-B`: frame numbers to write (inclusive).
     pub frames: Option<(i64, i64)>,
@@ -107,6 +112,16 @@ pub struct RestoreJob {
     pub backend: Backend,
     /// Extra facts for the run's record (preset name and text, command line).
     pub record_extra: serde_json::Value,
+    pub video: VideoOptions,
+}
+
+/// How video files are read and written.
+#[derive(Clone, Debug, Default)]
+pub struct VideoOptions {
+    /// `--ffmpeg`: the ffmpeg program (default: `ffmpeg` on the PATH).
+    pub ffmpeg: Option<PathBuf>,
+    /// `--encoder-opts`: extra ffmpeg output options, after the codec's defaults.
+    pub encoder_opts: Vec<String>,
 }
 
 /// What a finished run did.
@@ -127,36 +142,43 @@ struct Plan {
     write: (usize, usize),
 }
 
-fn plan(job: &RestoreJob) -> Result<Plan> {
-    let seq = &job.sequence;
-    if seq.is_empty() {
-        bail!("{}: no frames", seq.pattern);
+fn plan(job: &RestoreJob, numbers: &[i64]) -> Result<Plan> {
+    let name = job.input.name();
+    match &job.input {
+        Input::Sequence(seq) => {
+            let gaps = seq.gaps();
+            if !gaps.is_empty() && !job.allow_gaps {
+                let list: Vec<String> = gaps.iter().take(8).map(|g| g.to_string()).collect();
+                bail!(
+                    "{name}: frames missing from the sequence: {}{} (restore the missing scans, or pass --allow-gaps to treat the frames present as consecutive)",
+                    list.join(", "),
+                    if gaps.len() > 8 { ", ..." } else { "" }
+                );
+            }
+        }
+        Input::Video(v) => {
+            if let Some(problem) = v.truncation() {
+                bail!(problem);
+            }
+        }
     }
-    let gaps = seq.gaps();
-    if !gaps.is_empty() && !job.allow_gaps {
-        let list: Vec<String> = gaps.iter().take(8).map(|g| g.to_string()).collect();
-        bail!(
-            "{}: frames missing from the sequence: {}{} (restore the missing scans, or pass --allow-gaps to treat the frames present as consecutive)",
-            seq.pattern,
-            list.join(", "),
-            if gaps.len() > 8 { ", ..." } else { "" }
-        );
+    if numbers.is_empty() {
+        bail!("{name}: no frames");
     }
-    let n = seq.len();
+    let n = numbers.len();
     let write = match job.frames {
         None => (0, n - 1),
         Some((a, b)) => {
             if a > b {
                 bail!("--frames {a}-{b}: the first frame is after the last");
             }
-            let lo = seq.frames.partition_point(|f| f.number < a);
-            let hi = seq.frames.partition_point(|f| f.number <= b);
+            let lo = numbers.partition_point(|&f| f < a);
+            let hi = numbers.partition_point(|&f| f <= b);
             if lo >= hi {
                 bail!(
-                    "--frames {a}-{b}: no such frames in {} (it holds {}-{})",
-                    seq.pattern,
-                    seq.first_number(),
-                    seq.last_number()
+                    "--frames {a}-{b}: no such frames in {name} (it holds {}-{})",
+                    numbers[0],
+                    numbers[n - 1]
                 );
             }
             (lo, hi - 1)
@@ -170,10 +192,216 @@ fn plan(job: &RestoreJob) -> Result<Plan> {
     Ok(Plan { read, write })
 }
 
+/// The input as the run needs it: shape, depth, and words for the record.
+struct Source {
+    width: usize,
+    height: usize,
+    planes: usize,
+    bits: u8,
+    encoding: String,
+    transfer: String,
+    /// The first frame's header, for sequences.
+    frame_info: Option<FrameInfo>,
+}
+
+/// Where restored frames go.
+enum Target {
+    Frames {
+        dir: PathBuf,
+        format: OutputFormat,
+        targets: Vec<PathBuf>,
+    },
+    Video {
+        spec: Box<EncodeSpec>,
+        ff: Ffmpeg,
+    },
+}
+
+impl Target {
+    fn describe(&self) -> String {
+        match self {
+            Target::Frames { format, .. } => format.to_string(),
+            Target::Video { spec, .. } => format!(
+                "{} {} ({})",
+                spec.codec.name(),
+                spec.layout.name(),
+                spec.path.display()
+            ),
+        }
+    }
+}
+
+/// The name a video output or a sequence from a video takes after its input: a video's file
+/// stem, or a sequence's name before its frame number (`scan_000001.dpx` gives `scan`).
+fn input_stem(input: &Input) -> String {
+    let stem = match input {
+        Input::Video(v) => v.path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        Input::Sequence(s) => s.frames.first().and_then(|f| {
+            let stem = f.path.file_stem()?.to_string_lossy().into_owned();
+            Some(
+                stem.trim_end_matches(|c: char| c.is_ascii_digit() || "._- ".contains(c))
+                    .to_string(),
+            )
+        }),
+    };
+    stem.filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "restored".into())
+}
+
+/// Decide what is written where: frame files in a directory, or one video. A video goes to
+/// OUTPUT when that names a video file, else into the OUTPUT directory as
+/// `<input name>[.A-B].<ext>`.
+fn resolve_target(job: &RestoreJob, src: &Source, plan: &Plan, numbers: &[i64]) -> Result<Target> {
+    let codec = job.format.as_deref().and_then(VideoCodec::parse);
+    let to_file = video::is_video_path(&job.output) && !job.output.is_dir();
+    let chunk = job
+        .frames
+        .map(|_| format!("{}-{}", numbers[plan.write.0], numbers[plan.write.1]));
+    let is_video_input = matches!(job.input, Input::Video(_));
+    if let (Some(name), None) = (&job.format, codec) {
+        if to_file {
+            bail!(
+                "{}: --format {name} writes frame files into a directory, but OUTPUT names a video file; give a directory, or a video format ({})",
+                job.output.display(),
+                video::CODEC_NAMES.join(", ")
+            );
+        }
+    }
+    if codec.is_none() && !to_file && (job.format.is_some() || !is_video_input) {
+        let format = match (&job.format, &src.frame_info) {
+            (Some(name), _) => OutputFormat::parse(name, src.planes)?,
+            (None, Some(info)) => OutputFormat::same_as(info),
+            (None, None) => unreachable!("a video input without --format writes a video"),
+        }
+        .for_planes(src.planes);
+        let targets = match &job.input {
+            Input::Sequence(seq) => seq.frames[plan.write.0..=plan.write.1]
+                .iter()
+                .map(|f| output_path(&job.output, &f.path, format))
+                .collect(),
+            Input::Video(_) => {
+                let stem = input_stem(&job.input);
+                (plan.write.0..=plan.write.1)
+                    .map(|i| {
+                        job.output
+                            .join(format!("{stem}_{:06}.{}", numbers[i], format.extension()))
+                    })
+                    .collect()
+            }
+        };
+        return Ok(Target::Frames {
+            dir: job.output.clone(),
+            format,
+            targets,
+        });
+    }
+    let codec = codec.unwrap_or_else(|| {
+        if to_file {
+            VideoCodec::for_extension(&job.output)
+        } else {
+            VideoCodec::Ffv1
+        }
+    });
+    let path = if to_file {
+        match &chunk {
+            // Chunks of one render keep apart: out.mkv becomes out.1001-1500.mkv.
+            Some(range) => job.output.with_extension(format!(
+                "{range}.{}",
+                job.output.extension().unwrap_or_default().to_string_lossy()
+            )),
+            None => job.output.clone(),
+        }
+    } else {
+        let range = chunk.map(|r| format!(".{r}")).unwrap_or_default();
+        job.output.join(format!(
+            "{}{range}.{}",
+            input_stem(&job.input),
+            codec.extension()
+        ))
+    };
+    let ff = Ffmpeg::locate(job.video.ffmpeg.as_deref())?;
+    let spec = match &job.input {
+        Input::Video(v) => EncodeSpec {
+            path,
+            codec,
+            layout: codec.layout(Some(v.layout), src.planes, src.bits),
+            colour: v.colour,
+            primaries: v.primaries.clone(),
+            trc: v.trc.clone(),
+            width: src.width,
+            height: src.height,
+            rate: v.rate.unwrap_or((24, 1)),
+            timecode: v.timecode.map(|tc| {
+                video::timecode_add(tc, plan.write.0 as u64, v.frame_rate().unwrap_or(24.0))
+            }),
+            // Audio of a whole run only: a chunk's audio could not be cut at its frames.
+            audio_from: job.frames.is_none().then(|| (**v).clone()),
+            extra: job.video.encoder_opts.clone(),
+        },
+        Input::Sequence(seq) => {
+            let first = io::read_info(&seq.frames[plan.write.0].path)?;
+            EncodeSpec {
+                path,
+                codec,
+                layout: codec.layout(None, src.planes, src.bits),
+                colour: Colour::BT709,
+                primaries: None,
+                trc: None,
+                width: src.width,
+                height: src.height,
+                rate: video::rational_rate(first.meta.frame_rate.unwrap_or(24.0)),
+                timecode: first.meta.timecode,
+                audio_from: None,
+                extra: job.video.encoder_opts.clone(),
+            }
+        }
+    };
+    Ok(Target::Video {
+        spec: Box::new(spec),
+        ff,
+    })
+}
+
+/// Video output checks, before anything is written: not the input, its directory creatable
+/// and writable, no file of that name unless `--overwrite`. Returns the hidden temporary
+/// FFmpeg writes to.
+fn prepare_video_output(job: &RestoreJob, path: &Path) -> Result<PathBuf> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("{}: cannot create output directory", dir.display()))?;
+    if let Input::Video(v) = &job.input {
+        let same = match (v.path.canonicalize(), path.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same {
+            bail!(
+                "{}: output is the input video; choose another name so the source stays untouched",
+                path.display()
+            );
+        }
+    }
+    if path.is_dir() {
+        bail!("{}: output video name is a directory", path.display());
+    }
+    if path.exists() && !job.overwrite {
+        bail!(
+            "{}: output video already exists; pass --overwrite to replace it",
+            path.display()
+        );
+    }
+    let tmp = io::temp_path(path);
+    std::fs::write(&tmp, b"")
+        .with_context(|| format!("{}: output directory is not writable", dir.display()))?;
+    Ok(tmp)
+}
+
 /// Output directory checks, before anything is written: not the input, creatable, writable,
 /// and not already holding frames this run would replace (unless `--overwrite`).
-fn prepare_output(job: &RestoreJob, targets: &[PathBuf]) -> Result<()> {
-    let out = &job.output_dir;
+fn prepare_output(job: &RestoreJob, out: &Path, targets: &[PathBuf]) -> Result<()> {
     if out.is_file() {
         bail!(
             "{}: output must be a directory, and this is a file",
@@ -186,7 +414,11 @@ fn prepare_output(job: &RestoreJob, targets: &[PathBuf]) -> Result<()> {
         .canonicalize()
         .with_context(|| format!("{}: cannot resolve", out.display()))?;
     // Every frame of a sequence shares its directory: the first one tells.
-    if let Some(f) = job.sequence.frames.first() {
+    let first = match &job.input {
+        Input::Sequence(seq) => seq.frames.first(),
+        Input::Video(_) => None,
+    };
+    if let Some(f) = first {
         let in_dir = match f.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -375,6 +607,150 @@ impl WriterPool {
     }
 }
 
+/// The single encoder of a video output, on its own thread: frames arrive in order and are
+/// piped to FFmpeg. Dropped or finished without commit, it leaves no file.
+struct VideoSink {
+    tx: Option<SyncSender<Restored>>,
+    thread: Option<JoinHandle<Result<VideoWriter>>>,
+    failed: Arc<AtomicBool>,
+}
+
+impl VideoSink {
+    fn new(mut writer: VideoWriter, queue: usize, progress: Arc<Progress>) -> Self {
+        let (tx, rx) = sync_channel::<Restored>(queue);
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
+        let thread = std::thread::spawn(move || {
+            for restored in rx {
+                let Restored::Frame(frame) = restored else {
+                    flag.store(true, Ordering::SeqCst);
+                    bail!("internal: packed DPX words sent to a video");
+                };
+                if let Err(e) = writer.write(&frame) {
+                    flag.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+                progress.frame_done();
+            }
+            Ok(writer)
+        });
+        VideoSink {
+            tx: Some(tx),
+            thread: Some(thread),
+            failed,
+        }
+    }
+
+    /// Queue a frame; a stopped encoder is reported by [`VideoSink::finish`].
+    fn send(&self, frame: Restored) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(frame);
+        }
+    }
+
+    /// Wait for the frames queued; with `commit`, finish the file and rename it into place,
+    /// otherwise stop FFmpeg and remove the temporary. The frames written.
+    fn finish(mut self, commit: bool) -> Result<usize> {
+        drop(self.tx.take());
+        let writer = self
+            .thread
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| anyhow!("the video writer panicked"))??;
+        let frames = writer.frames;
+        if commit {
+            writer.finish()?;
+        }
+        Ok(frames)
+    }
+}
+
+/// Restored frames' destination: frame files by a pool of encoders, or one video.
+enum Sink {
+    Files(WriterPool, Vec<PathBuf>),
+    Video(VideoSink),
+}
+
+impl Sink {
+    fn failed(&self) -> bool {
+        match self {
+            Sink::Files(pool, _) => pool.failed(),
+            Sink::Video(v) => v.failed.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The frame at write index `i` (0 = first frame written).
+    fn send(&self, i: usize, frame: Restored) -> Result<()> {
+        match self {
+            Sink::Files(pool, targets) => pool.send(targets[i].clone(), frame),
+            Sink::Video(v) => {
+                v.send(frame);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Frames of a video from an FFmpeg child, decoded on a thread up to `lookahead` ahead. Dropping
+/// it stops and reaps the child.
+struct VideoFrames {
+    rx: Option<Receiver<(usize, Result<Decoded>)>>,
+    stopper: video::Stopper,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl VideoFrames {
+    fn open(
+        ff: &Ffmpeg,
+        info: &video::VideoInfo,
+        read: (usize, usize),
+        lookahead: usize,
+    ) -> Result<Self> {
+        let whole = read.0 == 0 && read.1 + 1 == info.frames;
+        let mut reader = VideoReader::open(ff, info, read.0, (!whole).then_some(read.1))?;
+        let stopper = reader.stopper();
+        let (tx, rx) = sync_channel(lookahead.max(1));
+        let thread = std::thread::spawn(move || {
+            let mut pos = read.0;
+            loop {
+                let item = match reader.next_frame() {
+                    Ok(Some(frame)) => Ok(Decoded::Frame(frame)),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let stop = item.is_err();
+                if tx.send((pos, item)).is_err() || stop {
+                    break;
+                }
+                pos += 1;
+            }
+        });
+        Ok(VideoFrames {
+            rx: Some(rx),
+            stopper,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Iterator for VideoFrames {
+    type Item = (usize, Result<Decoded>);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.as_ref()?.recv().ok()
+    }
+}
+
+impl Drop for VideoFrames {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        self.stopper.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 struct CpuRunner;
 
 impl Runner<Frame> for CpuRunner {
@@ -487,73 +863,124 @@ impl Runner<GpuFrame> for GpuRunner<'_> {
 /// Run a restore job to the end (or to Ctrl-C).
 pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
     let start = Instant::now();
-    let plan = plan(job)?;
-    let seq = &job.sequence;
-    let info: FrameInfo = seq.check_headers(plan.read.0..=plan.read.1)?;
-    let format = match &job.format {
-        Some(name) => OutputFormat::parse(name, info.planes)?,
-        None => OutputFormat::same_as(&info),
-    }
-    .for_planes(info.planes);
-    let writes = &seq.frames[plan.write.0..=plan.write.1];
-    let targets: Vec<PathBuf> = writes
-        .iter()
-        .map(|f| output_path(&job.output_dir, &f.path, format))
-        .collect();
-    prepare_output(job, &targets)?;
-
-    let total = targets.len();
+    let numbers = job.input.numbers();
+    let plan = plan(job, &numbers)?;
+    let src = match &job.input {
+        Input::Sequence(seq) => {
+            let info = seq.check_headers(plan.read.0..=plan.read.1)?;
+            Source {
+                width: info.width,
+                height: info.height,
+                planes: info.planes,
+                bits: info.meta.bit_depth,
+                encoding: info.encoding(),
+                transfer: info.meta.transfer.to_string(),
+                frame_info: Some(info),
+            }
+        }
+        Input::Video(v) => Source {
+            width: v.width,
+            height: v.height,
+            planes: v.layout.planes(),
+            bits: v.layout.bits,
+            encoding: v.encoding(),
+            transfer: Transfer::Video.to_string(),
+            frame_info: None,
+        },
+    };
+    let target = resolve_target(job, &src, &plan, &numbers)?;
+    let total = plan.write.1 - plan.write.0 + 1;
     let progress = Arc::new(Progress::new(total as u64, job.quiet));
     let workers = rayon::current_num_threads().max(1);
-    let writer = WriterPool::new(workers, format, progress.clone());
-
-    let paths: Vec<(usize, PathBuf)> = (plan.read.0..=plan.read.1)
-        .map(|p| (p, seq.frames[p].path.clone()))
-        .collect();
-    // On the GPU, 10-bit filled DPX travels packed both ways and is (un)packed by shaders.
     let on_gpu = matches!(job.backend, Backend::Gpu(_));
-    let packed_in = on_gpu
-        && info
-            .dpx_layout
-            .is_some_and(|l| l.bits == 10 && l.packing == dpx::Packing::FilledA);
-    let packed_out = match format {
-        OutputFormat::Dpx(l) if on_gpu && l.bits == 10 && l.packing == dpx::Packing::FilledA => {
-            Some(l)
+    let mut packed_out = None;
+    let (sink, video_temp) = match &target {
+        Target::Frames {
+            dir,
+            format,
+            targets,
+        } => {
+            prepare_output(job, dir, targets)?;
+            // On the GPU, 10-bit filled DPX travels packed and is packed by a shader.
+            if let OutputFormat::Dpx(l) = format {
+                if on_gpu && l.bits == 10 && l.packing == dpx::Packing::FilledA {
+                    packed_out = Some(*l);
+                }
+            }
+            let pool = WriterPool::new(workers, *format, progress.clone());
+            (Sink::Files(pool, targets.clone()), None)
         }
-        _ => None,
+        Target::Video { spec, ff } => {
+            let temp = prepare_video_output(job, &spec.path)?;
+            let writer = VideoWriter::create(ff, (**spec).clone(), temp.clone());
+            let writer = match writer {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(e);
+                }
+            };
+            (
+                Sink::Video(VideoSink::new(writer, 2, progress.clone())),
+                Some(temp),
+            )
+        }
     };
-    let numbers: Vec<i64> = seq.frames.iter().map(|f| f.number).collect();
-    let decoded = ordered::ordered_map(paths, workers * 2, move |(pos, path)| {
-        let decoded = Decoded::read(&path, packed_in).map(|mut d| {
-            d.meta_mut().number = Some(numbers[pos]);
-            d
-        });
-        (pos, decoded)
-    });
-    let shape = (info.width, info.height, info.planes);
+
+    let decoded: Box<dyn Iterator<Item = (usize, Result<Decoded>)>> = match &job.input {
+        Input::Sequence(seq) => {
+            let paths: Vec<(usize, PathBuf)> = (plan.read.0..=plan.read.1)
+                .map(|p| (p, seq.frames[p].path.clone()))
+                .collect();
+            // On the GPU, 10-bit filled DPX travels packed and is unpacked by a shader.
+            let packed_in = on_gpu
+                && src
+                    .frame_info
+                    .as_ref()
+                    .and_then(|i| i.dpx_layout)
+                    .is_some_and(|l| l.bits == 10 && l.packing == dpx::Packing::FilledA);
+            let numbers = numbers.clone();
+            Box::new(ordered::ordered_map(
+                paths,
+                workers * 2,
+                move |(pos, path)| {
+                    let decoded = Decoded::read(&path, packed_in).map(|mut d| {
+                        d.meta_mut().number = Some(numbers[pos]);
+                        d
+                    });
+                    (pos, decoded)
+                },
+            ))
+        }
+        Input::Video(v) => {
+            let ff = Ffmpeg::locate(job.video.ffmpeg.as_deref())?;
+            Box::new(VideoFrames::open(&ff, v, plan.read, workers * 2)?)
+        }
+    };
+    let shape = (src.width, src.height, src.planes);
     let mut frames_read = 0;
     let mut gpu_checks = Vec::new();
     let mut outputs = Vec::new();
     let deliver = |outputs: &mut Vec<(usize, Restored)>| -> Result<()> {
         for (q, frame) in outputs.drain(..) {
             if q >= plan.write.0 && q <= plan.write.1 {
-                writer.send(targets[q - plan.write.0].clone(), frame)?;
+                sink.send(q - plan.write.0, frame)?;
             }
         }
         Ok(())
     };
+    let seq_len = numbers.len();
 
     let run = (|| -> Result<()> {
         match &job.backend {
             Backend::Cpu => {
-                let mut chain = Chain::new(&job.stages, seq.len(), plan.read.0, plan.read.1);
+                let mut chain = Chain::new(&job.stages, seq_len, plan.read.0, plan.read.1);
                 let mut cpu_out = Vec::new();
                 for (pos, decoded) in decoded {
-                    if cancel::interrupted() || writer.failed() {
+                    if cancel::interrupted() || sink.failed() {
                         break;
                     }
-                    let Decoded::Frame(frame) = checked(decoded, shape, &seq.frames[pos].path)?
-                    else {
+                    let Decoded::Frame(frame) = checked(decoded, shape, &job.input, pos)? else {
                         bail!("internal: packed words reached the CPU backend");
                     };
                     frames_read += 1;
@@ -563,17 +990,17 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
                 }
             }
             Backend::Gpu(gpu) => {
-                let mut chain = Chain::new(&job.stages, seq.len(), plan.read.0, plan.read.1);
+                let mut chain = Chain::new(&job.stages, seq_len, plan.read.0, plan.read.1);
                 let mut gpu_out: Vec<(usize, GpuFrame)> = Vec::new();
                 let mut runner = GpuRunner {
                     gpu,
                     check: job.check_gpu.then(Vec::new),
                 };
                 for (pos, decoded) in decoded {
-                    if cancel::interrupted() || writer.failed() {
+                    if cancel::interrupted() || sink.failed() {
                         break;
                     }
-                    let on_device = match checked(decoded, shape, &seq.frames[pos].path)? {
+                    let on_device = match checked(decoded, shape, &job.input, pos)? {
                         Decoded::Frame(frame) => gpu.upload(&frame)?,
                         Decoded::Dpx10Words {
                             words,
@@ -615,35 +1042,62 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         }
         Ok(())
     })();
-    // Frames already handed to the writers are finished whatever happened above.
-    let written = writer.finish();
-    progress.finish();
-    run?;
-    written?;
+    let frames_written = match sink {
+        // Frames already handed to the writers are finished whatever happened above.
+        Sink::Files(pool, targets) => {
+            let written = pool.finish();
+            progress.finish();
+            run?;
+            written?;
+            targets.iter().filter(|p| p.exists()).count()
+        }
+        // A video is whole or absent: committed only when every frame went in.
+        Sink::Video(sink) => {
+            let complete = run.is_ok() && !cancel::interrupted() && frames_read > 0;
+            let written = sink.finish(complete);
+            progress.finish();
+            if let Some(temp) = &video_temp {
+                let _ = std::fs::remove_file(temp);
+            }
+            run?;
+            let written = written?;
+            if !cancel::interrupted() && written != total {
+                bail!(
+                    "{}: {written} of {total} frames were encoded; no video written",
+                    job.input.name()
+                );
+            }
+            written
+        }
+    };
     if cancel::interrupted() {
         return Err(cancel::Interrupted.into());
     }
-    let frames_written = targets.iter().filter(|p| p.exists()).count();
     let seconds = start.elapsed().as_secs_f64();
-    let record = write_record(job, &plan, &info, format, &targets, seconds, &gpu_checks)?;
+    let record = write_record(job, &plan, &numbers, &src, &target, seconds, &gpu_checks)?;
     Ok(RunSummary {
         frames_written,
         frames_read,
         seconds,
-        output_format: format.to_string(),
+        output_format: target.describe(),
         record,
         gpu_checks,
     })
 }
 
-/// A decoded frame, checked against the sequence's shape (a header can lie).
-fn checked(frame: Result<Decoded>, shape: (usize, usize, usize), path: &Path) -> Result<Decoded> {
+/// A decoded frame, checked against the input's shape (a header can lie).
+fn checked(
+    frame: Result<Decoded>,
+    shape: (usize, usize, usize),
+    input: &Input,
+    pos: usize,
+) -> Result<Decoded> {
     let frame = frame?;
     let got = frame.shape();
     if got != shape {
         bail!(
             "{}: mixed frame sizes: decoded {}x{} with {} planes but the sequence is {}x{} with {} planes",
-            path.display(),
+            input.frame_label(pos),
             got.0,
             got.1,
             got.2,
@@ -656,24 +1110,17 @@ fn checked(frame: Result<Decoded>, shape: (usize, usize, usize), path: &Path) ->
 }
 
 /// The run's record beside the output: `restoration.json`, or `restoration.A-B.json` for a
-/// `--frames` chunk so chunks of one reel do not overwrite each other's.
+/// `--frames` chunk so chunks of one reel do not overwrite each other's; for a video output,
+/// `<video name>.restoration.json` beside it.
 fn write_record(
     job: &RestoreJob,
     plan: &Plan,
-    info: &FrameInfo,
-    format: OutputFormat,
-    targets: &[PathBuf],
+    numbers: &[i64],
+    src: &Source,
+    target: &Target,
     seconds: f64,
     gpu_checks: &[GpuCheck],
 ) -> Result<PathBuf> {
-    let seq = &job.sequence;
-    let name = match job.frames {
-        None => "restoration.json".to_string(),
-        Some(_) => format!(
-            "restoration.{}-{}.json",
-            seq.frames[plan.write.0].number, seq.frames[plan.write.1].number
-        ),
-    };
     let stages: Vec<serde_json::Value> = job
         .stages
         .iter()
@@ -687,30 +1134,74 @@ fn write_record(
             })
         })
         .collect();
+    let written = [numbers[plan.write.0], numbers[plan.write.1]];
+    let mut input = serde_json::json!({
+        "encoding": src.encoding,
+        "size": [src.width, src.height],
+        "planes": src.planes,
+        "transfer": src.transfer,
+        "frames_read": [numbers[plan.read.0], numbers[plan.read.1]],
+    });
+    match &job.input {
+        Input::Sequence(seq) => input["pattern"] = seq.pattern.clone().into(),
+        Input::Video(v) => {
+            input["video"] = v.path.display().to_string().into();
+            input["frame_rate"] = v.rate.map(|(n, d)| format!("{n}/{d}")).into();
+            input["timecode"] = v.timecode.map(|t| t.to_string()).into();
+            input["frames"] = v.frames.into();
+            input["audio"] = v.audio.clone().into();
+        }
+    }
+    let (output, path) = match target {
+        Target::Frames {
+            dir,
+            format,
+            targets,
+        } => {
+            let name = match job.frames {
+                None => "restoration.json".to_string(),
+                Some(_) => format!("restoration.{}-{}.json", written[0], written[1]),
+            };
+            (
+                serde_json::json!({
+                    "directory": dir.display().to_string(),
+                    "format": format.to_string(),
+                    "frames": written,
+                    "files": targets.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+                }),
+                dir.join(name),
+            )
+        }
+        Target::Video { spec, .. } => {
+            let (audio, dropped) = spec.audio_plan();
+            (
+                serde_json::json!({
+                    "video": spec.path.display().to_string(),
+                    "format": spec.codec.name(),
+                    "pixel_format": spec.layout.name(),
+                    "matrix": matches!(spec.layout.family, video::Family::Yuv { .. }).then_some(spec.colour.matrix),
+                    "frame_rate": format!("{}/{}", spec.rate.0, spec.rate.1),
+                    "timecode": spec.timecode.map(|t| t.to_string()),
+                    "frames": written,
+                    "audio_copied": audio,
+                    "audio_not_copied": dropped,
+                    "encoder_options": spec.codec.args().into_iter().map(String::from).chain(spec.extra.iter().cloned()).collect::<Vec<_>>(),
+                }),
+                spec.path.with_extension("restoration.json"),
+            )
+        }
+    };
     let record = serde_json::json!({
         "tool": "nitrate",
         "version": env!("CARGO_PKG_VERSION"),
         "backend": job.backend.describe(),
-        "input": {
-            "pattern": seq.pattern,
-            "encoding": info.encoding(),
-            "size": [info.width, info.height],
-            "planes": info.planes,
-            "transfer": info.meta.transfer.to_string(),
-            "frames_read": [seq.frames[plan.read.0].number, seq.frames[plan.read.1].number],
-        },
-        "output": {
-            "directory": job.output_dir.display().to_string(),
-            "format": format.to_string(),
-            "frames": [seq.frames[plan.write.0].number, seq.frames[plan.write.1].number],
-            "files": targets.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect::<Vec<_>>(),
-        },
+        "input": input,
+        "output": output,
         "stages": stages,
         "run": job.record_extra,
         "seconds": seconds,
         "gpu_checks": gpu_checks,
     });
-    let path = job.output_dir.join(name);
     let text = serde_json::to_string_pretty(&record)?;
     io::write_atomic(&path, text.as_bytes())?;
     Ok(path)
