@@ -176,7 +176,29 @@ fn dpx10_restore_keeps_depth_size_names_rate_and_timecode() {
         serde_json::from_slice(&std::fs::read(output.join("restoration.json")).unwrap()).unwrap();
     assert_eq!(record["stages"][0]["stage"], "levels");
     assert_eq!(record["stages"][0]["params"]["black"], 0.05);
-    assert_eq!(record["output"]["files"].as_array().unwrap().len(), 5);
+    // Fixity: every file read and written is listed with its SHA-256, which matches the file.
+    for (side, dir) in [("input", &input), ("output", &output)] {
+        let files = record[side]["files"].as_array().unwrap();
+        assert_eq!(files.len(), 5, "{side}");
+        for f in files {
+            let path = dir.join(f["name"].as_str().unwrap());
+            assert_eq!(
+                f["sha256"].as_str().unwrap(),
+                nitrate::io::checksum::sha256_file(&path).unwrap(),
+                "{}",
+                path.display()
+            );
+        }
+    }
+    assert_eq!(record["chain_sha256"].as_str().unwrap().len(), 64);
+    // The restored files are marked in their headers (DPX creator field).
+    let mark = record["mark"].as_str().unwrap();
+    assert!(
+        mark.starts_with("nitrate ") && mark.contains("levels"),
+        "{mark}"
+    );
+    let dpx = io::read_frame(&output.join(&names[0])).unwrap();
+    assert_eq!(dpx.meta.dpx.unwrap().creator, mark);
 }
 
 #[test]

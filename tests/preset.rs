@@ -72,8 +72,8 @@ fn shipped_presets_parse_build_and_run() {
         assert!(!preset.chain.is_empty(), "{name}: empty chain");
         let output = dir.path().join(format!("out-{name}"));
         let summary = restore(&RestoreJob {
-            sequence: nitrate::io::sequence::Sequence::discover(&input).unwrap(),
-            output_dir: output.clone(),
+            input: nitrate::io::Input::discover(&input, None).unwrap(),
+            output: output.clone(),
             format: None,
             frames: None,
             overwrite: false,
@@ -83,6 +83,7 @@ fn shipped_presets_parse_build_and_run() {
             stages: preset.build().unwrap(),
             backend: Backend::Cpu,
             record_extra: serde_json::json!({}),
+            video: Default::default(),
         })
         .unwrap_or_else(|e| panic!("preset '{name}' does not run: {e:#}"));
         assert_eq!(summary.frames_written, 5, "{name}");

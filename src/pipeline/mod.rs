@@ -12,6 +12,7 @@ pub mod chain;
 pub mod ordered;
 pub mod progress;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -24,7 +25,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::frame::{Frame, Transfer};
 use crate::gpu::{AdapterChoice, GpuContext, GpuFrame};
 use crate::io::video::{self, Colour, EncodeSpec, Ffmpeg, VideoCodec, VideoReader, VideoWriter};
-use crate::io::{self, dpx, FrameInfo, Input, OutputFormat};
+use crate::io::{self, checksum, dpx, FrameInfo, Input, OutputFormat};
 use crate::stages::{Stage, Window};
 use chain::{Chain, Runner};
 use progress::Progress;
@@ -476,6 +477,13 @@ enum Restored {
 }
 
 impl Restored {
+    fn meta_mut(&mut self) -> &mut crate::frame::FrameMeta {
+        match self {
+            Restored::Frame(f) => &mut f.meta,
+            Restored::Dpx10Words { meta, .. } => meta,
+        }
+    }
+
     fn encode(&self, format: OutputFormat) -> Result<Vec<u8>> {
         match (self, format) {
             (Restored::Frame(f), _) => io::encode_frame(f, format),
@@ -545,6 +553,18 @@ struct WriterPool {
     tx: Option<SyncSender<(PathBuf, Restored)>>,
     threads: Vec<JoinHandle<()>>,
     error: Arc<Mutex<Option<anyhow::Error>>>,
+    checksums: Checksums,
+}
+
+/// SHA-256 of each file read or written, by file name, for the run's record.
+type Checksums = Arc<Mutex<BTreeMap<String, String>>>;
+
+fn note_checksum(checksums: &Checksums, path: &Path, sha256: String) {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    checksums
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.into_owned(), sha256);
 }
 
 impl WriterPool {
@@ -552,16 +572,22 @@ impl WriterPool {
         let (tx, rx) = sync_channel::<(PathBuf, Restored)>(workers * 2);
         let rx = Arc::new(Mutex::new(rx));
         let error = Arc::new(Mutex::new(None));
+        let checksums = Checksums::default();
         let threads = (0..workers)
             .map(|_| {
                 let (rx, error, progress) = (rx.clone(), error.clone(), progress.clone());
+                let checksums = checksums.clone();
                 std::thread::spawn(move || loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((path, restored)) = job else { break };
                     let written = restored
                         .encode(format)
                         .with_context(|| format!("{}: cannot encode", path.display()))
-                        .and_then(|bytes| io::write_atomic(&path, &bytes));
+                        .and_then(|bytes| {
+                            io::write_atomic(&path, &bytes)?;
+                            note_checksum(&checksums, &path, checksum::sha256_hex(&bytes));
+                            Ok(())
+                        });
                     match written {
                         Ok(()) => progress.frame_done(),
                         Err(e) => {
@@ -578,6 +604,7 @@ impl WriterPool {
             tx: Some(tx),
             threads,
             error,
+            checksums,
         }
     }
 
@@ -927,6 +954,7 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         }
     };
 
+    let input_sums = Checksums::default();
     let decoded: Box<dyn Iterator<Item = (usize, Result<Decoded>)>> = match &job.input {
         Input::Sequence(seq) => {
             let paths: Vec<(usize, PathBuf)> = (plan.read.0..=plan.read.1)
@@ -940,13 +968,16 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
                     .and_then(|i| i.dpx_layout)
                     .is_some_and(|l| l.bits == 10 && l.packing == dpx::Packing::FilledA);
             let numbers = numbers.clone();
+            let sums = input_sums.clone();
             Box::new(ordered::ordered_map(
                 paths,
                 workers * 2,
                 move |(pos, path)| {
-                    let decoded = Decoded::read(&path, packed_in).map(|mut d| {
+                    let decoded = Decoded::read(&path, packed_in).and_then(|mut d| {
                         d.meta_mut().number = Some(numbers[pos]);
-                        d
+                        // Read again from the page cache: the decoders take paths.
+                        note_checksum(&sums, &path, checksum::sha256_file(&path)?);
+                        Ok(d)
                     });
                     (pos, decoded)
                 },
@@ -961,9 +992,11 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
     let mut frames_read = 0;
     let mut gpu_checks = Vec::new();
     let mut outputs = Vec::new();
+    let mark = provenance(job);
     let deliver = |outputs: &mut Vec<(usize, Restored)>| -> Result<()> {
-        for (q, frame) in outputs.drain(..) {
+        for (q, mut frame) in outputs.drain(..) {
             if q >= plan.write.0 && q <= plan.write.1 {
+                frame.meta_mut().provenance = Some(mark.clone());
                 sink.send(q - plan.write.0, frame)?;
             }
         }
@@ -1042,9 +1075,11 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         }
         Ok(())
     })();
+    let mut output_sums = Checksums::default();
     let frames_written = match sink {
         // Frames already handed to the writers are finished whatever happened above.
         Sink::Files(pool, targets) => {
+            output_sums = pool.checksums.clone();
             let written = pool.finish();
             progress.finish();
             run?;
@@ -1074,7 +1109,14 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         return Err(cancel::Interrupted.into());
     }
     let seconds = start.elapsed().as_secs_f64();
-    let record = write_record(job, &plan, &numbers, &src, &target, seconds, &gpu_checks)?;
+    let sums = |c: Checksums| std::mem::take(&mut *c.lock().unwrap_or_else(|e| e.into_inner()));
+    let facts = RunFacts {
+        seconds,
+        gpu_checks: &gpu_checks,
+        input_sums: sums(input_sums),
+        output_sums: sums(output_sums),
+    };
+    let record = write_record(job, &plan, &numbers, &src, &target, &facts)?;
     Ok(RunSummary {
         frames_written,
         frames_read,
@@ -1083,6 +1125,46 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         record,
         gpu_checks,
     })
+}
+
+/// What the run learnt, for its record.
+struct RunFacts<'a> {
+    seconds: f64,
+    gpu_checks: &'a [GpuCheck],
+    /// SHA-256 by file name of the frames read and written.
+    input_sums: BTreeMap<String, String>,
+    output_sums: BTreeMap<String, String>,
+}
+
+/// The mark written into restored files' headers: tool, version, chain and preset.
+fn provenance(job: &RestoreJob) -> String {
+    let chain: Vec<&str> = job.stages.iter().map(|s| s.name()).collect();
+    let preset = job.record_extra["preset"]
+        .as_str()
+        .map(|p| format!(" (preset {p})"))
+        .unwrap_or_default();
+    format!(
+        "nitrate {}: {}{preset}",
+        env!("CARGO_PKG_VERSION"),
+        if chain.is_empty() {
+            "no stages".to_string()
+        } else {
+            chain.join(", ")
+        }
+    )
+}
+
+/// `[{"name", "sha256"}]` for files, their checksums looked up by file name.
+fn files_json<'p>(
+    paths: impl Iterator<Item = &'p Path>,
+    sums: &BTreeMap<String, String>,
+) -> serde_json::Value {
+    paths
+        .map(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            serde_json::json!({ "name": name, "sha256": sums.get(name.as_ref()) })
+        })
+        .collect()
 }
 
 /// A decoded frame, checked against the input's shape (a header can lie).
@@ -1118,9 +1200,9 @@ fn write_record(
     numbers: &[i64],
     src: &Source,
     target: &Target,
-    seconds: f64,
-    gpu_checks: &[GpuCheck],
+    facts: &RunFacts,
 ) -> Result<PathBuf> {
+    let (input_sums, output_sums) = (&facts.input_sums, &facts.output_sums);
     let stages: Vec<serde_json::Value> = job
         .stages
         .iter()
@@ -1143,9 +1225,16 @@ fn write_record(
         "frames_read": [numbers[plan.read.0], numbers[plan.read.1]],
     });
     match &job.input {
-        Input::Sequence(seq) => input["pattern"] = seq.pattern.clone().into(),
+        Input::Sequence(seq) => {
+            input["pattern"] = seq.pattern.clone().into();
+            input["files"] = files_json(
+                (plan.read.0..=plan.read.1).map(|p| seq.frames[p].path.as_path()),
+                input_sums,
+            );
+        }
         Input::Video(v) => {
             input["video"] = v.path.display().to_string().into();
+            input["sha256"] = checksum::sha256_file(&v.path)?.into();
             input["frame_rate"] = v.rate.map(|(n, d)| format!("{n}/{d}")).into();
             input["timecode"] = v.timecode.map(|t| t.to_string()).into();
             input["frames"] = v.frames.into();
@@ -1167,7 +1256,7 @@ fn write_record(
                     "directory": dir.display().to_string(),
                     "format": format.to_string(),
                     "frames": written,
-                    "files": targets.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+                    "files": files_json(targets.iter().map(PathBuf::as_path), output_sums),
                 }),
                 dir.join(name),
             )
@@ -1177,6 +1266,7 @@ fn write_record(
             (
                 serde_json::json!({
                     "video": spec.path.display().to_string(),
+                    "sha256": checksum::sha256_file(&spec.path)?,
                     "format": spec.codec.name(),
                     "pixel_format": spec.layout.name(),
                     "matrix": matches!(spec.layout.family, video::Family::Yuv { .. }).then_some(spec.colour.matrix),
@@ -1191,16 +1281,26 @@ fn write_record(
             )
         }
     };
+    // The chain as resolved (names and every parameter), hashed so runs and chunks with the
+    // same settings can be matched whatever the preset file looked like.
+    let resolved: Vec<serde_json::Value> = job
+        .stages
+        .iter()
+        .map(|s| serde_json::json!({ "stage": s.name(), "params": s.params_json() }))
+        .collect();
+    let resolved_text = serde_json::to_string(&resolved)?;
     let record = serde_json::json!({
         "tool": "nitrate",
         "version": env!("CARGO_PKG_VERSION"),
+        "mark": provenance(job),
+        "chain_sha256": checksum::sha256_hex(resolved_text.as_bytes()),
         "backend": job.backend.describe(),
         "input": input,
         "output": output,
         "stages": stages,
         "run": job.record_extra,
-        "seconds": seconds,
-        "gpu_checks": gpu_checks,
+        "seconds": facts.seconds,
+        "gpu_checks": facts.gpu_checks,
     });
     let text = serde_json::to_string_pretty(&record)?;
     io::write_atomic(&path, text.as_bytes())?;
