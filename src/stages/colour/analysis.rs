@@ -197,6 +197,9 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// A channel's neutral-axis correction `(a, b, e)`: `t -> a * t^e + b`.
+type Bend = (f64, f64, f64);
+
 /// The neutral axis: blocks whose channels, each normalised by its own ends, nearly agree are
 /// taken as grey; binned along the grey scale, their per-channel medians against the bin's
 /// mean level say how each channel must bend for greys to be grey. Returns per channel the
@@ -206,7 +209,7 @@ fn neutral_axis(
     s: &[PlaneStats],
     model: Model,
     weight: f64,
-) -> Option<(Vec<(f64, f64, f64)>, usize)> {
+) -> Option<(Vec<Bend>, usize)> {
     let n = xs[0].len();
     let t: Vec<[f64; 3]> = (0..n)
         .map(|i| {
