@@ -47,7 +47,8 @@
 #   deflicker     size 5 (default), 15; mode am
 #   vid.stab      detect shakiness 5 accuracy 15; transform smoothing 10, 30; optzoom 0
 #   deshake       defaults (rx=ry=16, edge mirror)
-#   normalize     smoothing 24 with independence 0, then smoothing 48 strength 0.5
+#   normalize     smoothing 24 with independence 0, then smoothing 48 strength 0.5; smoothing 24
+#                 and 48 with independent channels (independence 1)
 #   upscale       SET/clean/ down by 2 (area), back up with lanczos (and bicubic): the upscaler
 #                 alone against the clean frames, not a restoration of SET/degraded/
 set -euo pipefail
@@ -314,6 +315,9 @@ run deshake "rx=ry=16 edge=mirror (default)" "$y8" "deshake"
 # normalize works on RGB only.
 run normalize "smoothing=24 independence=0" gbrp16le "normalize=smoothing=24:independence=0"
 sweep && run normalize "smoothing=48 strength=0.5" gbrp16le "normalize=smoothing=48:independence=0:strength=0.5"
+# Independent channels: the nearest FFmpeg gets to per-channel fade correction (colour stage).
+run normalize "smoothing=24 independence=1" gbrp16le "normalize=smoothing=24:independence=1"
+sweep && run normalize "smoothing=48 independence=1" gbrp16le "normalize=smoothing=48:independence=1"
 
 run upscale "clean/ area 1/2, lanczos 2x" "$p16" \
     "scale=trunc(iw/2):trunc(ih/2):flags=area+accurate_rnd,scale=$width:$height:flags=lanczos+accurate_rnd" "$clean"

@@ -3,6 +3,7 @@
 //! The two implementations must agree within the tolerance the stage documents; the parity
 //! tests in `tests/gpu_parity.rs` hold them to it.
 
+pub mod colour;
 pub mod deflicker;
 pub mod levels;
 pub mod stabilise;
@@ -131,6 +132,7 @@ pub const STAGE_NAMES: &[(&str, &[&str])] = &[
     ("levels", &[]),
     ("deflicker", &[]),
     ("stabilise", &["stabilize"]),
+    ("colour", &["color"]),
 ];
 
 // KNOB_DOCS: each stage's parameters with their documentation, collected by build.rs from the
@@ -169,6 +171,7 @@ pub fn build(name: &str, params: &toml::Table) -> Result<Box<dyn Stage>> {
         "levels" => Ok(Box::new(levels::Levels::from_table(params)?)),
         "deflicker" => Ok(Box::new(deflicker::Deflicker::from_table(params)?)),
         "stabilise" => Ok(Box::new(stabilise::Stabilise::from_table(params)?)),
+        "colour" => Ok(Box::new(colour::Colour::from_table(params)?)),
         other => bail!("stage '{other}' is not built in this version"),
     }
 }
