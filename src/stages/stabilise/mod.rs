@@ -60,13 +60,23 @@ use motion::{Analysis, PairMotion, Similarity};
 use path::{Plan, Smoothing};
 
 /// Largest allowed difference between the GPU and CPU results (absolute up to 1, relative
-/// above). Both backends estimate the same motion from bit-identical data (their tracks are
-/// equal); the warp differs by the GPU's `sin`/`cos` (the CPU interpolates a table of the same
+/// above). Each backend estimates the motion itself, the two within [`GPU_MOTION_TOLERANCE`]
+/// (seen: under 3e-6 px, which moves a sample by less than 3e-6 of the picture's largest
+/// step); the warp differs by the GPU's `sin`/`cos` (the CPU interpolates a table of the same
 /// closed form) and fused multiply-adds in the weights and positions: a few ulp of each weight
 /// times sample values of about 1. 1e-4 is under a tenth of a 10-bit code value, with room for
 /// hardware `sin` approximations. Seen on lavapipe: 3e-7 to 6e-6 (`tests/stabilise.rs`,
 /// `restore --check-gpu`).
 pub const GPU_TOLERANCE: f32 = 1e-4;
+
+/// Largest allowed distance, px anywhere in the frame, between the GPU's and the CPU's motion
+/// estimates (pair motions, and the raw and smoothed paths chained from them). Both run one
+/// algorithm (`motion::estimate_with`) on the same data; the GPU's passes compute positions,
+/// Catmull–Rom weights and the normal-equation sums in `f32` (sums in a fixed tree), the CPU's
+/// in `f64`, and the pyramid's blur rounds differently. Seen on lavapipe: at most 2.6e-6 px
+/// (`tests/stabilise.rs`); 1e-3 px leaves room for other hardware's rounding and is still a
+/// hundredth of the 0.1 px the estimator is held to.
+pub const GPU_MOTION_TOLERANCE: f64 = 1e-3;
 
 /// Standard deviation (frames) of the short smoothing the path follows where the long one
 /// would bend a camera move (see `follow`).
@@ -252,7 +262,9 @@ struct State {
     /// (with `--check-gpu` the two backends take turns, each with its own keys).
     frames: HashMap<FrameKey, (Arc<Analysis>, u64)>,
     calls: u64,
-    pairs: HashMap<(u64, u64), PairMotion>,
+    /// Pair motions by the content hashes of their frames, per backend (`[cpu, gpu]`), so that
+    /// with `--check-gpu` each backend's estimates are checked, not shared.
+    pairs: [HashMap<(u64, u64), PairMotion>; 2],
     /// Per backend (`[cpu, gpu]`): the records and the last frame's key and raw path pose.
     /// With `--check-gpu` both backends restore every frame; each keeps its own track.
     tracks: [BackendTrack; 2],
@@ -281,6 +293,7 @@ pub struct Stabilise {
     given: HashMap<(u64, u64), PairMotion>,
     state: Mutex<State>,
     gpu_scratch: Mutex<Option<gpu::Scratch>>,
+    pass_buffers: Mutex<Option<gpu::PassBuffers>>,
 }
 
 impl Stabilise {
@@ -295,6 +308,7 @@ impl Stabilise {
             given,
             state: Mutex::new(State::default()),
             gpu_scratch: Mutex::new(None),
+            pass_buffers: Mutex::new(None),
         })
     }
 
@@ -369,7 +383,13 @@ impl Stabilise {
 
     /// Pair motions of the window (temporal order), the plan for its centre, and the track
     /// record.
-    fn analyse(&self, frames: &[Arc<Analysis>], center: usize, backend: usize) -> Result<Plan> {
+    fn analyse(
+        &self,
+        frames: &[Arc<Analysis>],
+        center: usize,
+        backend: usize,
+        mut estimate: impl FnMut(&Analysis, &Analysis, &motion::Config) -> Result<PairMotion>,
+    ) -> Result<Plan> {
         let first = &frames[center];
         if let Some([x, y, w, h]) = self.params.roi {
             if x + w > first.width || y + h > first.height {
@@ -394,13 +414,14 @@ impl Stabilise {
         let keys: Vec<(u64, u64)> = frames.windows(2).map(|w| (w[0].hash, w[1].hash)).collect();
         let (cached, from_track): (Vec<Option<PairMotion>>, usize) = {
             let st = self.lock();
+            let pairs = &st.pairs[backend];
             let from_track = keys
                 .iter()
-                .filter(|k| !st.pairs.contains_key(k) && self.given.contains_key(k))
+                .filter(|k| !pairs.contains_key(k) && self.given.contains_key(k))
                 .count();
             let cached = keys
                 .iter()
-                .map(|k| self.given.get(k).or_else(|| st.pairs.get(k)).copied())
+                .map(|k| self.given.get(k).or_else(|| pairs.get(k)).copied())
                 .collect();
             (cached, from_track)
         };
@@ -408,8 +429,11 @@ impl Stabilise {
         let pairs: Vec<PairMotion> = cached
             .into_iter()
             .enumerate()
-            .map(|(i, c)| c.unwrap_or_else(|| motion::estimate(&frames[i], &frames[i + 1], &cfg)))
-            .collect();
+            .map(|(i, c)| match c {
+                Some(p) => Ok(p),
+                None => estimate(&frames[i], &frames[i + 1], &cfg),
+            })
+            .collect::<Result<_>>()?;
         let (w, h) = (first.width, first.height);
         let smoothing = Smoothing {
             sigma: self.params.window as f64 / 2.0,
@@ -433,9 +457,9 @@ impl Stabilise {
         st.from_track += from_track;
         st.size = (w, h);
         let live: HashSet<(u64, u64)> = keys.iter().copied().collect();
-        st.pairs.retain(|k, _| live.contains(k));
+        st.pairs[backend].retain(|k, _| live.contains(k));
         for (k, p) in keys.iter().zip(&pairs) {
-            st.pairs.insert(*k, *p);
+            st.pairs[backend].insert(*k, *p);
         }
         // The track.
         {
@@ -567,7 +591,9 @@ impl Stage for Stabilise {
                 &cpu::reduce(f, factor),
             ))
         })?;
-        let plan = self.analyse(&analyses, center, CPU)?;
+        let plan = self.analyse(&analyses, center, CPU, |a, b, cfg| {
+            Ok(motion::estimate(a, b, cfg))
+        })?;
         Ok(cpu::warp(
             &frames,
             &Self::sources(&plan),
@@ -591,13 +617,14 @@ impl Stage for Stabilise {
             .zip(&prints)
             .map(|(f, p)| FrameKey::new(place_of(&f.buffer), (f.width, f.height, f.planes), p))
             .collect();
-        let analyses = self.analyses(&keys, |i| {
-            let f = frames[i];
-            let factor = motion::analysis_factor(f.width, f.height);
-            let level0 = gpu::reduce(gpu, f, factor)?;
-            Ok(Analysis::new(f.width, f.height, factor, f.planes, &level0))
-        })?;
-        let plan = self.analyse(&analyses, center, GPU)?;
+        let analyses = self.analyses(&keys, |i| gpu::analysis(gpu, frames[i]))?;
+        let plan = {
+            let mut slot = self.pass_buffers.lock().unwrap_or_else(|p| p.into_inner());
+            let bufs = gpu::PassBuffers::for_device(gpu, &mut slot)?;
+            self.analyse(&analyses, center, GPU, |a, b, cfg| {
+                motion::estimate_with(a, b, cfg, &mut gpu::GpuMeasure::new(gpu, a, b, bufs))
+            })?
+        };
         gpu::warp(
             gpu,
             &frames,
