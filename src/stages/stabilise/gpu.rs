@@ -60,6 +60,88 @@ const WARP: Kernel = Kernel {
     source: include_str!("../../../shaders/stabilise_warp.wgsl"),
 };
 
+/// Dispatches recorded into one command buffer and submitted together: the estimator's passes
+/// are many small kernels, and one submission (and one wait, at the read-back) per pass instead
+/// of one per kernel keeps the driver's overhead down. Each dispatch has its own compute pass,
+/// so each sees the previous one's writes.
+struct Batch<'g> {
+    gpu: &'g GpuContext,
+    encoder: wgpu::CommandEncoder,
+}
+
+impl<'g> Batch<'g> {
+    fn new(gpu: &'g GpuContext) -> Self {
+        let encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("stabilise"),
+            });
+        Batch { gpu, encoder }
+    }
+
+    /// As `GpuContext::run_kernel`: `buffers[i]` at binding `i`, the uniform after them.
+    fn dispatch(
+        &mut self,
+        kernel: &Kernel,
+        buffers: &[&wgpu::Buffer],
+        uniform: &[u8],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        let pipeline = self.gpu.pipeline(kernel)?;
+        let max = self
+            .gpu
+            .device
+            .limits()
+            .max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&n| n > max) {
+            let name = kernel.name;
+            bail!("kernel '{name}': {workgroups:?} workgroups exceed the device's {max} per axis");
+        }
+        let uniform = wgpu::util::DeviceExt::create_buffer_init(
+            &self.gpu.device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some(kernel.name),
+                contents: uniform,
+                usage: wgpu::BufferUsages::UNIFORM,
+            },
+        );
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .copied()
+            .chain([&uniform])
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind_group = self
+            .gpu
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.name),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+        let mut pass = self
+            .encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.name),
+                timestamp_writes: None,
+            });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        Ok(())
+    }
+
+    /// Submit; mistakes surface from the next checked call (the read-back that follows).
+    fn submit(self) -> Result<()> {
+        self.gpu.queue.submit([self.encoder.finish()]);
+        self.gpu.check()
+    }
+}
+
 /// Sources the warp kernel binds: the centre and up to four neighbours.
 pub const MAX_SOURCES: usize = 5;
 
@@ -253,33 +335,27 @@ pub fn analysis(gpu: &GpuContext, frame: &GpuFrame) -> Result<Analysis> {
         mode: 0,
         _pad: [0; 2],
     };
-    gpu.run_kernel(
+    let mut batch = Batch::new(gpu);
+    batch.dispatch(
         &LUMA,
         &[&frame.buffer, &y0.buffer],
         bytemuck::bytes_of(&uniform),
         GpuContext::workgroups(w0, h0, 1),
     )?;
     uniform.mode = 1;
-    gpu.run_kernel(
+    batch.dispatch(
         &LUMA,
         &[&frame.buffer, &rows.buffer],
         bytemuck::bytes_of(&uniform),
         GpuContext::workgroups(h0, frame.planes, 1),
     )?;
-    let row_hashes: Vec<u32> = gpu
-        .download(&rows)?
-        .data
-        .iter()
-        .map(|v| v.to_bits())
-        .collect();
-    gpu.recycle(rows);
     let taps = motion::blur_taps(motion::BLUR_SIGMA);
     let mut tap_block = [[0f32; 4]; 4];
     for (i, &t) in taps.iter().enumerate() {
         tap_block[i / 4][i % 4] = t;
     }
     let (block, tw, th) = motion::thumbnail_blocks(w0, h0);
-    let pyramid = |src: &GpuFrame, dst: &GpuFrame, w: usize, h: usize, mode: u32| {
+    let pyramid = |batch: &mut Batch, src: &GpuFrame, dst: &GpuFrame, w, h, mode| {
         let u = PyramidUniform {
             w: w as u32,
             h: h as u32,
@@ -296,7 +372,7 @@ pub fn analysis(gpu: &GpuContext, frame: &GpuFrame) -> Result<Analysis> {
             3 => (tw, th),
             _ => (w, h),
         };
-        gpu.run_kernel(
+        batch.dispatch(
             &PYRAMID,
             &[&src.buffer, &dst.buffer],
             bytemuck::bytes_of(&u),
@@ -304,39 +380,45 @@ pub fn analysis(gpu: &GpuContext, frame: &GpuFrame) -> Result<Analysis> {
         )
     };
     let thumb = plane(gpu, tw, th)?;
-    pyramid(&y0, &thumb, w0, h0, 3)?;
-    let mut thumb_data = gpu.download(&thumb)?.data;
-    thumb_data.truncate(tw * th);
-    gpu.recycle(thumb);
+    pyramid(&mut batch, &y0, &thumb, w0, h0, 3)?;
     let mut levels = Vec::new();
     let mut raw = y0;
     for (i, &(w, h, k)) in sizes.iter().enumerate() {
         if i > 0 {
             let (pw, ph) = (sizes[i - 1].0, sizes[i - 1].1);
             let next = plane(gpu, w, h)?;
-            pyramid(&raw, &next, pw, ph, 2)?;
+            pyramid(&mut batch, &raw, &next, pw, ph, 2)?;
             gpu.recycle(std::mem::replace(&mut raw, next));
         }
         let tmp = plane(gpu, w, h)?;
         let img = plane(gpu, w, h)?;
-        pyramid(&raw, &tmp, w, h, 0)?;
-        pyramid(&tmp, &img, w, h, 1)?;
+        pyramid(&mut batch, &raw, &tmp, w, h, 0)?;
+        pyramid(&mut batch, &tmp, &img, w, h, 1)?;
         gpu.recycle(tmp);
-        let host = if i + 1 == sizes.len() {
-            gpu.download(&img)?.data
-        } else {
-            Vec::new()
-        };
         levels.push(Level {
             w,
             h,
             k,
-            img: host,
+            img: Vec::new(),
             // The analysis owns it from here; it is dropped with the analysis.
             device: Some(img.buffer),
         });
     }
     gpu.recycle(raw);
+    // Everything in one submission; then the three small read-backs.
+    batch.submit()?;
+    let row_hashes: Vec<u32> = gpu
+        .download(&rows)?
+        .data
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    gpu.recycle(rows);
+    let mut thumb_data = gpu.download(&thumb)?.data;
+    thumb_data.truncate(tw * th);
+    gpu.recycle(thumb);
+    let top = levels.last_mut().expect("a level at least");
+    top.img = read_plane(gpu, top)?;
     Ok(Analysis {
         width: frame.width,
         height: frame.height,
@@ -344,6 +426,19 @@ pub fn analysis(gpu: &GpuContext, frame: &GpuFrame) -> Result<Analysis> {
         thumb: Thumbnail::new(tw, th, thumb_data),
         hash: motion::content_hash(frame.width, frame.height, frame.planes, &row_hashes),
     })
+}
+
+/// A pyramid level's image, downloaded.
+fn read_plane(gpu: &GpuContext, level: &Level) -> Result<Vec<f32>> {
+    let buffer = level.device.clone().expect("on the device");
+    let frame = GpuFrame {
+        buffer,
+        width: level.w,
+        height: level.h,
+        planes: 1,
+        meta: FrameMeta::default(),
+    };
+    Ok(gpu.download(&frame)?.data)
 }
 
 /// A `w` x `h` single-plane buffer from the pool, contents undefined.
@@ -471,15 +566,16 @@ impl<'a> GpuMeasure<'a> {
         Ok(())
     }
 
-    /// Add the rows' sums on the device and bring back the 32 numbers.
-    fn totals(&self, u: &PassUniform) -> Result<Vec<f32>> {
+    /// Add the rows' sums on the device, submit the batch and bring back the 32 numbers.
+    fn totals(&self, mut batch: Batch, u: &PassUniform) -> Result<Vec<f32>> {
         let b = &self.bufs;
-        self.gpu.run_kernel(
+        batch.dispatch(
             &SUM,
             &[&b.rows.buffer, &b.sel.buffer, &b.out.buffer],
             bytemuck::bytes_of(u),
             [1, 1, 1],
         )?;
+        batch.submit()?;
         Ok(self.gpu.download(&b.out)?.data)
     }
 }
@@ -500,7 +596,8 @@ impl Measure for GpuMeasure<'_> {
         let b = &*self.bufs;
         let res = &b.res[slot].buffer;
         let mut u = Self::uniform(lat, l.w, l.h, q, 0);
-        gpu.run_kernel(
+        let mut batch = Batch::new(gpu);
+        batch.dispatch(
             &RESIDUAL,
             &[la, lb, res],
             bytemuck::bytes_of(&u),
@@ -508,13 +605,13 @@ impl Measure for GpuMeasure<'_> {
         )?;
         for stage in 0..3 {
             u.mode = stage;
-            gpu.run_kernel(
+            batch.dispatch(
                 &HIST,
                 &[res, &b.sel.buffer, &b.hist.buffer],
                 bytemuck::bytes_of(&u),
                 [(n as u32).div_ceil(256), 1, 1],
             )?;
-            gpu.run_kernel(
+            batch.dispatch(
                 &SELECT,
                 &[&b.hist.buffer, &b.sel.buffer],
                 bytemuck::bytes_of(&u),
@@ -522,13 +619,13 @@ impl Measure for GpuMeasure<'_> {
             )?;
         }
         u.mode = 0;
-        gpu.run_kernel(
+        batch.dispatch(
             &NORMAL,
             &[la, res, &b.sel.buffer, &b.rows.buffer],
             bytemuck::bytes_of(&u),
             [lat.ny as u32, 1, 1],
         )?;
-        let out = self.totals(&u)?;
+        let out = self.totals(batch, &u)?;
         self.lattices[slot] = Some(*lat);
         let total = out[29].to_bits() as usize;
         if total < 64 {
@@ -557,13 +654,14 @@ impl Measure for GpuMeasure<'_> {
         u.cols = 2;
         // The level image is not read in this mode; any buffer binds.
         let la = &b.out.buffer;
-        self.gpu.run_kernel(
+        let mut batch = Batch::new(self.gpu);
+        batch.dispatch(
             &NORMAL,
             &[la, &b.res[slot].buffer, &b.sel.buffer, &b.rows.buffer],
             bytemuck::bytes_of(&u),
             [lat.ny as u32, 1, 1],
         )?;
-        let out = self.totals(&u)?;
+        let out = self.totals(batch, &u)?;
         Ok((out[0] as f64, out[1] as usize))
     }
 }
