@@ -4,16 +4,23 @@
 //! # Algorithm (per output frame, over the window of `2 * window + 1` frames)
 //!
 //! 1. **Analysis** ([`motion::Analysis`]): each frame is reduced to luma at the analysis
-//!    resolution (a power-of-two box average to at most 1024 px across: `cpu::reduce`, or the
-//!    bit-identical `shaders/stabilise_reduce.wgsl` and one download on the GPU backend), and a
-//!    smoothed pyramid is built. Frames are analysed once and cached by identity (data pointer
-//!    or GPU buffer, and a fingerprint of 512 samples gathered on the device).
-//! 2. **Pairs** ([`motion::estimate`]): the motion between each pair of neighbours — a
+//!    resolution (a power-of-two box average to at most 1024 px across) and a smoothed pyramid
+//!    is built, with the frame's content hash and cut thumbnail: `cpu::reduce` and
+//!    `Analysis::new` on the CPU, `gpu::analysis` (`shaders/stabilise_{luma,pyramid}.wgsl`) on
+//!    the GPU, where the pyramid stays on the device and only the row hashes, the thumbnail and
+//!    the coarsest level come back. Frames are analysed once and cached by identity (data
+//!    pointer or GPU buffer, and a fingerprint of 512 samples gathered on the device).
+//! 2. **Pairs** ([`motion::estimate_with`]): the motion between each pair of neighbours — a
 //!    similarity (translation, rotation, scale) and a luma gain and lift — by phase correlation
 //!    and robust (Tukey) Gauss–Newton on the pyramid, so moving subjects, dust, grain and
-//!    flicker do not pull it. A cut (the shared detector of `deflicker::cuts`) or a failed
-//!    registration breaks the path. Pairs are cached by the content hashes of their frames, or
-//!    read from a motion track (`track_in`).
+//!    flicker do not pull it. The per-sample work of every Gauss–Newton pass (residuals, their
+//!    median, the weighted normal equations) is done by the backend ([`motion::CpuMeasure`],
+//!    [`gpu::GpuMeasure`]: shaders, 32 numbers back per pass); the phase correlation on the
+//!    coarsest level (at most 256 px across), the candidates and the 6x6 solves are shared host
+//!    code. A cut (the shared detector of `deflicker::cuts`) or a failed registration breaks
+//!    the path. Pairs are cached per backend by the content hashes of their frames, or read
+//!    from a motion track (`track_in`); the hashes are equal on both backends, so a track
+//!    serves either.
 //! 3. **Path** ([`path`]): the poses of the centre's shot are chained from the pairs, smoothed by
 //!    a robust local polynomial over time (Gaussian weights of `window / 2` frames, or of
 //!    [`SHORT_SIGMA`] frames where that long fit strays more than `follow` px from the short
@@ -26,9 +33,10 @@
 //!    no scaling).
 //!
 //! Everything a frame's output depends on lies in its window, and each pair's motion only on
-//! its two frames, so chunked runs equal whole runs; both backends estimate on the same data
-//! (the GPU reduction is bit-identical to the CPU's) and differ only in the warp's rounding
-//! ([`GPU_TOLERANCE`]).
+//! its two frames, and no sum depends on thread scheduling (CPU: rows added in order; GPU: a
+//! fixed tree per row, rows added in order, integer atomics only for the median's
+//! histograms), so chunked runs equal whole runs on either backend. The backends' motions
+//! agree within [`GPU_MOTION_TOLERANCE`] and their frames within [`GPU_TOLERANCE`].
 //!
 //! # Motion track
 //!
@@ -112,7 +120,7 @@ impl Fill {
 
 /// Parameters of `stabilise`. Cost: the warp is 36 multiply-adds per sample (Lanczos-3) plus
 /// the weights per pixel; the analysis reduces each new frame once and registers one new pair
-/// per frame on at most 1024 px across (on the CPU for both backends).
+/// per frame on at most 1024 px across (on the device with the GPU backend).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StabiliseParams {
