@@ -779,8 +779,9 @@ fn weaved_frame(w: usize, h: usize, planes: usize, t: usize, m: &Similarity, gai
 }
 
 /// The motion estimates themselves agree between the backends: on a pyramid of three levels
-/// (640x360) and on a frame reduced by 2 for analysis (1040x208), colour and mono, with
-/// rotation, scale, a moving subject, dust and flicker, and across a cut. The analysis luma is
+/// (640x360, also with a region of interest) and on a frame reduced by 2 for analysis
+/// (1040x208), colour and mono, with rotation, scale, a moving subject, dust and flicker, and
+/// across a cut. The analysis luma is
 /// bit-identical (equal content hashes, so tracks serve either backend), the coarsest level
 /// equal to 1e-5, and every pair's motion within `GPU_MOTION_TOLERANCE` px at the corners, its
 /// gain and lift within 1e-3.
@@ -850,33 +851,47 @@ fn gpu_motion_estimates_match_cpu() {
             assert!(d <= 1e-5, "{w}x{h}: coarsest levels differ by {d}");
         }
         let mut bufs = None;
-        for t in 1..frames.len() {
-            let want = motion::estimate(&cpu_an[t - 1], &cpu_an[t], &cfg);
-            let b = stages::stabilise::gpu::PassBuffers::for_device(&gpu, &mut bufs).unwrap();
-            let (ga, gb) = (&gpu_an[t - 1], &gpu_an[t]);
-            let mut m = stages::stabilise::gpu::GpuMeasure::new(&gpu, ga, gb, b);
-            let got = motion::estimate_with(ga, gb, &cfg, &mut m).unwrap();
-            assert_eq!(got.brk, want.brk, "{w}x{h} pair {t}");
-            if t == frames.len() - 1 {
-                assert_eq!(want.brk, Some(Break::Cut));
-                continue;
+        // The whole frame, and (on the first size) a region of interest: the left half.
+        let roi = Config {
+            roi: Some([8, 8, w / 2, h - 16]),
+            ..cfg.clone()
+        };
+        let configs = if w == 640 {
+            vec![&cfg, &roi]
+        } else {
+            vec![&cfg]
+        };
+        for (c, cfg) in configs.into_iter().enumerate() {
+            for t in 1..frames.len() {
+                let want = motion::estimate(&cpu_an[t - 1], &cpu_an[t], cfg);
+                let b = stages::stabilise::gpu::PassBuffers::for_device(&gpu, &mut bufs).unwrap();
+                let (ga, gb) = (&gpu_an[t - 1], &gpu_an[t]);
+                let mut m = stages::stabilise::gpu::GpuMeasure::new(&gpu, ga, gb, b);
+                let got = motion::estimate_with(ga, gb, cfg, &mut m).unwrap();
+                assert_eq!(got.brk, want.brk, "{w}x{h} pair {t}");
+                if t == frames.len() - 1 {
+                    assert_eq!(want.brk, Some(Break::Cut));
+                    continue;
+                }
+                let (gm, cm) = (got.motion.unwrap(), want.motion.unwrap());
+                let err = gm.then(&cm.inverse()).max_displacement(w, h);
+                let truth_err = cm.then(&truth[t - 1].inverse().then(&truth[t]).inverse());
+                eprintln!(
+                    "{w}x{h} config {c} pair {t}: GPU/CPU {err:.2e} px, gain {:.1e}, lift \
+                     {:.1e}; CPU vs truth {:.3} px",
+                    (got.gain - want.gain).abs(),
+                    (got.lift - want.lift).abs(),
+                    truth_err.max_displacement(w, h)
+                );
+                assert!(
+                    err <= GPU_MOTION_TOLERANCE,
+                    "{w}x{h} pair {t}: GPU {gm:?}, CPU {cm:?}: {err:.4} px apart"
+                );
+                assert!(
+                    (got.gain - want.gain).abs() <= 1e-3 && (got.lift - want.lift).abs() <= 1e-3
+                );
+                worst = worst.max(err);
             }
-            let (gm, cm) = (got.motion.unwrap(), want.motion.unwrap());
-            let err = gm.then(&cm.inverse()).max_displacement(w, h);
-            let truth_err = cm.then(&truth[t - 1].inverse().then(&truth[t]).inverse());
-            eprintln!(
-                "{w}x{h} pair {t}: GPU/CPU {err:.2e} px, gain {:.1e}, lift {:.1e}; CPU vs truth \
-                 {:.3} px",
-                (got.gain - want.gain).abs(),
-                (got.lift - want.lift).abs(),
-                truth_err.max_displacement(w, h)
-            );
-            assert!(
-                err <= GPU_MOTION_TOLERANCE,
-                "{w}x{h} pair {t}: GPU {gm:?}, CPU {cm:?}: {err:.4} px apart"
-            );
-            assert!((got.gain - want.gain).abs() <= 1e-3 && (got.lift - want.lift).abs() <= 1e-3);
-            worst = worst.max(err);
         }
     }
     eprintln!("largest GPU/CPU motion difference: {worst:.2e} px");

@@ -69,7 +69,7 @@ use path::{Plan, Smoothing};
 
 /// Largest allowed difference between the GPU and CPU results (absolute up to 1, relative
 /// above). Each backend estimates the motion itself, the two within [`GPU_MOTION_TOLERANCE`]
-/// (seen: under 3e-6 px, which moves a sample by less than 3e-6 of the picture's largest
+/// (seen: under 6e-6 px, which moves a sample by less than 6e-6 of the picture's largest
 /// step); the warp differs by the GPU's `sin`/`cos` (the CPU interpolates a table of the same
 /// closed form) and fused multiply-adds in the weights and positions: a few ulp of each weight
 /// times sample values of about 1. 1e-4 is under a tenth of a 10-bit code value, with room for
@@ -81,7 +81,7 @@ pub const GPU_TOLERANCE: f32 = 1e-4;
 /// estimates (pair motions, and the raw and smoothed paths chained from them). Both run one
 /// algorithm (`motion::estimate_with`) on the same data; the GPU's passes compute positions,
 /// Catmull–Rom weights and the normal-equation sums in `f32` (sums in a fixed tree), the CPU's
-/// in `f64`, and the pyramid's blur rounds differently. Seen on lavapipe: at most 2.6e-6 px
+/// in `f64`, and the pyramid's blur rounds differently. Seen on lavapipe: at most 5.6e-6 px
 /// (`tests/stabilise.rs`); 1e-3 px leaves room for other hardware's rounding and is still a
 /// hundredth of the 0.1 px the estimator is held to.
 pub const GPU_MOTION_TOLERANCE: f64 = 1e-3;
