@@ -1,14 +1,16 @@
 //! Pipeline overhead at 2048x1556: the whole restore run with an empty chain and with `levels`
 //! on the CPU backend (decode + chain + encode, DPX 10-bit in and out), each stage alone on the
 //! CPU with frames in memory, and on the GPU when an adapter exists: upload + download,
-//! upload + levels + download, and packed DPX 10-bit upload/unpack + pack/download.
+//! upload + levels + download, packed DPX 10-bit upload/unpack + pack/download, and
+//! upload + stabilise + download (the stage estimating its motion on the device).
 //!
-//! `cargo bench --bench pipeline` (frames: NITRATE_BENCH_FRAMES, default 24).
+//! `cargo bench --bench pipeline` (frames: NITRATE_BENCH_FRAMES, default 24;
+//! NITRATE_BENCH_STAGE=name measures only that stage alone, on the CPU and on the GPU).
 
 use std::time::Instant;
 
 use nitrate::frame::Frame;
-use nitrate::gpu::{AdapterChoice, GpuContext};
+use nitrate::gpu::{AdapterChoice, GpuContext, GpuFrame};
 use nitrate::io::dpx::{self, DpxLayout, Packing};
 use nitrate::io::sequence::Sequence;
 use nitrate::io::{self, OutputFormat};
@@ -39,6 +41,21 @@ impl Runner<Frame> for Cpu {
     fn release(&mut self, _frame: Frame) {}
 }
 
+struct Gpu<'g>(&'g GpuContext);
+
+impl Runner<GpuFrame> for Gpu<'_> {
+    fn run(
+        &mut self,
+        stage: &dyn Stage,
+        window: &Window<'_, GpuFrame>,
+    ) -> anyhow::Result<GpuFrame> {
+        stage.run_gpu(self.0, window)
+    }
+    fn release(&mut self, frame: GpuFrame) {
+        self.0.recycle(frame);
+    }
+}
+
 fn rate(n: usize, t: Instant) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
@@ -48,6 +65,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(24);
+    let only = std::env::var("NITRATE_BENCH_STAGE").ok();
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("in");
     std::fs::create_dir_all(&input).expect("dir");
@@ -72,13 +90,18 @@ fn main() {
         rayon::current_num_threads()
     );
 
-    for (label, stages) in [
-        ("restore, empty chain (CPU)", vec![]),
-        (
-            "restore, levels (CPU)",
-            vec![Box::new(Levels::new(levels()).expect("params")) as Box<dyn Stage>],
-        ),
-    ] {
+    let restores = if only.is_some() {
+        vec![]
+    } else {
+        vec![
+            ("restore, empty chain (CPU)", vec![]),
+            (
+                "restore, levels (CPU)",
+                vec![Box::new(Levels::new(levels()).expect("params")) as Box<dyn Stage>],
+            ),
+        ]
+    };
+    for (label, stages) in restores {
         let out = dir.path().join(label.replace([' ', ',', '(', ')'], "_"));
         let job = RestoreJob {
             input: Sequence::discover(&input).expect("sequence").into(),
@@ -108,7 +131,11 @@ fn main() {
             f
         })
         .collect();
-    for name in ["levels", "deflicker", "stabilise"] {
+    let names: Vec<&str> = match &only {
+        Some(n) => vec![n.as_str()],
+        None => vec!["levels", "deflicker", "stabilise"],
+    };
+    for &name in &names {
         let stages = vec![nitrate::stages::build(name, &toml::Table::new()).expect("stage")];
         let mut chain = Chain::new(&stages, n, 0, n - 1);
         let mut out = Vec::new();
@@ -134,6 +161,32 @@ fn main() {
         }
     };
     println!("{}", gpu.describe());
+    // Stages alone on the device: each frame uploaded, the chain run, the output downloaded.
+    for &name in names.iter().filter(|&&n| n == "stabilise") {
+        let stages = vec![nitrate::stages::build(name, &toml::Table::new()).expect("stage")];
+        let mut chain = Chain::new(&stages, n, 0, n - 1);
+        let mut out = Vec::new();
+        let t = Instant::now();
+        for (i, f) in frames.iter().enumerate() {
+            let g = gpu.upload(f).expect("upload");
+            chain
+                .push(i, g, &mut Gpu(&gpu), &mut out)
+                .expect("stage runs");
+            for (_, g) in out.drain(..) {
+                let back = gpu.download(&g).expect("download");
+                gpu.recycle(g);
+                drop(back);
+            }
+        }
+        println!(
+            "{:<42} {:>8.1} frames/s",
+            format!("upload + {name} alone + download (GPU)"),
+            rate(n, t)
+        );
+    }
+    if only.is_some() {
+        return;
+    }
     let params = levels();
     let warm = gpu.upload(&frame).expect("upload");
     gpu.recycle(warm);

@@ -96,7 +96,7 @@ impl GpuContext {
     }
 
     /// A frame buffer after checking the frame fits the device's limits.
-    pub(super) fn alloc_frame(
+    pub fn alloc_frame(
         &self,
         width: usize,
         height: usize,

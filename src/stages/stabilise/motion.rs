@@ -59,7 +59,7 @@ pub const MIN_GAIN: f64 = 0.2;
 /// A fit where fewer than this fraction of the samples keep any weight is lost.
 pub const MIN_INLIERS: f64 = 0.15;
 /// Tukey's biweight constant (95 % efficiency for Gaussian residuals).
-const TUKEY: f64 = 4.685;
+pub const TUKEY: f64 = 4.685;
 /// Phase-correlation peaks tried as starting points on the coarsest level (with no motion).
 const PC_PEAKS: usize = 4;
 /// How far (px of the level) the refinement may move from its start: on the coarsest level
@@ -253,7 +253,10 @@ pub struct Level {
     pub h: usize,
     /// Full-resolution pixels per pixel of this level.
     pub k: f64,
+    /// The smoothed image; on the GPU backend only the coarsest level's is on the host.
     pub img: Vec<f32>,
+    /// The smoothed image on the device (GPU backend), `w * h` `f32`.
+    pub device: Option<wgpu::Buffer>,
 }
 
 impl Level {
@@ -286,9 +289,9 @@ pub fn analysis_factor(width: usize, height: usize) -> usize {
 }
 
 /// Rec.709 luma of planar level-0 data (`n` samples per plane): three planes weighted, one as
-/// is, other counts averaged.
+/// is, other counts averaged; non-finite samples count as black.
 pub fn luma(planar: &[f32], n: usize, planes: usize) -> Vec<f32> {
-    match planes {
+    let mut y: Vec<f32> = match planes {
         3 => (0..n)
             .map(|i| {
                 metrics::REC709[0] * planar[i]
@@ -297,10 +300,32 @@ pub fn luma(planar: &[f32], n: usize, planes: usize) -> Vec<f32> {
             })
             .collect(),
         1 => planar[..n].to_vec(),
-        p => (0..n)
-            .map(|i| (0..p).map(|q| planar[q * n + i]).sum::<f32>() / p as f32)
-            .collect(),
+        p => {
+            let inv = 1.0 / p as f32;
+            (0..n)
+                .map(|i| (0..p).fold(0.0f32, |s, q| s + planar[q * n + i]) * inv)
+                .collect()
+        }
+    };
+    // Non-finite samples would poison every sum; they count as black.
+    y.iter_mut()
+        .filter(|v| !v.is_finite())
+        .for_each(|v| *v = 0.0);
+    y
+}
+
+/// Size and full-resolution pixels per pixel (`k`) of every pyramid level of a `w0` x `h0`
+/// analysis image reduced by `factor`, level 0 first.
+pub fn pyramid(w0: usize, h0: usize, factor: usize) -> Vec<(usize, usize, f64)> {
+    let (mut w, mut h, mut k) = (w0, h0, factor as f64);
+    let mut out = vec![(w, h, k)];
+    while !(w.max(h) <= TOP_SIDE || w.min(h) / 2 < 24) {
+        w /= 2;
+        h /= 2;
+        k *= 2.0;
+        out.push((w, h, k));
     }
+    out
 }
 
 impl Analysis {
@@ -308,41 +333,51 @@ impl Analysis {
     /// (`w0 = width / factor`, `h0 = height / factor` samples per plane; see `cpu::reduce`).
     pub fn new(width: usize, height: usize, factor: usize, planes: usize, level0: &[f32]) -> Self {
         let (w0, h0) = (width / factor, height / factor);
-        let n = w0 * h0;
-        let mut y = luma(level0, n, planes);
-        // Non-finite samples would poison every sum; they count as black.
-        y.iter_mut()
-            .filter(|v| !v.is_finite())
-            .for_each(|v| *v = 0.0);
-        let hash = content_hash(width, height, planes, &y);
-        let thumb = thumbnail(&y, w0, h0);
+        let y = luma(level0, w0 * h0, planes);
+        let sizes = pyramid(w0, h0, factor);
         let mut levels = Vec::new();
-        let (mut w, mut h, mut k, mut raw) = (w0, h0, factor as f64, y);
-        loop {
-            let img = blur(&raw, w, h, BLUR_SIGMA);
-            levels.push(Level { w, h, k, img });
-            if w.max(h) <= TOP_SIDE || w.min(h) / 2 < 24 {
-                break;
+        let mut raw = y.clone();
+        for (i, &(w, h, k)) in sizes.iter().enumerate() {
+            if i > 0 {
+                raw = downsample(&raw, sizes[i - 1].0, sizes[i - 1].1);
             }
-            raw = downsample(&raw, w, h);
-            w /= 2;
-            h /= 2;
-            k *= 2.0;
+            levels.push(Level {
+                w,
+                h,
+                k,
+                img: blur(&raw, w, h, BLUR_SIGMA),
+                device: None,
+            });
         }
         Analysis {
             width,
             height,
             levels,
-            thumb,
-            hash,
+            thumb: thumbnail(&y, w0, h0),
+            hash: content_hash(width, height, planes, &row_hashes(level0, w0)),
         }
     }
 }
 
-/// FNV-1a (64 bit) of the frame's shape and its analysis luma's bits: the key of the frame in
-/// pair caches and motion tracks. Written out (not `DefaultHasher`) so tracks stay valid across
-/// builds.
-pub fn content_hash(width: usize, height: usize, planes: usize, luma: &[f32]) -> u64 {
+/// The 32-bit FNV-1a hash of every row of every plane of the level-0 data (`w0` samples a
+/// row), over the samples' bits, started from the row's index: the rows of
+/// [`content_hash`]. `shaders/stabilise_luma.wgsl` (mode 1) computes the same on the device.
+pub fn row_hashes(level0: &[f32], w0: usize) -> Vec<u32> {
+    level0
+        .chunks(w0.max(1))
+        .enumerate()
+        .map(|(row, samples)| {
+            samples.iter().fold(0x811C_9DC5 ^ row as u32, |h, v| {
+                (h ^ v.to_bits()).wrapping_mul(0x0100_0193)
+            })
+        })
+        .collect()
+}
+
+/// FNV-1a (64 bit) of the frame's shape and its level-0 data's [`row_hashes`] (the reduction
+/// is bit-identical on both backends): the key of the frame in pair caches and motion
+/// tracks. Written out (not `DefaultHasher`) so tracks stay valid across builds.
+pub fn content_hash(width: usize, height: usize, planes: usize, rows: &[u32]) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01B3;
     let mut h: u64 = 0xCBF2_9CE4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -354,16 +389,22 @@ pub fn content_hash(width: usize, height: usize, planes: usize, luma: &[f32]) ->
     for v in [width as u64, height as u64, planes as u64] {
         eat(&v.to_le_bytes());
     }
-    for v in luma {
-        eat(&v.to_bits().to_le_bytes());
+    for v in rows {
+        eat(&v.to_le_bytes());
     }
     h
 }
 
-/// Block means of about [`THUMB_SIDE`] blocks along the longer side, for the cut detector.
-fn thumbnail(y: &[f32], w: usize, h: usize) -> Thumbnail {
+/// Block side and thumbnail size for a `w` x `h` image: about [`THUMB_SIDE`] blocks along the
+/// longer side.
+pub fn thumbnail_blocks(w: usize, h: usize) -> (usize, usize, usize) {
     let block = w.max(h).div_ceil(THUMB_SIDE).max(1);
-    let (tw, th) = (w.div_ceil(block).max(1), h.div_ceil(block).max(1));
+    (block, w.div_ceil(block).max(1), h.div_ceil(block).max(1))
+}
+
+/// Block means of about [`THUMB_SIDE`] blocks along the longer side, for the cut detector.
+pub fn thumbnail(y: &[f32], w: usize, h: usize) -> Thumbnail {
+    let (block, tw, th) = thumbnail_blocks(w, h);
     let mut sums = vec![0f64; tw * th];
     let mut counts = vec![0u32; tw * th];
     for yy in 0..h {
@@ -396,16 +437,20 @@ pub fn downsample(p: &[f32], w: usize, h: usize) -> Vec<f32> {
     out
 }
 
-/// Separable Gaussian blur (borders clamped).
-fn blur(p: &[f32], w: usize, h: usize, sigma: f64) -> Vec<f32> {
+/// Normalised Gaussian taps, `-r..=r` with `r = ceil(3 sigma)`.
+pub fn blur_taps(sigma: f64) -> Vec<f32> {
     let r = (3.0 * sigma).ceil() as i64;
-    let k: Vec<f32> = {
-        let k: Vec<f64> = (-r..=r)
-            .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
-            .collect();
-        let s: f64 = k.iter().sum();
-        k.iter().map(|v| (v / s) as f32).collect()
-    };
+    let k: Vec<f64> = (-r..=r)
+        .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let s: f64 = k.iter().sum();
+    k.iter().map(|v| (v / s) as f32).collect()
+}
+
+/// Separable Gaussian blur (borders clamped): rows, then columns, each tap added in order.
+fn blur(p: &[f32], w: usize, h: usize, sigma: f64) -> Vec<f32> {
+    let k = blur_taps(sigma);
+    let r = (k.len() / 2) as i64;
     let mut tmp = vec![0f32; w * h];
     tmp.par_chunks_mut(w.max(1))
         .enumerate()
@@ -466,19 +511,269 @@ fn bicubic(p: &[f32], w: usize, x: f64, y: f64) -> f64 {
 /// Parameters solved by Gauss–Newton: translation (level px), `a` and `b` of the linear part
 /// `[[1 + a, -b], [b, 1 + a]]` (times the level's half-diagonal, so in px), gain, lift.
 #[derive(Clone, Copy, Debug)]
-struct Fit {
-    q: [f64; 6],
+pub struct Fit {
+    pub q: [f64; 6],
 }
 
-const DX: usize = 0;
-const DY: usize = 1;
-const A: usize = 2;
-const B: usize = 3;
-const GAIN: usize = 4;
-const LIFT: usize = 5;
+pub const DX: usize = 0;
+pub const DY: usize = 1;
+pub const A: usize = 2;
+pub const B: usize = 3;
+pub const GAIN: usize = 4;
+pub const LIFT: usize = 5;
 
-/// The estimate for one pair of frames. `a` and `b` must come from frames of one size.
+/// Where one Gauss–Newton pass samples a level: the lattice `x0 + i * stride`,
+/// `y0 + j * stride` (`i < nx`, `j < ny`), the level's centre `c` and half-diagonal `radius`,
+/// and `lim = (lo, hi_x, hi_y)`, the box a warped sample must fall in (away from the border,
+/// where the clamped blur differs between the frames).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lattice {
+    pub x0: usize,
+    pub y0: usize,
+    pub nx: usize,
+    pub ny: usize,
+    pub stride: usize,
+    pub c: (f64, f64),
+    pub radius: f64,
+    pub lim: (f64, f64, f64),
+}
+
+impl Lattice {
+    /// The samples of a pass, at most about [`MAX_SAMPLES`]; `None` when the overlap is too
+    /// small.
+    fn of(l: &Level, c: (f64, f64), roi: Option<(usize, usize, usize, usize)>) -> Option<Self> {
+        let (w, h) = (l.w, l.h);
+        let m = (3.0 * BLUR_SIGMA).ceil() as usize + 2;
+        let (mut x0, mut y0, mut x1, mut y1) = (m, m, w.saturating_sub(m), h.saturating_sub(m));
+        if let Some((rx0, ry0, rx1, ry1)) = roi {
+            x0 = x0.max(rx0);
+            y0 = y0.max(ry0);
+            x1 = x1.min(rx1);
+            y1 = y1.min(ry1);
+        }
+        if x1 <= x0 + 4 || y1 <= y0 + 4 {
+            return None;
+        }
+        let n = (x1 - x0) * (y1 - y0);
+        let mut stride = 1;
+        while n / (stride * stride) > MAX_SAMPLES {
+            stride += 1;
+        }
+        Some(Lattice {
+            x0,
+            y0,
+            nx: (x1 - x0).div_ceil(stride),
+            ny: (y1 - y0).div_ceil(stride),
+            stride,
+            c,
+            radius: half_diagonal(l),
+            lim: (m as f64, (w - 1 - m) as f64, (h - 1 - m) as f64),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.nx * self.ny
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Number of normal-equation sums a pass returns: the 21 of the upper triangle of the 6x6
+/// matrix `J^T W J` row by row, the 6 of `J^T W r`, the sum of the weights and the number of
+/// samples with weight.
+pub const SUMS: usize = 29;
+
+/// What one pass measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pass {
+    pub sums: [f64; SUMS],
+    /// Samples on the overlap.
+    pub total: usize,
+    /// Robust scale of the residuals: 1.4826 × their median magnitude, at least 1e-5.
+    pub sigma: f64,
+}
+
+/// The per-sample work of the estimator, done by a backend: the CPU ([`CpuMeasure`]) or the
+/// GPU (`gpu::GpuMeasure`, its twin in `shaders/stabilise_{residual,select,normal}.wgsl`).
+pub trait Measure {
+    /// One pass on `level` of both frames with the parameters `q` (see [`Fit`]): the residual
+    /// `r = b(M(x)) - gain * a(x) - lift` of every lattice sample whose warped position lies in
+    /// the lattice's `lim` box; their robust scale `sigma`; and with Tukey's biweight at
+    /// `TUKEY * sigma`, the weighted normal-equation sums of the Jacobian
+    /// `[gain ∂a/∂x, gain ∂a/∂y, (gain ∇a)·u, (gain ∇a)·u⊥, -a, -1]` (`u` the position from
+    /// the centre over the radius; central differences). The residuals are kept in `slot`
+    /// until the next pass on it. `None` when fewer than 64 samples lie on the overlap.
+    fn pass(
+        &mut self,
+        level: usize,
+        lat: &Lattice,
+        q: &[f64; 6],
+        slot: usize,
+    ) -> anyhow::Result<Option<Pass>>;
+
+    /// Over the residuals kept in `slot`: the sum of Tukey's loss `1 - (1 - u²)³`,
+    /// `u = min(|r| / cut, 1)`, and how many there are.
+    fn loss(&mut self, slot: usize, cut: f64) -> anyhow::Result<(f64, usize)>;
+}
+
+/// Rows of samples `(x, r)` of one pass on the CPU.
+type Residuals = Vec<Vec<(u32, f32)>>;
+
+/// The CPU backend of the estimator: the reference, plain Rust on rayon. Sums are accumulated
+/// per row and added in row order, so they do not depend on the thread count.
+pub struct CpuMeasure<'a> {
+    a: &'a Analysis,
+    b: &'a Analysis,
+    kept: Vec<Residuals>,
+}
+
+impl<'a> CpuMeasure<'a> {
+    pub fn new(a: &'a Analysis, b: &'a Analysis) -> Self {
+        CpuMeasure {
+            a,
+            b,
+            kept: Vec::new(),
+        }
+    }
+}
+
+impl Measure for CpuMeasure<'_> {
+    fn pass(
+        &mut self,
+        level: usize,
+        lat: &Lattice,
+        q: &[f64; 6],
+        slot: usize,
+    ) -> anyhow::Result<Option<Pass>> {
+        let (la, lb) = (&self.a.levels[level], &self.b.levels[level]);
+        let w = la.w;
+        let (c, radius, lim, stride) = (lat.c, lat.radius, lat.lim, lat.stride);
+        let (ma, mb) = (1.0 + q[A] / radius, q[B] / radius);
+        let warp = |x: usize, y: usize| {
+            let (ux, uy) = (x as f64 - c.0, y as f64 - c.1);
+            (
+                c.0 + ma * ux - mb * uy + q[DX],
+                c.1 + mb * ux + ma * uy + q[DY],
+            )
+        };
+        let inside = |px: f64, py: f64| px >= lim.0 && py >= lim.0 && px <= lim.1 && py <= lim.2;
+        // Residuals (kept for the sums) and their robust scale.
+        let per_row: Residuals = (0..lat.ny)
+            .into_par_iter()
+            .map(|j| {
+                let y = lat.y0 + j * stride;
+                let mut out = Vec::new();
+                for i in 0..lat.nx {
+                    let x = lat.x0 + i * stride;
+                    let (px, py) = warp(x, y);
+                    if inside(px, py) {
+                        let r = bicubic(&lb.img, w, px, py)
+                            - q[GAIN] * la.img[y * w + x] as f64
+                            - q[LIFT];
+                        out.push((x as u32, r as f32));
+                    }
+                }
+                out
+            })
+            .collect();
+        let mut mags: Vec<f32> = per_row
+            .iter()
+            .flat_map(|r| r.iter().map(|(_, v)| v.abs()))
+            .collect();
+        let total = mags.len();
+        if self.kept.len() <= slot {
+            self.kept.resize(slot + 1, Vec::new());
+        }
+        if total < 64 {
+            self.kept[slot] = per_row;
+            return Ok(None);
+        }
+        let (_, med, _) = mags.select_nth_unstable_by(total / 2, |a, b| a.total_cmp(b));
+        let sigma = (1.4826 * *med as f64).max(1e-5);
+        let cut = TUKEY * sigma;
+        // The weighted normal equations, one row at a time, added in row order.
+        let rows: Vec<[f64; SUMS]> = per_row
+            .par_iter()
+            .enumerate()
+            .map(|(j, samples)| {
+                let y = lat.y0 + j * stride;
+                let mut acc = [0f64; SUMS];
+                for &(x, r) in samples {
+                    let r = r as f64;
+                    if r.abs() >= cut {
+                        continue;
+                    }
+                    let x = x as usize;
+                    let i = y * w + x;
+                    let av = la.img[i] as f64;
+                    let t = 1.0 - (r / cut).powi(2);
+                    let wt = t * t;
+                    // Central differences; `x0 >= m >= 2`, so the neighbours exist.
+                    let (gx, gy) = (
+                        q[GAIN] * 0.5 * (la.img[i + 1] - la.img[i - 1]) as f64,
+                        q[GAIN] * 0.5 * (la.img[i + w] - la.img[i - w]) as f64,
+                    );
+                    let (ux, uy) = ((x as f64 - c.0) / radius, (y as f64 - c.1) / radius);
+                    let jac = [gx, gy, gx * ux + gy * uy, -gx * uy + gy * ux, -av, -1.0];
+                    let mut k = 0;
+                    for p in 0..6 {
+                        for q2 in p..6 {
+                            acc[k] += wt * jac[p] * jac[q2];
+                            k += 1;
+                        }
+                    }
+                    for p in 0..6 {
+                        acc[21 + p] += wt * jac[p] * r;
+                    }
+                    acc[27] += wt;
+                    acc[28] += 1.0;
+                }
+                acc
+            })
+            .collect();
+        let mut sums = [0f64; SUMS];
+        for s in &rows {
+            for (a, b) in sums.iter_mut().zip(s) {
+                *a += b;
+            }
+        }
+        self.kept[slot] = per_row;
+        Ok(Some(Pass { sums, total, sigma }))
+    }
+
+    fn loss(&mut self, slot: usize, cut: f64) -> anyhow::Result<(f64, usize)> {
+        let Some(rows) = self.kept.get(slot) else {
+            return Ok((0.0, 0));
+        };
+        let mut sum = 0.0;
+        let mut count = 0;
+        for row in rows {
+            for &(_, r) in row {
+                let u = (r.abs() as f64 / cut).min(1.0);
+                sum += 1.0 - (1.0 - u * u).powi(3);
+                count += 1;
+            }
+        }
+        Ok((sum, count))
+    }
+}
+
+/// The estimate for one pair of frames on the CPU. `a` and `b` must come from frames of one
+/// size.
 pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
+    estimate_with(a, b, cfg, &mut CpuMeasure::new(a, b)).expect("the CPU measure does not fail")
+}
+
+/// The estimate for one pair of frames with the per-sample work done by `measure`; the
+/// candidates, the solves and the decisions are here, shared by both backends.
+pub fn estimate_with(
+    a: &Analysis,
+    b: &Analysis,
+    cfg: &Config,
+    measure: &mut dyn Measure,
+) -> anyhow::Result<PairMotion> {
     assert_eq!(
         (a.width, a.height),
         (b.width, b.height),
@@ -486,7 +781,7 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
     );
     let similarity = cuts::compare(&a.thumb, &b.thumb);
     if cuts::is_cut(&similarity, cfg.cut_threshold) {
-        return PairMotion::broken(Break::Cut);
+        return Ok(PairMotion::broken(Break::Cut));
     }
     let top = a.levels.len() - 1;
     let (la, lb) = (&a.levels[top], &b.levels[top]);
@@ -529,46 +824,41 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
         (1.0, 0.0)
     };
     let top_c = (la.to_level(full_c.0), la.to_level(full_c.1));
-    let mut tried: Vec<(Fit, f64, Vec<f32>, Fit)> = Vec::new();
-    for c in candidates {
+    let Some(top_lat) = Lattice::of(la, top_c, roi_top) else {
+        return Ok(PairMotion::broken(Break::Lost));
+    };
+    // (fit, sigma, residual slot, samples, start)
+    let mut tried: Vec<(Fit, f64, usize, usize, Fit)> = Vec::new();
+    for (slot, c) in candidates.into_iter().enumerate() {
         let start = Fit {
             q: [c.0, c.1, 0.0, 0.0, g0, l0],
         };
         if let Some(r) = refine(
-            la,
-            lb,
-            top_c,
-            roi_top,
+            measure,
+            top,
+            &top_lat,
             start,
             cfg,
             &start,
             TOP_REACH,
             CANDIDATE_ITERATIONS,
-        ) {
-            tried.push((r.fit, r.sigma, r.residuals, start));
+            slot,
+        )? {
+            tried.push((r.fit, r.sigma, slot, r.samples, start));
         }
     }
     // Score every candidate with one common scale (the smallest any reached): the mean Tukey
     // loss, samples off the overlap counting as outliers.
     let Some(common) = tried.iter().map(|t| t.1).min_by(|a, b| a.total_cmp(b)) else {
-        return PairMotion::broken(Break::Lost);
+        return Ok(PairMotion::broken(Break::Lost));
     };
     let cut = TUKEY * common;
-    let samples = tried.iter().map(|t| t.2.len()).max().unwrap_or(0).max(1) as f64;
-    let scored: Vec<(f64, Fit, Fit)> = tried
-        .iter()
-        .map(|(f, _, res, start)| {
-            let loss: f64 = res
-                .iter()
-                .map(|&r| {
-                    let u = (r as f64 / cut).min(1.0);
-                    1.0 - (1.0 - u * u).powi(3)
-                })
-                .sum::<f64>()
-                + (samples - res.len() as f64);
-            (loss, *f, *start)
-        })
-        .collect();
+    let samples = tried.iter().map(|t| t.3).max().unwrap_or(0).max(1) as f64;
+    let mut scored: Vec<(f64, Fit, Fit)> = Vec::new();
+    for (f, _, slot, _, start) in &tried {
+        let (loss, count) = measure.loss(*slot, cut)?;
+        scored.push((loss + (samples - count as f64), *f, *start));
+    }
     let best = scored.iter().map(|s| s.0).fold(f64::INFINITY, f64::min);
     // Among the candidates that fit (nearly) as well as the best, the one that moves least:
     // where the picture holds layers of similar size moving differently (a still pavement, a
@@ -583,42 +873,55 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
         })
         .map(|s| (s.1, s.2))
     else {
-        return PairMotion::broken(Break::Lost);
+        return Ok(PairMotion::broken(Break::Lost));
     };
     // The winner, refined to convergence on the coarsest level, within reach of where its
     // candidate started.
     let Some(r) = refine(
-        la,
-        lb,
-        top_c,
-        roi_top,
+        measure,
+        top,
+        &top_lat,
         fit.0,
         cfg,
         &fit.1,
         TOP_REACH,
         MAX_ITERATIONS,
-    ) else {
-        return PairMotion::broken(Break::Lost);
+        0,
+    )?
+    else {
+        return Ok(PairMotion::broken(Break::Lost));
     };
     let (mut fit, mut inliers) = (r.fit, r.inliers);
     for l in (0..top).rev() {
-        let (la, lb) = (&a.levels[l], &b.levels[l]);
+        let la = &a.levels[l];
         // The parameters in px double from one level to the next finer.
         for i in [DX, DY, A, B] {
             fit.q[i] *= 2.0;
         }
         let c = (la.to_level(full_c.0), la.to_level(full_c.1));
-        let roi = roi_rect(cfg.roi, la);
-        match refine(la, lb, c, roi, fit, cfg, &fit, LEVEL_REACH, MAX_ITERATIONS) {
+        let Some(lat) = Lattice::of(la, c, roi_rect(cfg.roi, la)) else {
+            return Ok(PairMotion::broken(Break::Lost));
+        };
+        match refine(
+            measure,
+            l,
+            &lat,
+            fit,
+            cfg,
+            &fit,
+            LEVEL_REACH,
+            MAX_ITERATIONS,
+            0,
+        )? {
             Some(r) => {
                 fit = r.fit;
                 inliers = r.inliers;
             }
-            None => return PairMotion::broken(Break::Lost),
+            None => return Ok(PairMotion::broken(Break::Lost)),
         }
     }
     if fit.q[GAIN] < MIN_GAIN || inliers < MIN_INLIERS || fit.q.iter().any(|v| !v.is_finite()) {
-        return PairMotion::broken(Break::Lost);
+        return Ok(PairMotion::broken(Break::Lost));
     }
     let l0 = &a.levels[0];
     let radius = half_diagonal(l0);
@@ -629,12 +932,12 @@ pub fn estimate(a: &Analysis, b: &Analysis, cfg: &Config) -> PairMotion {
         rot: if cfg.rotation { mb.atan2(ma) } else { 0.0 },
         scale: if cfg.scale { ma.hypot(mb) } else { 1.0 },
     };
-    PairMotion {
+    Ok(PairMotion {
         motion: Some(motion),
         gain: fit.q[GAIN],
         lift: fit.q[LIFT],
         brk: None,
-    }
+    })
 }
 
 fn half_diagonal(l: &Level) -> f64 {
@@ -666,145 +969,43 @@ struct Refined {
     inliers: f64,
     /// Robust scale of the residuals at the last iteration.
     sigma: f64,
-    /// Absolute residuals at the last iteration (samples on the overlap).
-    residuals: Vec<f32>,
+    /// Samples on the overlap at the last iteration (their residuals are in the slot).
+    samples: usize,
 }
 
-/// Iteratively reweighted Gauss–Newton at one level from `start`, the geometric parameters
+/// Iteratively reweighted Gauss–Newton on `level` from `start`, the geometric parameters
 /// staying within `reach` level px of `anchor`; `None` when the system is singular or the
 /// overlap too small.
 #[allow(clippy::too_many_arguments)]
 fn refine(
-    la: &Level,
-    lb: &Level,
-    c: (f64, f64),
-    roi: Option<(usize, usize, usize, usize)>,
+    measure: &mut dyn Measure,
+    level: usize,
+    lat: &Lattice,
     start: Fit,
     cfg: &Config,
     anchor: &Fit,
     reach: f64,
     iterations: usize,
-) -> Option<Refined> {
-    let (w, h) = (la.w, la.h);
-    let radius = half_diagonal(la);
-    // Away from the border, where the clamped blur differs between the frames.
-    let m = (3.0 * BLUR_SIGMA).ceil() as usize + 2;
-    let (mut x0, mut y0, mut x1, mut y1) = (m, m, w.saturating_sub(m), h.saturating_sub(m));
-    if let Some((rx0, ry0, rx1, ry1)) = roi {
-        x0 = x0.max(rx0);
-        y0 = y0.max(ry0);
-        x1 = x1.min(rx1);
-        y1 = y1.min(ry1);
-    }
-    if x1 <= x0 + 4 || y1 <= y0 + 4 {
-        return None;
-    }
-    let stride = {
-        let n = (x1 - x0) * (y1 - y0);
-        let mut s = 1;
-        while n / (s * s) > MAX_SAMPLES {
-            s += 1;
-        }
-        s
-    };
-    let rows: Vec<usize> = (y0..y1).step_by(stride).collect();
+    slot: usize,
+) -> anyhow::Result<Option<Refined>> {
     let active: Vec<usize> = [DX, DY]
         .into_iter()
         .chain(cfg.scale.then_some(A))
         .chain(cfg.rotation.then_some(B))
         .chain([GAIN, LIFT])
         .collect();
-    let lim = (m as f64, (w - 1 - m) as f64, (h - 1 - m) as f64);
     let mut fit = start;
     let mut inliers = 0.0;
     let mut sigma = 0.0;
-    let mut residuals: Vec<f32> = Vec::new();
+    let mut samples = 0;
     for iteration in 0..iterations {
-        let q = fit.q;
-        let (ma, mb) = (1.0 + q[A] / radius, q[B] / radius);
-        let warp = |x: usize, y: usize| {
-            let (ux, uy) = (x as f64 - c.0, y as f64 - c.1);
-            (
-                c.0 + ma * ux - mb * uy + q[DX],
-                c.1 + mb * ux + ma * uy + q[DY],
-            )
+        let Some(pass) = measure.pass(level, lat, &fit.q, slot)? else {
+            return Ok(None);
         };
-        let inside = |px: f64, py: f64| px >= lim.0 && py >= lim.0 && px <= lim.1 && py <= lim.2;
-        // Pass 1: residuals (kept for pass 2) and their robust scale.
-        let per_row: Vec<Vec<(u32, f32)>> = rows
-            .par_iter()
-            .map(|&y| {
-                let mut out = Vec::new();
-                for x in (x0..x1).step_by(stride) {
-                    let (px, py) = warp(x, y);
-                    if inside(px, py) {
-                        let r = bicubic(&lb.img, w, px, py)
-                            - q[GAIN] * la.img[y * w + x] as f64
-                            - q[LIFT];
-                        out.push((x as u32, r as f32));
-                    }
-                }
-                out
-            })
-            .collect();
-        residuals.clear();
-        for r in &per_row {
-            residuals.extend(r.iter().map(|(_, v)| v.abs()));
-        }
-        let total = residuals.len();
-        if total < 64 {
-            return None;
-        }
-        let mid = total / 2;
-        let (_, med, _) = residuals.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
-        sigma = (1.4826 * *med as f64).max(1e-5);
-        let cut = TUKEY * sigma;
-        // Pass 2: the weighted normal equations, one row at a time, added in row order.
-        let sums: Vec<[f64; 29]> = rows
-            .par_iter()
-            .zip(&per_row)
-            .map(|(&y, samples)| {
-                let mut acc = [0f64; 29];
-                for &(x, r) in samples {
-                    let r = r as f64;
-                    if r.abs() >= cut {
-                        continue;
-                    }
-                    let x = x as usize;
-                    let i = y * w + x;
-                    let av = la.img[i] as f64;
-                    let t = 1.0 - (r / cut).powi(2);
-                    let wt = t * t;
-                    // Central differences; `x0 >= m >= 2`, so the neighbours exist.
-                    let (gx, gy) = (
-                        q[GAIN] * 0.5 * (la.img[i + 1] - la.img[i - 1]) as f64,
-                        q[GAIN] * 0.5 * (la.img[i + w] - la.img[i - w]) as f64,
-                    );
-                    let (ux, uy) = ((x as f64 - c.0) / radius, (y as f64 - c.1) / radius);
-                    let j = [gx, gy, gx * ux + gy * uy, -gx * uy + gy * ux, -av, -1.0];
-                    let mut k = 0;
-                    for p in 0..6 {
-                        for q2 in p..6 {
-                            acc[k] += wt * j[p] * j[q2];
-                            k += 1;
-                        }
-                    }
-                    for p in 0..6 {
-                        acc[21 + p] += wt * j[p] * r;
-                    }
-                    acc[27] += wt;
-                    acc[28] += 1.0;
-                }
-                acc
-            })
-            .collect();
-        let mut acc = [0f64; 29];
-        for s in &sums {
-            for (a, b) in acc.iter_mut().zip(s) {
-                *a += b;
-            }
-        }
-        inliers = acc[28] / total as f64;
+        let acc = pass.sums;
+        sigma = pass.sigma;
+        samples = pass.total;
+        inliers = acc[28] / pass.total as f64;
         // The 21 sums are the upper triangle of the symmetric normal matrix, row by row.
         let mut full = [[0f64; 6]; 6];
         let mut k = 0;
@@ -824,7 +1025,9 @@ fn refine(
             }
             rhs[i] = -acc[21 + p];
         }
-        let step = solve(mat, rhs, 1e-12)?;
+        let Some(step) = solve(mat, rhs, 1e-12) else {
+            return Ok(None);
+        };
         let mut delta = [0f64; 6];
         for (i, &p) in active.iter().enumerate() {
             delta[p] = step[i];
@@ -854,12 +1057,12 @@ fn refine(
             break;
         }
     }
-    Some(Refined {
+    Ok(Some(Refined {
         fit,
         inliers,
         sigma,
-        residuals,
-    })
+        samples,
+    }))
 }
 
 /// Candidate translations of `b` against `a` (`b(x + d) ≈ a(x)`) by phase correlation: the
