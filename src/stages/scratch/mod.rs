@@ -64,6 +64,8 @@ pub const MIN_CONTRAST: f32 = 0.01;
 pub const GATE_LO: f32 = 0.01;
 /// A pixel standing out by this or more is replaced; linear between.
 pub const GATE_HI: f32 = 0.03;
+/// Shortest scratch taken, as a share of the frame height (at least two bands).
+pub const MIN_LENGTH: f32 = 0.2;
 /// Neighbours used per pixel at most.
 pub const MAX_SOURCES: usize = 2;
 
@@ -312,10 +314,17 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
                     (x0 >= 2).then(|| flank(x0 - 1, x0 - 2)),
                     (x1 + 2 < w).then(|| flank(x1 + 1, x1 + 2)),
                 ];
-                if sides
-                    .iter()
-                    .flatten()
-                    .any(|f| s as f32 * (peak - f) < 0.5 * here)
+                // Nor from a step with an edge line (a door frame's moulding, a kerb): the
+                // flanks must be alike.
+                let unlike = match sides {
+                    [Some(a), Some(b)] => (a - b).abs() > 0.5 * here,
+                    _ => false,
+                };
+                if unlike
+                    || sides
+                        .iter()
+                        .flatten()
+                        .any(|f| s as f32 * (peak - f) < 0.5 * here)
                 {
                     continue;
                 }
@@ -496,6 +505,38 @@ impl Plan {
                 accepted.push(*q);
             }
         }
+        // A scratch runs a good part of the height at one column: keep runs of candidates
+        // over consecutive bands, at least a fifth of the height (and two bands), holding an
+        // accepted one; the rest of the run is taken with it.
+        let band_rows = c.band();
+        let min_run = (h as f32 * MIN_LENGTH / band_rows as f32).ceil().max(2.0) as usize;
+        let near =
+            |a: &Candidate, b: &Candidate| a.sign == b.sign && (a.center - b.center).abs() <= 1.0;
+        let mut chosen: Vec<Candidate> = Vec::new();
+        for q in &accepted {
+            if chosen.contains(q) {
+                continue;
+            }
+            let mut run = vec![*q];
+            for dir in [-1i64, 1] {
+                let mut cur = *q;
+                while let Some(r) = cands[center]
+                    .iter()
+                    .find(|r| r.band as i64 == cur.band as i64 + dir && near(r, &cur))
+                {
+                    run.push(*r);
+                    cur = *r;
+                }
+            }
+            if run.len() >= min_run.min(c.bands()) {
+                chosen.extend(
+                    run.into_iter()
+                        .filter(|r| !chosen.contains(r))
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        let accepted = chosen;
         // Lines are labelled per half band. A band's line covers both halves and grows up and
         // down, half by half, while the line stands there too (partial-height scratches end
         // mid-band; the repair's gate keeps what the scratch did not reach).
