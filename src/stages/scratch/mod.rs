@@ -297,6 +297,10 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
                 }
                 // Too wide for a scratch; or peaking at one end of a wide extent, which is a
                 // ramp running into a step (the median leaves a dip there), not a line.
+                // A line needs both flanks: one at the frame's edge is the gate's border.
+                if x0 < 2 || x1 + 2 >= w {
+                    continue;
+                }
                 if x1 - x0 + 1 > params.max_width || (x1 - x0 >= 2 && (x == x0 || x == x1)) {
                     continue;
                 }
@@ -310,21 +314,11 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
                 // the median leaves a dip there with one high flank only).
                 let peak = m[x1.min(x0.max(x))];
                 let flank = |a: usize, b: usize| (m[a] + m[b]) * 0.5;
-                let sides = [
-                    (x0 >= 2).then(|| flank(x0 - 1, x0 - 2)),
-                    (x1 + 2 < w).then(|| flank(x1 + 1, x1 + 2)),
-                ];
+                let sides = [flank(x0 - 1, x0 - 2), flank(x1 + 1, x1 + 2)];
                 // Nor from a step with an edge line (a door frame's moulding, a kerb): the
                 // flanks must be alike.
-                let unlike = match sides {
-                    [Some(a), Some(b)] => (a - b).abs() > 0.5 * here,
-                    _ => false,
-                };
-                if unlike
-                    || sides
-                        .iter()
-                        .flatten()
-                        .any(|f| s as f32 * (peak - f) < 0.5 * here)
+                if (sides[0] - sides[1]).abs() > here
+                    || sides.iter().any(|f| s as f32 * (peak - f) < 0.5 * here)
                 {
                     continue;
                 }
@@ -489,19 +483,28 @@ impl Plan {
                 .any(|q| q.band == band && q.sign == sign && (q.center - x).abs() <= tol)
         };
         let mut accepted: Vec<Candidate> = Vec::new();
-        for q in cands[center].iter().filter(|q| q.strong) {
+        // Temporal hysteresis: a weak candidate counts where the same line is strong in a
+        // neighbour (a faint scratch flickers around the threshold from frame to frame).
+        let strong_at = |i: usize, band: usize, sign: i32, x: f32, tol: f32| {
+            cands[i].iter().any(|q| {
+                q.strong && q.band == band && q.sign == sign && (q.center - x).abs() <= tol
+            })
+        };
+        for q in &cands[center] {
             let mut film = 1;
             let mut scene = 0;
+            let mut strong = q.strong;
             for (&i, &(dx, _)) in order.iter().zip(&shifts) {
                 let dt = i.abs_diff(center) as f32;
                 let tol = 1.0 + dt + 0.5 * (q.x1 - q.x0) as f32;
                 if seen(i, q.band, q.sign, q.center, tol) {
                     film += 1;
+                    strong |= strong_at(i, q.band, q.sign, q.center, tol);
                 } else if dx.abs() > tol + 1.0 && seen(i, q.band, q.sign, q.center + dx, 1.0) {
                     scene += 1;
                 }
             }
-            if film >= need && film > scene {
+            if strong && film >= need && film > scene {
                 accepted.push(*q);
             }
         }
@@ -517,18 +520,29 @@ impl Plan {
             if chosen.contains(q) {
                 continue;
             }
+            // A faint scratch may fade out in a band: a gap of one band is bridged.
             let mut run = vec![*q];
+            let (mut top, mut bottom) = (q.band, q.band);
             for dir in [-1i64, 1] {
                 let mut cur = *q;
-                while let Some(r) = cands[center]
-                    .iter()
-                    .find(|r| r.band as i64 == cur.band as i64 + dir && near(r, &cur))
-                {
-                    run.push(*r);
-                    cur = *r;
+                'walk: loop {
+                    for step in [1, 2] {
+                        let band = cur.band as i64 + dir * step;
+                        if let Some(r) = cands[center]
+                            .iter()
+                            .find(|r| r.band as i64 == band && near(r, &cur))
+                        {
+                            run.push(*r);
+                            cur = *r;
+                            top = top.min(r.band);
+                            bottom = bottom.max(r.band);
+                            continue 'walk;
+                        }
+                    }
+                    break;
                 }
             }
-            if run.len() >= min_run.min(c.bands()) {
+            if bottom - top + 1 >= min_run.min(c.bands()) {
                 chosen.extend(
                     run.into_iter()
                         .filter(|r| !chosen.contains(r))
