@@ -1,4 +1,4 @@
-// scratch_columns: sum of each column over each band of rows, all planes. CPU twin:
+// scratch_columns: sum of each column over each half band of rows, all planes. CPU twin:
 // `stages::scratch::cpu::profiles` (same order: rows outer, planes inner).
 
 // #include shared/common.wgsl

@@ -144,7 +144,10 @@ fn score(clean: &[Frame], damaged: &[Frame], restored: &[Frame], masks: &[Vec<bo
 
 /// A still scene with a static bright scratch, and a panning one with a wandering, partial
 /// dark scratch.
-fn damaged_sets() -> Vec<(&'static str, Vec<Frame>, Vec<Frame>, Vec<Vec<bool>>)> {
+/// A named set: clean frames, damaged frames, and the per-pixel masks of the damage.
+type Set = (&'static str, Vec<Frame>, Vec<Frame>, Vec<Vec<bool>>);
+
+fn damaged_sets() -> Vec<Set> {
     let mut sets = Vec::new();
     // Static: the scratch sits on the same scene spot in every frame, so only spatial
     // interpolation can fill it.
@@ -306,14 +309,14 @@ fn gpu_matches_cpu() {
     for (name, _, damaged, _) in damaged_sets() {
         let want = run_cpu(&stage, &damaged);
         let on_gpu: Vec<_> = damaged.iter().map(|f| gpu.upload(f).unwrap()).collect();
-        for i in 0..damaged.len() {
+        for (i, want) in want.iter().enumerate() {
             let out = stage.run_gpu(&gpu, &window(&on_gpu, i)).unwrap();
             let got = gpu.download(&out).unwrap();
             gpu.recycle(out);
             let c = common::compare(
                 &format!("scratch {name} frame {i}"),
                 &got,
-                &want[i],
+                want,
                 scratch::GPU_TOLERANCE,
             );
             let allowed = (scratch::GPU_OUTLIERS * got.data.len() as f64).floor() as usize;

@@ -3,37 +3,44 @@
 //!
 //! # Algorithm (per output frame, over a window of up to [`RADIUS`] frames on either side)
 //!
-//! 1. **Profiles** ([`Profiles`]): every frame of the window is reduced to column means per
-//!    horizontal band of rows (`band` rows, about a sixteenth of the height, at least 16) and
-//!    to row sums. Both backends add in the same order (`cpu::profiles`,
+//! 1. **Profiles** ([`Profiles`]): every frame of the window is reduced to column sums per half
+//!    band of rows (a 32nd of the height, at least 8 rows; a band is two halves) and to row
+//!    sums. Both backends add in the same order (`cpu::profiles`,
 //!    `shaders/scratch_columns.wgsl`, `scratch_rows.wgsl`), so the profiles, and everything
 //!    decided from them, are bit-identical.
-//! 2. **Candidates** ([`detect`]): per band, the column profile minus its running median over
+//! 2. **Candidates** ([`detect`]): per band, the column means minus their running median over
 //!    `2 * (max_width + 2) + 1` columns (a median keeps steps such as door frames and removes
-//!    narrow lines) leaves narrow peaks. A peak of the allowed polarity standing above
-//!    `threshold * sigma` (sigma: robust spread of that band's residual, so texture raises the
-//!    bar) and [`MIN_CONTRAST`] is a strong candidate, above half of both a weak one; its
-//!    extent (where the residual stays above 30 % of the peak) must be at most `max_width`.
-//! 3. **Scene motion** ([`shift_1d`]): each neighbour's global translation against the centre
-//!    frame, from the median-filtered column profiles (scratches removed) and the row profiles,
-//!    by a 1-D search with sub-pixel refinement.
-//! 4. **Tracking** ([`Plan::build`]): a strong candidate of the centre frame is a scratch when it
-//!    is seen, with its polarity, near the same film column in enough frames of the window
-//!    (`persistence`; a scratch drifts at most about a pixel per frame) and does not follow the
-//!    scene instead (a pole in a panning shot is found at its column plus the scene's shift).
-//!    Accepted lines grow into neighbouring bands through weak candidates (partial height,
-//!    faint stretches).
-//! 5. **Repair** (`cpu::repair`, `shaders/scratch_repair.wgsl`), per pixel of a line's region:
-//!    from the nearest neighbours whose motion-compensated sample is off their own scratches
-//!    and whose flanks of the line (four columns, five rows) agree with the centre's after a
-//!    level offset (`consistency`); where none does (a static scratch on a still shot, or
-//!    occlusion), by directional interpolation across the line between its flanks, the
-//!    direction chosen among seven slopes by the flanks' agreement, which carries edges and
-//!    the flanks' own grain across. The result replaces the pixel only as far as the pixel
-//!    stands out from it in the scratch's polarity (by [`GATE_LO`] to [`GATE_HI`]), so rows
-//!    where the scratch breaks off stay as they were.
+//!    narrow lines) leave narrow peaks. A peak of the allowed polarity above
+//!    `(12 - 10 * sensitivity)` robust deviations of that band's residual (texture raises the
+//!    bar) and [`MIN_CONTRAST`] is a strong candidate, above half of that a weak one. It must be
+//!    at most `max_width` wide (where the residual stays above 30 % of the peak), peak inside
+//!    its extent (a ramp running into a step peaks at the end), stand out from both flanks,
+//!    which must be alike (not a line along a step: a kerb, a moulding), stand at one column in
+//!    both half bands (vertical, not slanted texture), and keep off the frame's edge.
+//! 3. **Scene motion** ([`scene_shift`]): each neighbour's global translation against the
+//!    centre frame, from the median-filtered column profiles (scratches removed) and the row
+//!    profiles, by a 1-D search with sub-pixel refinement.
+//! 4. **Tracking** ([`Plan::build`]): a candidate of the centre frame is a scratch when it is
+//!    seen, with its polarity, near the same film column in `persistence` frames of the window
+//!    (a scratch drifts about a pixel per frame at most), is strong here or in one of them
+//!    (faint scratches flicker around the threshold), and does not follow the scene instead (a
+//!    pole in a panning shot is found at its column plus the scene's shift). It must run over
+//!    consecutive bands, one-band gaps bridged, for at least [`MIN_LENGTH`] of the height; the
+//!    run's weaker candidates are taken with it, and its ends grow half band by half band while
+//!    the line still stands there (partial-height scratches).
+//! 5. **Repair** (`cpu::repair`, `shaders/scratch_repair.wgsl`), per pixel of a line's region
+//!    (its extent widened by a third and a pixel each side): from the nearest neighbours (at
+//!    most [`MAX_SOURCES`]) whose motion-compensated sample is off their own scratches and whose
+//!    flanks of the line (four columns, five rows) agree with the centre's after a level
+//!    offset (`consistency`); where none does (a static scratch in a still shot, occlusion), by
+//!    directional interpolation across the line between its flanks, along the slope (of seven)
+//!    on which the flanks agree best, so edges cross the line and the flanks' own grain is
+//!    carried in. The result replaces the pixel only as far as the pixel stands out from it in
+//!    the scratch's polarity ([`GATE_LO`] to [`GATE_HI`]), so rows where the scratch breaks off
+//!    stay as they were.
 //!
-//! Masks (`emit_masks`): the line regions repaired, 255 inside.
+//! Masks (`emit_masks`): the line regions repaired, 255 inside (the gate may leave pixels there
+//! unchanged).
 
 pub mod cpu;
 pub mod gpu;
@@ -326,8 +333,8 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
                 let upright = halves.iter().all(|r| {
                     let (lo, hi) = (x0.saturating_sub(2), (x1 + 2).min(w - 1));
                     let (mut hw, mut hx, mut top) = (0.0f32, 0.0f32, 0.0f32);
-                    for xi in lo..=hi {
-                        let u = (s as f32 * r[xi]).max(0.0);
+                    for (xi, v) in r.iter().enumerate().take(hi + 1).skip(lo) {
+                        let u = (s as f32 * v).max(0.0);
                         hw += u;
                         hx += u * xi as f32;
                         if xi >= x0 && xi <= x1 {
