@@ -18,17 +18,21 @@ pub fn profiles(frame: &Frame) -> Profiles {
     let bands = h.div_ceil(band);
     let n = frame.plane_len();
     let d = &frame.data;
-    let columns: Vec<f32> = (0..bands * w)
+    // Per band, every column at once (x innermost for the cache); each column still adds its
+    // samples in the shaders' order: rows outer, planes inner.
+    let columns: Vec<f32> = (0..bands)
         .into_par_iter()
-        .map(|i| {
-            let (b, x) = (i / w, i % w);
-            let mut s = 0.0f32;
+        .flat_map_iter(|b| {
+            let mut acc = vec![0.0f32; w];
             for y in b * band..((b + 1) * band).min(h) {
                 for p in 0..np {
-                    s += d[p * n + y * w + x];
+                    let row = &d[p * n + y * w..p * n + (y + 1) * w];
+                    for (a, v) in acc.iter_mut().zip(row) {
+                        *a += v;
+                    }
                 }
             }
-            s
+            acc
         })
         .collect();
     let rows: Vec<f32> = (0..h)
