@@ -49,6 +49,8 @@
 #   deshake       defaults (rx=ry=16, edge mirror)
 #   normalize     smoothing 24 with independence 0, then smoothing 48 strength 0.5; smoothing 24
 #                 and 48 with independent channels (independence 1)
+#   median        horizontal radius 3 (scratches): blind, and inside SET/mask/ only (oracle)
+#   delogo        a box per scratch track of SET/truth.json (oracle)
 #   upscale       SET/clean/ down by 2 (area), back up with lanczos (and bicubic): the upscaler
 #                 alone against the clean frames, not a restoration of SET/degraded/
 set -euo pipefail
@@ -238,6 +240,15 @@ run() {
             "$FFMPEG" -hide_banner -nostdin -loglevel error -y $sws "${input[@]}" \
                 -vf "format=$wf,vidstabtransform=$transform:input=transforms.trf,format=$out_fmt" "${output[@]}") \
             >"$dir/log" 2>&1 || ok=0
+    elif [[ $graph == complex:* ]]; then
+        # A two-input graph: [0:v] the frames, [1:v] SET/mask/ (gray); WORKFMT and the output
+        # format are applied inside the graph ("WF" and "OUT" are replaced).
+        local fc=${graph#complex:}
+        fc=${fc//WF/$wf}
+        fc=${fc//OUT/$out_fmt}
+        "$FFMPEG" -hide_banner -nostdin -loglevel error -y $sws "${input[@]}" \
+            -framerate 24 -start_number "$in_start" -i "$mask/$(pattern png)" \
+            -filter_complex "$fc" "${output[@]}" >"$dir/log" 2>&1 || ok=0
     else
         local vf="format=$wf"
         [[ -n $graph ]] && vf+=",$graph"
@@ -318,6 +329,30 @@ sweep && run normalize "smoothing=48 strength=0.5" gbrp16le "normalize=smoothing
 # Independent channels: the nearest FFmpeg gets to per-channel fade correction (colour stage).
 run normalize "smoothing=24 independence=1" gbrp16le "normalize=smoothing=24:independence=1"
 sweep && run normalize "smoothing=48 independence=1" gbrp16le "normalize=smoothing=48:independence=1"
+
+# Scratches. Blind: a horizontal median across the whole frame (7 wide: covers scratches up to
+# 3 px). Oracle rows know where the scratches are (a detector can do no better): the same median
+# merged only inside SET/mask/ (dilated by a pixel), and delogo over each scratch track's box
+# (columns it wanders over, rows it spans, frames it lives) from SET/truth.json.
+run median "radius=3 radiusV=0 (horizontal, blind)" "$p16" "median=radius=3:radiusV=0"
+if [[ -n $mask ]]; then
+    run median "radius=3 radiusV=0 inside SET/mask only (oracle)" "$p16" \
+        "complex:[0:v]format=WF,split[a][b];[b]median=radius=3:radiusV=0[m];[1:v]format=gray,dilation,format=WF[k];[a][m][k]maskedmerge,format=OUT"
+fi
+if [[ -f $set_dir/truth.json ]] && command -v jq >/dev/null; then
+    # One delogo per track, enabled over its frames; the box is kept 1 px inside the frame.
+    delogo=$(jq -r --argjson W "$width" --argjson H "$height" '
+        [.frames[] as $f | $f.scratches[]? | {t: .track, n: $f.index, c: .column, w: .width, r: .rows}]
+        | group_by(.t) | map(
+            ([.[].c] | min) as $lo | ([.[].c] | max) as $hi | (.[0].w) as $wd
+            | ([([.[].r[0]] | min | floor), 1] | max) as $y0
+            | ([([.[].r[1]] | max | ceil), $H - 2] | min) as $y1
+            | ([(($lo - $wd - 1) | floor), 1] | max) as $x0
+            | ([(($hi + $wd + 1) | ceil), $W - 2] | min) as $x1
+            | "delogo=x=\($x0):y=\($y0):w=\($x1 - $x0 + 1):h=\($y1 - $y0 + 1):enable='"'"'between(n,\([.[].n] | min),\([.[].n] | max))'"'"'")
+        | join(",")' "$set_dir/truth.json")
+    [[ -n $delogo ]] && run delogo "boxes of the truth.json scratch tracks (oracle)" "$y16" "$delogo"
+fi
 
 run upscale "clean/ area 1/2, lanczos 2x" "$p16" \
     "scale=trunc(iw/2):trunc(ih/2):flags=area+accurate_rnd,scale=$width:$height:flags=lanczos+accurate_rnd" "$clean"

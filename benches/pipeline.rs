@@ -1,8 +1,9 @@
 //! Pipeline overhead at 2048x1556: the whole restore run with an empty chain and with `levels`
 //! on the CPU backend (decode + chain + encode, DPX 10-bit in and out), each stage alone on the
-//! CPU with frames in memory, and on the GPU when an adapter exists: upload + download,
-//! upload + levels + download, packed DPX 10-bit upload/unpack + pack/download, and
-//! upload + stabilise + download (the stage estimating its motion on the device).
+//! CPU with frames in memory (`scratch` on frames with two scratches), and on the GPU when an
+//! adapter exists: upload + download, upload + levels + download, packed DPX 10-bit
+//! upload/unpack + pack/download, `scratch` with the window resident, and upload + stabilise +
+//! download (the stage estimating its motion on the device).
 //!
 //! `cargo bench --bench pipeline` (frames: NITRATE_BENCH_FRAMES, default 24;
 //! NITRATE_BENCH_STAGE=name measures only that stage alone, on the CPU and on the GPU).
@@ -54,6 +55,33 @@ impl Runner<GpuFrame> for Gpu<'_> {
     fn release(&mut self, frame: GpuFrame) {
         self.0.recycle(frame);
     }
+}
+
+/// `f` with a static bright scratch (3 px) and a dark one (2 px) wandering with the frame
+/// number, for the `scratch` stage to find and repair.
+fn with_scratches(f: &Frame, t: usize) -> Frame {
+    let mut f = f.clone();
+    let t = t as f32;
+    for (cx, width, level) in [
+        (0.3 * W as f32, 3.0f32, 0.95f32),
+        (0.7 * W as f32 + 3.0 * (0.2 * t).sin(), 2.0, 0.08),
+    ] {
+        for y in 0..H {
+            for x in (cx - width) as usize..=(cx + width) as usize {
+                let d = (x as f32 - cx).abs();
+                if d >= width {
+                    continue;
+                }
+                let c = (std::f32::consts::FRAC_PI_2 * d / width).cos();
+                let a = 0.6 * c * c;
+                for p in 0..3 {
+                    let v = &mut f.data[(p * H + y) * W + x];
+                    *v += a * (level - *v);
+                }
+            }
+        }
+    }
+    f
 }
 
 fn rate(n: usize, t: Instant) -> f64 {
@@ -153,6 +181,28 @@ fn main() {
         );
     }
 
+    // scratch alone on the CPU, on frames with two scratches to find and repair.
+    let scratched: Vec<Frame> = frames
+        .iter()
+        .enumerate()
+        .map(|(t, f)| with_scratches(f, t))
+        .collect();
+    let scratch = vec![nitrate::stages::build("scratch", &toml::Table::new()).expect("stage")];
+    let mut chain = Chain::new(&scratch, n, 0, n - 1);
+    let mut out = Vec::new();
+    let t = Instant::now();
+    for (i, f) in scratched.iter().enumerate() {
+        chain
+            .push(i, f.clone(), &mut Cpu, &mut out)
+            .expect("stage runs");
+        out.clear();
+    }
+    println!(
+        "{:<42} {:>8.1} frames/s (input clone included)",
+        "scratch alone, 2 scratches (CPU)",
+        rate(n, t)
+    );
+
     let gpu = match GpuContext::new(AdapterChoice::Any) {
         Ok(g) => g,
         Err(e) => {
@@ -216,6 +266,37 @@ fn main() {
         "GPU upload + levels + download (f32)",
         rate(n, t)
     );
+    // scratch on the device: the window's frames resident, one output frame per step.
+    let resident: Vec<_> = scratched
+        .iter()
+        .map(|f| gpu.upload(f).expect("upload"))
+        .collect();
+    let r = scratch[0].temporal_radius();
+    let t = Instant::now();
+    for i in 0..n {
+        let window = Window {
+            before: (1..=r)
+                .filter(|d| i >= *d)
+                .map(|d| &resident[i - d])
+                .collect(),
+            center: &resident[i],
+            after: (1..=r)
+                .filter(|d| i + d < n)
+                .map(|d| &resident[i + d])
+                .collect(),
+        };
+        let out = scratch[0].run_gpu(&gpu, &window).expect("scratch");
+        gpu.download(&out).expect("download");
+        gpu.recycle(out);
+    }
+    println!(
+        "{:<42} {:>8.1} frames/s (frames resident, output downloaded)",
+        "GPU scratch, 2 scratches",
+        rate(n, t)
+    );
+    for f in resident {
+        gpu.recycle(f);
+    }
     let words = dpx::pack_filled10(&frame.data, true, W, H, 3);
     let t = Instant::now();
     for _ in 0..n {

@@ -1,0 +1,362 @@
+//! `scratch`: synthetic static and wandering scratches are removed, real vertical structure (a
+//! pole in a panning shot, door-frame edges in a still one) is left alone, the GPU agrees with
+//! the CPU, masks are written, bad parameters are refused.
+
+mod common;
+
+use common::gpu;
+use nitrate::frame::{Frame, FrameMeta};
+use nitrate::metrics::psnr_from_mse;
+use nitrate::stages::scratch::{self, Scratch, ScratchParams};
+use nitrate::stages::{Stage, Window};
+use nitrate::synth::hash01;
+
+const W: usize = 96;
+const H: usize = 64;
+const FRAMES: usize = 7;
+
+/// A textured scene seen through a camera panning `pan` px per frame, with per-frame grain, an
+/// optional pole (3 px bright bar, part of the scene) and door-frame edges (steps).
+fn scene(t: usize, planes: usize, pan: f32, pole: bool) -> Frame {
+    let meta = FrameMeta {
+        number: Some(t as i64),
+        ..FrameMeta::default()
+    };
+    let mut f = Frame::new(W, H, planes, meta);
+    for p in 0..planes {
+        for y in 0..H {
+            for x in 0..W {
+                let sx = x as f32 + pan * t as f32;
+                let yf = y as f32;
+                let mut v = 0.45
+                    + 0.07 * (0.21 * sx + 0.13 * yf).sin()
+                    + 0.05 * (0.07 * sx - 0.29 * yf + 1.0 + p as f32).sin();
+                // Door frame: a darker panel between two vertical edges.
+                if (58.0..74.0).contains(&sx) {
+                    v -= 0.2;
+                }
+                if pole && (20.0..23.0).contains(&sx) {
+                    v = 0.9;
+                }
+                v += 0.02 * (hash01(x as u64, y as u64, t as u64 * 4 + p as u64, 11) - 0.5);
+                f.data[(p * H + y) * W + x] = v;
+            }
+        }
+    }
+    f
+}
+
+/// Blend a vertical scratch into `f`: centre column `cx`, full width at half maximum `width`,
+/// rows `rows`, pulled toward `level` with peak opacity `opacity` (cos² profile). Returns the
+/// per-pixel mask of what changed.
+fn scratch(
+    f: &mut Frame,
+    cx: f32,
+    width: f32,
+    rows: std::ops::Range<usize>,
+    level: f32,
+    opacity: f32,
+    mask: &mut [bool],
+) {
+    for y in rows {
+        for x in 0..W {
+            let d = (x as f32 - cx).abs();
+            if d >= width {
+                continue;
+            }
+            let c = (std::f32::consts::FRAC_PI_2 * d / width).cos();
+            let a = opacity * c * c;
+            if a < 0.004 {
+                continue;
+            }
+            mask[y * W + x] = true;
+            for p in 0..f.planes {
+                let v = &mut f.data[(p * H + y) * W + x];
+                *v += a * (level - *v);
+            }
+        }
+    }
+}
+
+fn run_cpu(stage: &Scratch, frames: &[Frame]) -> Vec<Frame> {
+    (0..frames.len())
+        .map(|i| stage.run_cpu(&window(frames, i)).unwrap())
+        .collect()
+}
+
+fn window<T>(frames: &[T], i: usize) -> Window<'_, T> {
+    let r = stage_radius();
+    Window {
+        before: (1..=r)
+            .filter(|d| i >= *d)
+            .map(|d| &frames[i - d])
+            .collect(),
+        center: &frames[i],
+        after: (1..=r)
+            .filter(|d| i + d < frames.len())
+            .map(|d| &frames[i + d])
+            .collect(),
+    }
+}
+
+fn stage_radius() -> usize {
+    scratch::RADIUS
+}
+
+/// Mean squared error over the pixels where `select(x, y)`.
+fn mse_where(a: &Frame, b: &Frame, select: impl Fn(usize, usize) -> bool) -> f64 {
+    let (mut s, mut n) = (0.0f64, 0usize);
+    for p in 0..a.planes {
+        for y in 0..H {
+            for x in 0..W {
+                if select(x, y) {
+                    let i = (p * H + y) * W + x;
+                    s += ((a.data[i] - b.data[i]) as f64).powi(2);
+                    n += 1;
+                }
+            }
+        }
+    }
+    s / n.max(1) as f64
+}
+
+struct Scores {
+    in_before: f64,
+    in_after: f64,
+    out_after: f64,
+}
+
+fn score(clean: &[Frame], damaged: &[Frame], restored: &[Frame], masks: &[Vec<bool>]) -> Scores {
+    let mut s = [0.0f64; 3];
+    for t in 0..clean.len() {
+        let m = &masks[t];
+        s[0] += mse_where(&clean[t], &damaged[t], |x, y| m[y * W + x]);
+        s[1] += mse_where(&clean[t], &restored[t], |x, y| m[y * W + x]);
+        s[2] += mse_where(&clean[t], &restored[t], |x, y| !m[y * W + x]);
+    }
+    let n = clean.len() as f64;
+    Scores {
+        in_before: psnr_from_mse(s[0] / n),
+        in_after: psnr_from_mse(s[1] / n),
+        out_after: psnr_from_mse(s[2] / n),
+    }
+}
+
+/// A still scene with a static bright scratch, and a panning one with a wandering, partial
+/// dark scratch.
+/// A named set: clean frames, damaged frames, and the per-pixel masks of the damage.
+type Set = (&'static str, Vec<Frame>, Vec<Frame>, Vec<Vec<bool>>);
+
+fn damaged_sets() -> Vec<Set> {
+    let mut sets = Vec::new();
+    // Static: the scratch sits on the same scene spot in every frame, so only spatial
+    // interpolation can fill it.
+    let clean: Vec<Frame> = (0..FRAMES).map(|t| scene(t, 3, 0.0, false)).collect();
+    let mut damaged = clean.clone();
+    let mut masks = vec![vec![false; W * H]; FRAMES];
+    for (f, m) in damaged.iter_mut().zip(&mut masks) {
+        scratch(f, 40.3, 2.0, 0..H, 0.95, 0.7, m);
+    }
+    sets.push(("static", clean, damaged, masks));
+    // Wandering: the camera pans 2 px per frame and the scratch drifts and wanders the other way,
+    // over two thirds of the height.
+    let clean: Vec<Frame> = (0..FRAMES).map(|t| scene(t, 3, 2.0, false)).collect();
+    let mut damaged = clean.clone();
+    let mut masks = vec![vec![false; W * H]; FRAMES];
+    for (t, (f, m)) in damaged.iter_mut().zip(&mut masks).enumerate() {
+        let cx = 30.0 + 0.5 * t as f32 + (t as f32 * 0.6).sin();
+        scratch(f, cx, 3.0, 8..52, 0.08, 0.6, m);
+    }
+    sets.push(("wandering", clean, damaged, masks));
+    sets
+}
+
+#[test]
+fn static_and_wandering_scratches_are_removed() {
+    let stage = Scratch::new(ScratchParams::default()).unwrap();
+    for (name, clean, damaged, masks) in damaged_sets() {
+        let restored = run_cpu(&stage, &damaged);
+        let s = score(&clean, &damaged, &restored, &masks);
+        eprintln!(
+            "{name}: PSNR in scratch {:.2} -> {:.2} dB, outside {:.2} dB",
+            s.in_before, s.in_after, s.out_after
+        );
+        assert!(
+            s.in_after >= s.in_before + 10.0,
+            "{name}: inside the scratch {:.2} dB before, {:.2} dB after (want +10 dB)",
+            s.in_before,
+            s.in_after
+        );
+        assert!(
+            s.in_after >= 27.0,
+            "{name}: inside the scratch only {:.2} dB after",
+            s.in_after
+        );
+        assert!(
+            s.out_after >= 50.0,
+            "{name}: outside the scratch {:.2} dB (want 50 dB or more)",
+            s.out_after
+        );
+    }
+}
+
+#[test]
+fn polarity_knob_limits_what_is_removed() {
+    // Only dark scratches asked for: the bright one stays exactly as it was.
+    let params = ScratchParams {
+        polarity: scratch::Polarity::Dark,
+        ..ScratchParams::default()
+    };
+    let stage = Scratch::new(params).unwrap();
+    let (_, _, damaged, _) = damaged_sets().remove(0);
+    let restored = run_cpu(&stage, &damaged);
+    for (t, (a, b)) in damaged.iter().zip(&restored).enumerate() {
+        let changed = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
+        assert_eq!(
+            changed, 0,
+            "frame {t}: {changed} samples changed with polarity = dark"
+        );
+    }
+}
+
+#[test]
+fn poles_and_door_frames_are_left_intact() {
+    let stage = Scratch::new(ScratchParams::default()).unwrap();
+    // Still shot: the door-frame edges are steps, not lines. Panning shot: the pole is a line
+    // but moves with the scene.
+    for (name, pan, pole) in [("still", 0.0, false), ("panning", 3.0, true)] {
+        let clean: Vec<Frame> = (0..FRAMES).map(|t| scene(t, 3, pan, pole)).collect();
+        if pole {
+            // The pole is a line to the detector; it is the tracking that keeps it.
+            let cands = scratch::detect(&scratch::cpu::profiles(&clean[3]), &stage.params);
+            let x = 21.5 - 3.0 * 3.0;
+            assert!(
+                cands.iter().any(|c| c.strong && (c.center - x).abs() < 1.0),
+                "the pole at x = {x} is not even a candidate: {cands:?}"
+            );
+        }
+        let restored = run_cpu(&stage, &clean);
+        for (t, (a, b)) in clean.iter().zip(&restored).enumerate() {
+            let changed = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
+            assert_eq!(
+                changed, 0,
+                "{name}: frame {t} has {changed} samples changed (no scratch)"
+            );
+        }
+    }
+    // The pole in a panning shot beside a static scratch: the scratch goes, the pole stays.
+    let clean: Vec<Frame> = (0..FRAMES).map(|t| scene(t, 1, 3.0, true)).collect();
+    let mut damaged = clean.clone();
+    let mut masks = vec![vec![false; W * H]; FRAMES];
+    for (f, m) in damaged.iter_mut().zip(&mut masks) {
+        scratch(f, 70.0, 2.0, 0..H, 0.95, 0.7, m);
+    }
+    let restored = run_cpu(&stage, &damaged);
+    let s = score(&clean, &damaged, &restored, &masks);
+    assert!(
+        s.in_after >= s.in_before + 10.0,
+        "pole + scratch: inside the scratch {:.2} -> {:.2} dB",
+        s.in_before,
+        s.in_after
+    );
+    for t in 0..FRAMES {
+        let pole = |x: usize, _y: usize| {
+            let sx = x as f32 + 3.0 * t as f32;
+            (18.0..25.0).contains(&sx)
+        };
+        let e = mse_where(&clean[t], &restored[t], pole);
+        assert!(e < 1e-10, "frame {t}: the pole was changed (MSE {e:e})");
+    }
+}
+
+#[test]
+fn masks_are_written_over_the_scratch() {
+    let dir = std::env::temp_dir().join(format!("nitrate-scratch-masks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let params = ScratchParams {
+        emit_masks: Some(dir.clone()),
+        ..ScratchParams::default()
+    };
+    let stage = Scratch::new(params).unwrap();
+    let (_, _, damaged, masks) = damaged_sets().remove(0);
+    run_cpu(&stage, &damaged);
+    for (t, truth) in masks.iter().enumerate() {
+        let path = dir.join("scratch").join(format!("{t:06}.png"));
+        let img = image::open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .to_luma8();
+        assert_eq!(img.dimensions(), (W as u32, H as u32));
+        let covered = truth
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m)
+            .all(|(i, _)| img.as_raw()[i] == 255);
+        assert!(covered, "frame {t}: the mask misses scratch pixels");
+        let marked = img.as_raw().iter().filter(|v| **v == 255).count();
+        let truth_n = truth.iter().filter(|m| **m).count();
+        assert!(
+            marked <= 3 * truth_n,
+            "frame {t}: {marked} pixels marked for a {truth_n}-pixel scratch"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gpu_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let stage = Scratch::new(ScratchParams::default()).unwrap();
+    for (name, _, damaged, _) in damaged_sets() {
+        let want = run_cpu(&stage, &damaged);
+        let on_gpu: Vec<_> = damaged.iter().map(|f| gpu.upload(f).unwrap()).collect();
+        for (i, want) in want.iter().enumerate() {
+            let out = stage.run_gpu(&gpu, &window(&on_gpu, i)).unwrap();
+            let got = gpu.download(&out).unwrap();
+            gpu.recycle(out);
+            let c = common::compare(
+                &format!("scratch {name} frame {i}"),
+                &got,
+                want,
+                scratch::GPU_TOLERANCE,
+            );
+            let allowed = (scratch::GPU_OUTLIERS * got.data.len() as f64).floor() as usize;
+            assert!(c.over <= allowed, "{c} (allowed {allowed} outliers)");
+            // Outliers are alternative repairs, never wild values.
+            assert!(c.max_diff < 0.1, "{c}");
+        }
+    }
+}
+
+#[test]
+fn profiles_are_identical_on_gpu_and_cpu() {
+    let Some(gpu) = gpu() else { return };
+    for (w, h, planes) in [(97, 65, 3), (33, 17, 1), (5, 3, 3)] {
+        let f = common::random_frame(w, h, planes, 7);
+        let want = scratch::cpu::profiles(&f);
+        let got = scratch::gpu::profiles(&gpu, &gpu.upload(&f).unwrap()).unwrap();
+        assert_eq!(got, want, "{w}x{h}x{planes}: profiles differ");
+    }
+}
+
+#[test]
+fn bad_parameters_are_refused_by_name() {
+    let cases = [
+        ("max_width = 0", "scratch.max_width"),
+        ("sensitivity = 1.5", "scratch.sensitivity"),
+        ("persistence = 9", "scratch.persistence"),
+        ("consistency = 0", "scratch.consistency"),
+        ("polarity = \"up\"", "polarity"),
+        ("widht = 3", "widht"),
+    ];
+    for (text, key) in cases {
+        let table: toml::Table = text.parse().unwrap();
+        let err = match nitrate::stages::build("scratch", &table) {
+            Ok(_) => panic!("{text}: accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains(key),
+            "{text}: message does not name {key}: {err}"
+        );
+    }
+}
