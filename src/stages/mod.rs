@@ -4,6 +4,7 @@
 //! tests in `tests/gpu_parity.rs` hold them to it.
 
 pub mod deflicker;
+pub mod dust;
 pub mod levels;
 pub mod stabilise;
 
@@ -68,7 +69,7 @@ pub fn check_shapes(
 
 /// Stages that can write masks of what they repaired (`restore --emit-masks DIR` sets their
 /// `emit_masks` parameter).
-pub const MASK_STAGES: &[&str] = &[];
+pub const MASK_STAGES: &[&str] = &["dust"];
 
 /// Write one frame's mask of what `stage` touched, for the expert to look at: an 8-bit
 /// greyscale PNG at `DIR/<stage>/<number, six digits>.png`, 0 untouched and 255 fully repaired.
@@ -131,6 +132,7 @@ pub const STAGE_NAMES: &[(&str, &[&str])] = &[
     ("levels", &[]),
     ("deflicker", &[]),
     ("stabilise", &["stabilize"]),
+    ("dust", &["dirt"]),
 ];
 
 /// The canonical name for `name` or one of its aliases.
@@ -155,6 +157,7 @@ pub fn build(name: &str, params: &toml::Table) -> Result<Box<dyn Stage>> {
         "levels" => Ok(Box::new(levels::Levels::from_table(params)?)),
         "deflicker" => Ok(Box::new(deflicker::Deflicker::from_table(params)?)),
         "stabilise" => Ok(Box::new(stabilise::Stabilise::from_table(params)?)),
+        "dust" => Ok(Box::new(dust::Dust::from_table(params)?)),
         other => bail!("stage '{other}' is not built in this version"),
     }
 }
