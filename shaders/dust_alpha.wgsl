@@ -1,5 +1,5 @@
-// dust: the soft repair mask, 1 within `dilate` of a detected pixel and fading over
-// `feather + 1` pixels beyond. CPU twin: `stages::dust::cpu::alpha`.
+// dust: the soft repair mask, 1 on the grown mask and fading over `feather + 1` pixels
+// beyond. CPU twin: `stages::dust::cpu::alpha`.
 
 // #include shared/common.wgsl
 
@@ -22,7 +22,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if id.x >= params.w || id.y >= params.h || id.z > 0u {
         return;
     }
-    let r = i32(params.dilate + params.feather);
+    let r = i32(params.feather);
     var d2 = 2147483647;
     for (var j = -r; j <= r; j++) {
         for (var i = -r; i <= r; i++) {
@@ -35,13 +35,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     var a = 0.0;
     if d2 != 2147483647 {
-        let d = sqrt(f32(d2));
-        let dil = f32(params.dilate);
-        if d <= dil {
-            a = 1.0;
-        } else {
-            a = max(1.0 - (d - dil) / (f32(params.feather) + 1.0), 0.0);
-        }
+        a = max(1.0 - sqrt(f32(d2)) / (f32(params.feather) + 1.0), 0.0);
     }
     alpha[id.y * params.w + id.x] = a;
 }

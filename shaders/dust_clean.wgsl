@@ -46,5 +46,6 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             keep |= neg;
         }
     }
-    dst[id.y * w + id.x] = keep;
+    // Weak bits (512) pass through.
+    dst[id.y * w + id.x] = keep | (own & 512u);
 }

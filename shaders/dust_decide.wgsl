@@ -55,5 +55,12 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let dirt = ((own & C_POS) != 0u && !motion(pn, P_POS, N_POS))
         || ((own & C_NEG) != 0u && !motion(pn, P_NEG, N_NEG))
         || (params.has_ext != 0u && ext[k] > 0.5);
-    flag[k] = select(0.0, 1.0, dirt);
+    var f = 0.0;
+    if dirt {
+        f = 1.0;
+    } else if (own & 512u) != 0u {
+        // A weak candidate: may join the mask beside dirt.
+        f = 0.5;
+    }
+    flag[k] = f;
 }

@@ -33,6 +33,7 @@ const P_STRONG: u32 = 32u;
 const N_POS: u32 = 64u;
 const N_NEG: u32 = 128u;
 const N_STRONG: u32 = 256u;
+const C_WEAK: u32 = 512u;
 
 // Slots: 0 centre, 1 p1, 2 n1, 3 p2, 4 n2.
 fn lum(slot: u32, k: u32) -> f32 {
@@ -69,10 +70,14 @@ fn disagreement(a: u32, b: u32, x: u32, y: u32) -> f32 {
     return s * (1.0 / 9.0);
 }
 
-fn spike(v: u32, a: u32, b: u32, x: u32, y: u32, pos: u32, neg: u32, strong: u32) -> u32 {
+// (how far v lies outside the pair's range, the local threshold)
+fn spike(v: u32, a: u32, b: u32, x: u32, y: u32) -> vec2<f32> {
     let k = y * params.w + x;
     let thr = params.t0 + params.noise_factor * disagreement(a, b, x, y);
-    let d = beyond(lum(v, k), lum(a, k), lum(b, k));
+    return vec2<f32>(beyond(lum(v, k), lum(a, k), lum(b, k)), thr);
+}
+
+fn spike_bits(d: f32, thr: f32, pos: u32, neg: u32, strong: u32) -> u32 {
     var out = 0u;
     if d > thr {
         out |= pos;
@@ -97,21 +102,36 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let p2 = (has & 4u) != 0u;
     let n2 = (has & 8u) != 0u;
     var out = 0u;
+    let k = id.y * params.w + id.x;
     if p1 && n1 {
-        out |= spike(0u, 1u, 2u, id.x, id.y, C_POS, C_NEG, C_STRONG);
-        if p2 && n2 {
-            out |= spike(0u, 3u, 4u, id.x, id.y, C_POS, C_NEG, C_STRONG);
+        let r = spike(0u, 1u, 2u, id.x, id.y);
+        var cb = spike_bits(r.x, r.y, C_POS, C_NEG, C_STRONG);
+        // Neighbours that disagree with each other are no evidence of dirt.
+        if abs(lp1[k] - ln1[k]) >= 0.5 * abs(r.x) {
+            cb = 0u;
         }
-    } else if n1 && n2 {
-        out |= spike(0u, 2u, 4u, id.x, id.y, C_POS, C_NEG, C_STRONG);
-    } else if p1 && p2 {
-        out |= spike(0u, 1u, 3u, id.x, id.y, C_POS, C_NEG, C_STRONG);
+        if p1 && n1 && p2 && n2 {
+            let r2 = spike(0u, 3u, 4u, id.x, id.y);
+            var ok = r2.x < -0.5 * r2.y;
+            if r.x > 0.0 {
+                ok = r2.x > 0.5 * r2.y;
+            }
+            if !ok {
+                cb = 0u;
+            }
+        }
+        out |= cb;
+        if abs(r.x) > 0.25 * r.y {
+            out |= C_WEAK;
+        }
     }
     if p1 && p2 {
-        out |= spike(1u, 3u, 0u, id.x, id.y, P_POS, P_NEG, P_STRONG);
+        let r = spike(1u, 3u, 0u, id.x, id.y);
+        out |= spike_bits(r.x, r.y, P_POS, P_NEG, P_STRONG);
     }
     if n1 && n2 {
-        out |= spike(2u, 0u, 4u, id.x, id.y, N_POS, N_NEG, N_STRONG);
+        let r = spike(2u, 0u, 4u, id.x, id.y);
+        out |= spike_bits(r.x, r.y, N_POS, N_NEG, N_STRONG);
     }
     bits[id.y * params.w + id.x] = out;
 }

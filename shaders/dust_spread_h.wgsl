@@ -15,7 +15,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-const C_BITS: u32 = 3u;
+const C_BITS: u32 = 515u; // C_POS | C_NEG | C_WEAK
 const PN_BITS: u32 = 216u; // P_POS | P_NEG | N_POS | N_NEG
 
 @compute @workgroup_size(WG, WG, 1)

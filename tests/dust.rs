@@ -168,17 +168,30 @@ fn spots_on_a_panning_scene_are_removed() {
 }
 
 #[test]
-fn spots_are_removed_at_the_sequence_start() {
-    // Only later frames exist: the spike test uses the two after.
-    let (clean, frames, s) = dirty_window(0.0, 0.0, 3);
+fn the_first_frame_is_left_alone() {
+    // Neighbours on one side only cannot tell dirt from picture coming into view.
+    let (_, frames, _) = dirty_window(0.0, 0.0, 3);
     let stage = Dust::new(DustParams::default()).unwrap();
     let w = Window {
         before: vec![],
         center: &frames[2],
         after: vec![&frames[3], &frames[4]],
     };
-    let out = stage.run_cpu(&w).unwrap();
-    assert_removed("start", &out, &frames[2], &clean, &s, 0.02);
+    assert_eq!(stage.run_cpu(&w).unwrap().data, frames[2].data);
+}
+
+#[test]
+fn radius_one_removes_spots_too() {
+    let (clean, frames, s) = dirty_window(0.0, 0.0, 7);
+    let stage = Dust::new(DustParams {
+        radius: 1,
+        ..DustParams::default()
+    })
+    .unwrap();
+    let out = stage.run_cpu(&window(&frames, 2)).unwrap();
+    // Two neighbours only: where one has dirt of its own the fill leans on the other and on
+    // the spatial fill.
+    assert_removed("radius 1", &out, &frames[2], &clean, &s, 0.05);
 }
 
 /// A bright 5x5 square that jumps 13 pixels a frame: in every frame, never in the same place.

@@ -86,8 +86,21 @@ fn known_shifts_are_found() {
             );
         }
         // Compensating B undoes the shift away from the edges: exactly for whole pixels, to
-        // the error of bilinear resampling for fractions.
+        // the error of bilinear resampling for fractions; per-pixel choice of vector too.
+        let pb = cpu::Pyramid::of(&b, &params);
+        let chosen = cpu::compensate(&b, &field, &pa.levels[0], &pb.levels[0]);
         let back = cpu::warp(&b, &field);
+        for p in 0..3 {
+            for y in 16..80 {
+                for x in 16..112 {
+                    let d = (chosen.get(p, x, y) - back.get(p, x, y)).abs();
+                    assert!(
+                        d <= 0.1,
+                        "shift ({sx}, {sy}): compensate and warp differ by {d}"
+                    );
+                }
+            }
+        }
         let (mut worst, mut sum, mut n) = (0.0f32, 0.0f32, 0);
         for p in 0..3 {
             for y in 16..80 {
@@ -107,6 +120,41 @@ fn known_shifts_are_found() {
             "shift ({sx}, {sy}): warped B differs from A by {worst} at most, {mean} on average"
         );
     }
+}
+
+#[test]
+fn compensation_follows_each_side_of_a_moving_edge() {
+    // Left half still, right half moved by 6 pixels: per-pixel choice keeps the still side
+    // exact right up to the edge, where the interpolated field smears.
+    let params = MotionParams::default();
+    let (w, h) = (128, 96);
+    let a = view(w, h, 1, 0.0, 0.0);
+    let mut b = a.clone();
+    let moved = view(w, h, 1, -6.0, 0.0);
+    for y in 0..h {
+        for x in 64..w {
+            b.set(0, x, y, moved.get(0, x, y));
+        }
+    }
+    let (pa, pb) = (cpu::Pyramid::of(&a, &params), cpu::Pyramid::of(&b, &params));
+    let field = cpu::estimate(&pa, &pb, &params);
+    let chosen = cpu::compensate(&b, &field, &pa.levels[0], &pb.levels[0]);
+    let smeared = cpu::warp(&b, &field);
+    let err = |f: &Frame| {
+        let mut s = 0.0;
+        for y in 16..80 {
+            for x in 48..64 {
+                s += (f.get(0, x, y) - a.get(0, x, y)).abs();
+            }
+        }
+        s
+    };
+    assert!(
+        err(&chosen) < 0.5 * err(&smeared),
+        "{} vs {}",
+        err(&chosen),
+        err(&smeared)
+    );
 }
 
 #[test]
@@ -196,5 +244,16 @@ fn gpu_matches_cpu() {
             .download(&motion::gpu::warp(&gpu, &gb, &field, &params).unwrap())
             .unwrap();
         common::compare(&format!("motion warp {w}x{h}"), &got, &want, 1e-5).assert_ok();
+        let (la, lb) = (&pa.levels[0], &pb.levels[0]);
+        let got = gpu
+            .download(&motion::gpu::compensate(&gpu, &gb, &field, la, lb, &params).unwrap())
+            .unwrap();
+        let want = cpu::compensate(
+            &b,
+            &want_field,
+            &cpu::Pyramid::of(&a, &params).levels[0],
+            &cpu::Pyramid::of(&b, &params).levels[0],
+        );
+        common::compare(&format!("motion compensate {w}x{h}"), &got, &want, 1e-5).assert_ok();
     }
 }

@@ -1,5 +1,6 @@
 //! GPU motion: the same pyramid, search and warp as [`super::cpu`], by
-//! `shaders/motion_luma.wgsl`, `motion_reduce.wgsl`, `motion_search.wgsl` and `motion_warp.wgsl`.
+//! `shaders/motion_luma.wgsl`, `motion_reduce.wgsl`, `motion_search.wgsl`, `motion_warp.wgsl`
+//! and `motion_compensate.wgsl`.
 //! Pyramid levels are one-plane [`GpuFrame`]s; a field is a `cols` x `rows` [`GpuFrame`] of two
 //! planes (`vx`, then `vy`).
 
@@ -20,6 +21,10 @@ const REDUCE: Kernel = Kernel {
 const SEARCH: Kernel = Kernel {
     name: "motion_search",
     source: include_str!("../../shaders/motion_search.wgsl"),
+};
+const COMPENSATE: Kernel = Kernel {
+    name: "motion_compensate",
+    source: include_str!("../../shaders/motion_compensate.wgsl"),
 };
 const WARP: Kernel = Kernel {
     name: "motion_warp",
@@ -63,7 +68,7 @@ struct SearchUniform {
     _pad: u32,
 }
 
-/// Keep in sync with `struct Params` in `shaders/motion_warp.wgsl`.
+/// Keep in sync with `struct Params` in `shaders/motion_warp.wgsl` and `motion_compensate.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct WarpUniform {
@@ -211,6 +216,33 @@ pub fn warp(
         &[&b.buffer, &field.buffer, &out.buffer],
         bytemuck::bytes_of(&u),
         GpuContext::frame_workgroups(b),
+    )?;
+    Ok(out)
+}
+
+/// B moved onto A's pixel grid choosing the vector per pixel (as
+/// [`super::cpu::compensate`]); `a` and `b` are the level-0 lumas of A and B.
+pub fn compensate(
+    gpu: &GpuContext,
+    bf: &GpuFrame,
+    field: &GpuFrame,
+    a: &GpuFrame,
+    b: &GpuFrame,
+    params: &MotionParams,
+) -> Result<GpuFrame> {
+    let out = gpu.new_frame_like(bf);
+    let u = WarpUniform {
+        dims: Dims::of(bf),
+        cols: field.width as u32,
+        rows: field.height as u32,
+        block: params.block as u32,
+        _pad: 0,
+    };
+    gpu.run_kernel(
+        &COMPENSATE,
+        &[&bf.buffer, &field.buffer, &a.buffer, &b.buffer, &out.buffer],
+        bytemuck::bytes_of(&u),
+        GpuContext::workgroups(bf.width, bf.height, 1),
     )?;
     Ok(out)
 }

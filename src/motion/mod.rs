@@ -9,6 +9,8 @@
 //! let b = cpu::Pyramid::of(&frame_b, &params);
 //! let field = cpu::estimate(&a, &b, &params);     // where each block of A is found in B
 //! let b_on_a = cpu::warp(&frame_b, &field);        // B moved onto A's pixel grid
+//! // or, sharper at motion boundaries, the vector chosen per pixel:
+//! let b_on_a = cpu::compensate(&frame_b, &field, &a.levels[0], &b.levels[0]);
 //! ```
 //!
 //! Method: the luma (mean of the planes) is reduced by 2x2 box averages into up to

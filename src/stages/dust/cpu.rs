@@ -18,6 +18,9 @@ pub const P_STRONG: u32 = 32;
 pub const N_POS: u32 = 64;
 pub const N_NEG: u32 = 128;
 pub const N_STRONG: u32 = 256;
+/// The centre lies outside its neighbours' range by a quarter of the threshold: may join the
+/// mask next to detected dirt (its soft edge).
+pub const C_WEAK: u32 = 512;
 
 /// The luma planes detection reads: the centre, then `[p1, n1, p2, n2]` where present.
 pub struct Lumas<'a> {
@@ -55,9 +58,8 @@ fn disagreement(a: &[f32], b: &[f32], w: usize, h: usize, x: usize, y: usize) ->
     s * (1.0 / 9.0)
 }
 
-/// Spike bits of `v` against the pair `(a, b)` at pixel `k`: `pos`/`neg` above the local
-/// threshold, `strong` above twice it.
-#[allow(clippy::too_many_arguments)]
+/// How far `v` lies outside the range of the pair `(a, b)` at pixel `(x, y)`, and the local
+/// threshold for it: `t0` plus `noise_factor` times the pair's local disagreement.
 fn spike(
     v: &[f32],
     a: &[f32],
@@ -66,11 +68,14 @@ fn spike(
     x: usize,
     y: usize,
     s: &Settings,
-    bits: [u32; 3],
-) -> u32 {
+) -> (f32, f32) {
     let k = y * lm.width + x;
     let thr = s.t0 + s.noise_factor * disagreement(a, b, lm.width, lm.height, x, y);
-    let d = outside(v[k], a[k], b[k]);
+    (outside(v[k], a[k], b[k]), thr)
+}
+
+/// `pos`/`neg` bits where `|d|` is above `thr`, `strong` above twice it.
+fn spike_bits(d: f32, thr: f32, bits: [u32; 3]) -> u32 {
     let mut out = 0;
     if d > thr {
         out |= bits[0];
@@ -85,32 +90,49 @@ fn spike(
 }
 
 /// Candidate bits of one pixel. The centre is a candidate where it lies outside the range of
-/// its compensated neighbours (one each side, or the two nearest on one side at sequence
-/// ends) by more than the threshold, or outside the range of the two frames two away. For the pathological-motion check the same test marks
-/// spikes of the frame before (against the one before it and the centre) and after.
+/// its compensated neighbours one each side by more than the threshold, and those two agree
+/// with each other to within half that distance; where the frames two away exist too, the
+/// centre must
+/// also lie outside their range, the same way, by half their threshold (a second opinion
+/// that vetoes spikes made by a poorly compensated neighbour). For the pathological-motion
+/// check the same test marks spikes of the frame before (against the one before it and the
+/// centre) and after.
 pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
     let [p1, n1, p2, n2] = lm.nb;
     let c = lm.center;
-    let pair = match (p1, n1, p2, n2) {
-        (Some(a), Some(b), _, _) => Some((a, b)),
-        (None, Some(a), _, Some(b)) => Some((a, b)),
-        (Some(a), None, Some(b), _) => Some((a, b)),
-        _ => None,
-    };
+    let k = y * lm.width + x;
     let mut bits = 0;
-    if let Some((a, b)) = pair {
-        bits |= spike(c, a, b, lm, x, y, s, [C_POS, C_NEG, C_STRONG]);
-    }
-    // The pair two frames away as a second opinion, for dirt that overlaps dirt on a
-    // neighbour.
-    if let (Some(_), Some(_), Some(a), Some(b)) = (p1, n1, p2, n2) {
-        bits |= spike(c, a, b, lm, x, y, s, [C_POS, C_NEG, C_STRONG]);
+    if let (Some(a), Some(b)) = (p1, n1) {
+        let (d, thr) = spike(c, a, b, lm, x, y, s);
+        let mut cb = spike_bits(d, thr, [C_POS, C_NEG, C_STRONG]);
+        // Neighbours that disagree with each other (occlusion, motion blur, a compensation
+        // that failed) are no evidence of dirt.
+        if (a[k] - b[k]).abs() >= 0.5 * d.abs() {
+            cb = 0;
+        }
+        if let (Some(_), Some(_), Some(a2), Some(b2)) = (p1, n1, p2, n2) {
+            let (d2, thr2) = spike(c, a2, b2, lm, x, y, s);
+            let ok = if d > 0.0 {
+                d2 > 0.5 * thr2
+            } else {
+                d2 < -0.5 * thr2
+            };
+            if !ok {
+                cb = 0;
+            }
+        }
+        bits |= cb;
+        if d.abs() > 0.25 * thr {
+            bits |= C_WEAK;
+        }
     }
     if let (Some(p1), Some(p2)) = (p1, p2) {
-        bits |= spike(p1, p2, c, lm, x, y, s, [P_POS, P_NEG, P_STRONG]);
+        let (d, thr) = spike(p1, p2, c, lm, x, y, s);
+        bits |= spike_bits(d, thr, [P_POS, P_NEG, P_STRONG]);
     }
     if let (Some(n1), Some(n2)) = (n1, n2) {
-        bits |= spike(n1, c, n2, lm, x, y, s, [N_POS, N_NEG, N_STRONG]);
+        let (d, thr) = spike(n1, c, n2, lm, x, y, s);
+        bits |= spike_bits(d, thr, [N_POS, N_NEG, N_STRONG]);
     }
     bits
 }
@@ -128,13 +150,14 @@ pub fn detect(lm: &Lumas, s: &Settings) -> Vec<u32> {
 
 /// Mask cleanup: a candidate bit survives where it is strong or where one of its eight
 /// neighbours has it too, so lone grain peaks drop out while specks of two pixels and more
-/// (and strong single pixels) stay. Strong bits are dropped from the result.
+/// (and strong single pixels) stay. Strong bits are dropped, weak bits kept as they are.
 pub fn clean(bits: &[u32], w: usize, h: usize) -> Vec<u32> {
     let mut out = vec![0u32; w * h];
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         for (x, o) in row.iter_mut().enumerate() {
             let own = bits[y * w + x];
             let mut around = 0u32;
+            let weak = own & C_WEAK;
             for j in -1i32..=1 {
                 for i in -1i32..=1 {
                     let (xx, yy) = (x as i32 + i, y as i32 + j);
@@ -155,14 +178,14 @@ pub fn clean(bits: &[u32], w: usize, h: usize) -> Vec<u32> {
                     }
                 }
             }
-            *o = keep;
+            *o = keep | weak;
         }
     });
     out
 }
 
 const PN_BITS: u32 = P_POS | P_NEG | N_POS | N_NEG;
-const C_BITS: u32 = C_POS | C_NEG;
+const C_BITS: u32 = C_POS | C_NEG | C_WEAK;
 
 /// Horizontal half of spreading the neighbour-spike bits over `radius` pixels (a square
 /// dilation in two passes); the centre bits stay as they are.
@@ -186,6 +209,7 @@ pub fn spread_h(bits: &[u32], w: usize, h: usize, radius: usize) -> Vec<u32> {
 /// frames on both sides (those that can be checked) have a spike of the same polarity within
 /// the radius: something that is in every frame, somewhere near, is picture (a fast-moving
 /// object, rain, sparks), not dirt. `ext` (an external defect mask) is taken as is.
+/// Result per pixel: 1 dirt, 0.5 a weak candidate (may join the mask beside dirt), 0 clean.
 pub fn decide(hbits: &[u32], ext: Option<&[f32]>, s: &Settings, w: usize, h: usize) -> Vec<f32> {
     let r = s.pm_radius;
     let mut out = vec![0f32; w * h];
@@ -200,7 +224,13 @@ pub fn decide(hbits: &[u32], ext: Option<&[f32]>, s: &Settings, w: usize, h: usi
                     pn |= hbits[yy * w + x] & PN_BITS;
                 }
             }
-            *o = decide_pixel(own, pn, ext.map(|e| e[y * w + x]), s) as u32 as f32;
+            *o = if decide_pixel(own, pn, ext.map(|e| e[y * w + x]), s) {
+                1.0
+            } else if own & C_WEAK != 0 {
+                0.5
+            } else {
+                0.0
+            };
         }
     });
     out
@@ -220,10 +250,41 @@ pub fn decide_pixel(own: u32, pn: u32, ext: Option<f32>, s: &Settings) -> bool {
         || ext.is_some_and(|e| e > 0.5)
 }
 
-/// The soft repair mask: 1 within `dilate` pixels of a detected pixel, falling linearly to 0
-/// over the next `feather + 1` pixels, so the repair blends into the untouched picture.
-pub fn alpha(flag: &[f32], s: &Settings, w: usize, h: usize) -> Vec<f32> {
-    let r = (s.dilate + s.feather) as i32;
+/// Mask growth: weak candidates within `dilate` pixels (a disc) of dirt join it, so the soft
+/// edges of specks are repaired without touching the clean picture around them.
+pub fn grow(flag: &[f32], s: &Settings, w: usize, h: usize) -> Vec<f32> {
+    let r = s.dilate as i32;
+    let mut out = vec![0f32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let f = flag[y * w + x];
+            let mut grown = f > 0.75;
+            if !grown && f > 0.25 {
+                for j in -r..=r {
+                    for i in -r..=r {
+                        let (xx, yy) = (x as i32 + i, y as i32 + j);
+                        if i * i + j * j <= r * r
+                            && xx >= 0
+                            && yy >= 0
+                            && xx < w as i32
+                            && yy < h as i32
+                            && flag[yy as usize * w + xx as usize] > 0.75
+                        {
+                            grown = true;
+                        }
+                    }
+                }
+            }
+            *o = grown as u32 as f32;
+        }
+    });
+    out
+}
+
+/// The soft repair mask: 1 on the grown mask, falling linearly to 0 over the next
+/// `feather + 1` pixels, so the repair blends into the untouched picture.
+pub fn alpha(grown: &[f32], s: &Settings, w: usize, h: usize) -> Vec<f32> {
+    let r = s.feather as i32;
     let mut out = vec![0f32; w * h];
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         for (x, o) in row.iter_mut().enumerate() {
@@ -235,7 +296,7 @@ pub fn alpha(flag: &[f32], s: &Settings, w: usize, h: usize) -> Vec<f32> {
                         && yy >= 0
                         && xx < w as i32
                         && yy < h as i32
-                        && flag[yy as usize * w + xx as usize] > 0.5
+                        && grown[yy as usize * w + xx as usize] > 0.5
                     {
                         d2 = d2.min(i * i + j * j);
                     }
@@ -252,13 +313,7 @@ pub fn alpha_of(d2: i32, s: &Settings) -> f32 {
     if d2 == i32::MAX {
         return 0.0;
     }
-    let d = (d2 as f32).sqrt();
-    let dil = s.dilate as f32;
-    if d <= dil {
-        1.0
-    } else {
-        (1.0 - (d - dil) / (s.feather as f32 + 1.0)).max(0.0)
-    }
+    (1.0 - (d2 as f32).sqrt() / (s.feather as f32 + 1.0)).max(0.0)
 }
 
 /// Median of the present values: the middle one, or the mean of the middle two.

@@ -1,5 +1,6 @@
 //! GPU `dust`: motion by [`crate::motion::gpu`], then `shaders/dust_detect.wgsl`,
-//! `dust_clean.wgsl`, `dust_spread_h.wgsl`, `dust_decide.wgsl`, `dust_alpha.wgsl` and
+//! `dust_clean.wgsl`, `dust_spread_h.wgsl`, `dust_decide.wgsl`, `dust_grow.wgsl`,
+//! `dust_alpha.wgsl` and
 //! `dust_repair.wgsl`, one invocation per pixel each, twins of the passes in [`super::cpu`].
 
 use anyhow::Result;
@@ -24,6 +25,10 @@ const SPREAD_H: Kernel = Kernel {
 const DECIDE: Kernel = Kernel {
     name: "dust_decide",
     source: include_str!("../../../shaders/dust_decide.wgsl"),
+};
+const GROW: Kernel = Kernel {
+    name: "dust_grow",
+    source: include_str!("../../../shaders/dust_grow.wgsl"),
 };
 const ALPHA: Kernel = Kernel {
     name: "dust_alpha",
@@ -71,7 +76,7 @@ struct DecideUniform {
     _pad: u32,
 }
 
-/// Keep in sync with `struct Params` in `shaders/dust_alpha.wgsl`.
+/// Keep in sync with `struct Params` in `shaders/dust_grow.wgsl` and `dust_alpha.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct AlphaUniform {
@@ -110,7 +115,7 @@ pub fn run(
             Some(f) => {
                 let fp = motion::gpu::Pyramid::of(gpu, f, mp)?;
                 let field = motion::gpu::estimate(gpu, &cp, &fp, mp)?;
-                let wf = motion::gpu::warp(gpu, f, &field, mp)?;
+                let wf = motion::gpu::compensate(gpu, f, &field, &cp.levels[0], &fp.levels[0], mp)?;
                 lumas.push(Some(motion::gpu::luma(gpu, &wf)?));
                 warped.push(Some(wf));
             }
@@ -203,9 +208,16 @@ pub fn run(
         dilate: s.dilate as u32,
         feather: s.feather as u32,
     };
+    let grown = motion::gpu::scratch(gpu, w, h, 1);
+    gpu.run_kernel(
+        &GROW,
+        &[&flag.buffer, &grown.buffer],
+        bytemuck::bytes_of(&u),
+        groups,
+    )?;
     gpu.run_kernel(
         &ALPHA,
-        &[&flag.buffer, &alpha.buffer],
+        &[&grown.buffer, &alpha.buffer],
         bytemuck::bytes_of(&u),
         groups,
     )?;

@@ -4,19 +4,25 @@
 //! neighbours up to two frames away are compensated onto it ([`crate::motion`]), then:
 //!
 //! 1. **Detection** ([`cpu::detect`]): a pixel is a candidate where its luma lies outside the
-//!    range of the compensated frames just before and after (a spike detector; at sequence
-//!    ends the two nearest on one side) by more than `t0 + noise_factor * local disagreement`
-//!    of those two frames, so grain and unresolved motion raise the bar where they are.
-//!    `t0` follows `sensitivity`.
+//!    range of the compensated frames just before and after (a spike detector) by more than `t0 + noise_factor * local disagreement`
+//!    of those two frames, so grain and unresolved motion raise the bar where they are, and
+//!    outside the range of the frames two away by half their threshold (rank-order style
+//!    confirmation over ±2), while the frames just before and after agree with each other
+//!    (where they do not, the picture moved in a way compensation could not follow).
+//!    `t0` follows `sensitivity`. The first and last frames of a sequence have neighbours on
+//!    one side only, where picture coming into view looks just like dirt: nothing is
+//!    detected there (an external mask still applies).
 //! 2. **Cleanup** ([`cpu::clean`]): a candidate survives if it is strong (twice the threshold)
 //!    or has a candidate of the same polarity beside it.
 //! 3. **Pathological motion** ([`cpu::decide`]): the same spike test on the frames either side
 //!    (frame -1 against -2 and the centre, +1 against the centre and +2). If both show a spike
 //!    of the same polarity within `pm_radius` pixels, the candidate is something that is in
 //!    every frame but moves too fast to compensate (a thrown ball, sparks, rain): left alone.
-//! 4. **Mask** ([`cpu::alpha`]): grown by `dilate` pixels and feathered over `feather`, plus an
-//!    optional external mask sequence (`mask_in`: a scanner's infrared channel or a
-//!    hand-painted mask; white = defect).
+//! 4. **Mask** ([`cpu::grow`], [`cpu::alpha`]): weak candidates (a quarter of the threshold)
+//!    within `dilate` pixels of dirt join it (the soft edges of specks; clean picture around
+//!    them is not taken), then the mask is feathered over `feather` pixels; plus an optional
+//!    external mask sequence (`mask_in`: a scanner's infrared channel or a hand-painted mask;
+//!    white = defect).
 //! 5. **Repair** ([`cpu::repair`]): the per-plane median of the compensated neighbours, blended
 //!    toward an eight-direction spatial fill where the neighbours disagree with each other,
 //!    then blended into the frame by the soft mask. The fill is made of real neighbouring
@@ -60,7 +66,8 @@ pub struct DustParams {
     /// How readily a spike is called dirt. Range 0..1, default 0.5; higher finds fainter dirt
     /// and semi-transparent blotches, and risks touching picture.
     pub sensitivity: f32,
-    /// Frames each side used: 1 (spike test only, no motion check) or 2. Default 2.
+    /// Frames each side used: 1 (spike test only: no ±2 confirmation, no motion check) or 2.
+    /// Default 2.
     pub radius: usize,
     /// Weight of the local disagreement of the neighbours (grain, motion) in the threshold.
     /// Range 0..10, default 2.5.
@@ -68,9 +75,10 @@ pub struct DustParams {
     /// Pixels around a spike on the neighbouring frames within which a candidate counts as
     /// moving picture and is kept. Range 0..64, default 16; 0 turns the check off.
     pub pm_radius: usize,
-    /// Pixels the mask is grown by, to cover soft edges of dirt. Range 0..8, default 2.
+    /// Pixels the mask may grow by into weak candidates, to cover soft edges of dirt.
+    /// Range 0..8, default 3.
     pub dilate: usize,
-    /// Pixels over which the repair fades out past the grown mask. Range 0..8, default 2.
+    /// Pixels over which the repair fades out past the grown mask. Range 0..8, default 1.
     pub feather: usize,
     /// Furthest the spatial fill looks for untouched pixels. Range 4..256, default 48.
     pub spatial_reach: usize,
@@ -90,8 +98,8 @@ impl Default for DustParams {
             radius: 2,
             noise_factor: 2.5,
             pm_radius: 16,
-            dilate: 2,
-            feather: 2,
+            dilate: 3,
+            feather: 1,
             spatial_reach: 48,
             mask_in: None,
             emit_masks: None,
@@ -323,8 +331,9 @@ impl Stage for Dust {
             .iter()
             .map(|f| {
                 f.map(|f| {
-                    let field = motion::cpu::estimate(&cp, &motion::cpu::Pyramid::of(f, mp), mp);
-                    motion::cpu::warp(f, &field)
+                    let fp = motion::cpu::Pyramid::of(f, mp);
+                    let field = motion::cpu::estimate(&cp, &fp, mp);
+                    motion::cpu::compensate(f, &field, &cp.levels[0], &fp.levels[0])
                 })
             })
             .collect();
@@ -341,7 +350,7 @@ impl Stage for Dust {
         let bits = cpu::clean(&cpu::detect(&lm, &s), w, h);
         let hbits = cpu::spread_h(&bits, w, h, if s.pm_check { s.pm_radius } else { 0 });
         let flag = cpu::decide(&hbits, ext.as_deref(), &s, w, h);
-        let alpha = cpu::alpha(&flag, &s, w, h);
+        let alpha = cpu::alpha(&cpu::grow(&flag, &s, w, h), &s, w, h);
         self.emit(c.meta.number, w, h, &alpha)?;
         Ok(cpu::repair(c, &nb, &lm, &alpha, &s))
     }
