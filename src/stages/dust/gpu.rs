@@ -98,23 +98,23 @@ struct RepairUniform {
 }
 
 /// Restore the centre frame; returns the result and the soft repair mask (one plane).
+/// `cp` is the centre's pyramid, `slots` the neighbours in use with their pyramids.
 pub fn run(
     gpu: &GpuContext,
     c: &GpuFrame,
-    slots: [Option<&GpuFrame>; 4],
+    cp: &motion::gpu::Pyramid,
+    slots: [Option<(&GpuFrame, motion::gpu::Pyramid)>; 4],
     ext: Option<&[f32]>,
     mp: &MotionParams,
     s: &Settings,
 ) -> Result<(GpuFrame, GpuFrame)> {
     let (w, h) = (c.width, c.height);
-    let cp = motion::gpu::Pyramid::of(gpu, c, mp)?;
     let mut warped: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
     let mut lumas: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
     for f in slots {
         match f {
-            Some(f) => {
-                let fp = motion::gpu::Pyramid::of(gpu, f, mp)?;
-                let field = motion::gpu::estimate(gpu, &cp, &fp, mp)?;
+            Some((f, fp)) => {
+                let field = motion::gpu::estimate(gpu, cp, &fp, mp)?;
                 let wf = motion::gpu::compensate(gpu, f, &field, &cp.levels[0], &fp.levels[0], mp)?;
                 lumas.push(Some(motion::gpu::luma(gpu, &wf)?));
                 warped.push(Some(wf));

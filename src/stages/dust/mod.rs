@@ -28,10 +28,12 @@
 //!    then blended into the frame by the soft mask. The fill is made of real neighbouring
 //!    samples, so grain continues through the repair (the median of four softens it a little).
 //!
+//! Neighbours beyond a shot cut ([`cuts`], on the coarsest pyramid level) are not used, so
+//! the last and first frames of a shot are treated like the ends of the sequence.
+//!
 //! Known limits: a defect on the same spot in consecutive frames is not one-frame dirt and is
-//! kept; dust within `pm_radius` of a spike on both neighbouring frames is kept; no explicit
-//! shot-cut handling: across a cut the compensated neighbours disagree, which raises the
-//! threshold there instead.
+//! kept; dust within `pm_radius` of a spike on both neighbouring frames is kept; a glint or
+//! highlight that flashes on one frame only looks like bright dirt and is taken.
 //!
 //! CPU reference: [`cpu`] (and [`crate::motion::cpu`]); shaders: `shaders/dust_*.wgsl` and
 //! `shaders/motion_*.wgsl`; parity tolerance: [`GPU_TOLERANCE`], see there.
@@ -49,6 +51,7 @@ use super::{check_shapes, Stage, Window};
 use crate::frame::Frame;
 use crate::gpu::{GpuContext, GpuFrame};
 use crate::motion::{self, MotionParams};
+use crate::stages::deflicker::cuts::{self, Thumbnail};
 
 /// Largest difference allowed between the GPU and CPU outputs. Both make the same decisions on
 /// the same arithmetic, except where the GPU fuses a multiply and add or rounds a division
@@ -87,6 +90,10 @@ pub struct DustParams {
     pub mask_in: Option<PathBuf>,
     /// Write each frame's repair mask as `DIR/dust/NNNNNN.png` (set by `restore --emit-masks`).
     pub emit_masks: Option<PathBuf>,
+    /// A cut lies between two frames when `1 - correlation` of their registered luma
+    /// thumbnails exceeds this ([`cuts`]); frames beyond a cut are not used. Range 0.05..1
+    /// (1: never), default 0.5.
+    pub cut_threshold: f64,
     /// Motion estimation knobs, see [`MotionParams`].
     pub motion: MotionParams,
 }
@@ -103,6 +110,7 @@ impl Default for DustParams {
             spatial_reach: 48,
             mask_in: None,
             emit_masks: None,
+            cut_threshold: 0.5,
             motion: MotionParams::default(),
         }
     }
@@ -150,6 +158,12 @@ impl DustParams {
             bail!(
                 "dust.spatial_reach = {} is out of range (valid: 4 to 256)",
                 self.spatial_reach
+            );
+        }
+        if !(0.05..=1.0).contains(&self.cut_threshold) {
+            bail!(
+                "dust.cut_threshold = {} is out of range (valid: 0.05 to 1)",
+                self.cut_threshold
             );
         }
         self.motion.validate("dust.motion")
@@ -223,7 +237,7 @@ impl Dust {
     pub fn from_table(table: &toml::Table) -> Result<Self> {
         let params: DustParams = table.clone().try_into().context(
             "invalid parameters for stage 'dust' (keys: sensitivity, radius, noise_factor, \
-             pm_radius, dilate, feather, spatial_reach, mask_in, emit_masks, motion)",
+             pm_radius, dilate, feather, spatial_reach, mask_in, emit_masks, cut_threshold, motion)",
         )?;
         Self::new(params)
     }
@@ -277,6 +291,21 @@ impl Dust {
         super::write_mask(Path::new(dir), "dust", number, w, h, &bytes)
     }
 
+    /// Which neighbour slots lie in the centre's shot: a slot two away only if the one between
+    /// does too, judged by [`cuts`] on luma thumbnails (the coarsest pyramid levels).
+    fn same_shot(&self, center: &Thumbnail, nb: [Option<Thumbnail>; 4]) -> [bool; 4] {
+        let t = self.params.cut_threshold;
+        let near = |a: &Thumbnail, b: &Option<Thumbnail>| {
+            b.as_ref()
+                .is_some_and(|b| !cuts::is_cut(&cuts::compare(a, b), t))
+        };
+        let p1 = near(center, &nb[0]);
+        let n1 = near(center, &nb[1]);
+        let p2 = p1 && nb[0].as_ref().is_some_and(|a| near(a, &nb[2]));
+        let n2 = n1 && nb[1].as_ref().is_some_and(|a| near(a, &nb[3]));
+        [p1, n1, p2, n2]
+    }
+
     /// The window's neighbours in slot order `[p1, n1, p2, n2]`.
     fn slots<'a, T>(&self, window: &Window<'a, T>) -> [Option<&'a T>; 4] {
         let r = self.params.radius;
@@ -327,14 +356,30 @@ impl Stage for Dust {
         let slots = self.slots(window);
         let mp = &self.params.motion;
         let cp = motion::cpu::Pyramid::of(c, mp);
-        let warped: Vec<Option<Frame>> = slots
+        let pyramids: Vec<Option<motion::cpu::Pyramid>> = slots
             .iter()
-            .map(|f| {
-                f.map(|f| {
-                    let fp = motion::cpu::Pyramid::of(f, mp);
-                    let field = motion::cpu::estimate(&cp, &fp, mp);
-                    motion::cpu::compensate(f, &field, &cp.levels[0], &fp.levels[0])
-                })
+            .map(|f| f.map(|f| motion::cpu::Pyramid::of(f, mp)))
+            .collect();
+        let thumb = |p: &motion::cpu::Pyramid| {
+            let l = p.levels.last().expect("a level");
+            Thumbnail::new(l.width, l.height, l.data.clone())
+        };
+        let keep = self.same_shot(
+            &thumb(&cp),
+            std::array::from_fn(|i| pyramids[i].as_ref().map(thumb)),
+        );
+        let warped: Vec<Option<Frame>> = (0..4)
+            .map(|i| match (slots[i], &pyramids[i]) {
+                (Some(f), Some(fp)) if keep[i] => {
+                    let field = motion::cpu::estimate(&cp, fp, mp);
+                    Some(motion::cpu::compensate(
+                        f,
+                        &field,
+                        &cp.levels[0],
+                        &fp.levels[0],
+                    ))
+                }
+                _ => None,
             })
             .collect();
         let nb: [Option<&Frame>; 4] = std::array::from_fn(|i| warped[i].as_ref());
@@ -361,8 +406,35 @@ impl Stage for Dust {
         let c = window.center;
         let ext = self.external_mask(c.meta.number, c.width, c.height)?;
         let slots = self.slots(window);
-        let s = Settings::new(&self.params, slots.map(|f| f.is_some()));
-        let (out, alpha) = gpu::run(gpu, c, slots, ext.as_deref(), &self.params.motion, &s)?;
+        let mp = &self.params.motion;
+        let cp = motion::gpu::Pyramid::of(gpu, c, mp)?;
+        let mut pyramids = Vec::with_capacity(4);
+        for f in slots {
+            pyramids.push(match f {
+                Some(f) => Some(motion::gpu::Pyramid::of(gpu, f, mp)?),
+                None => None,
+            });
+        }
+        // The coarsest levels are small: the cut check runs on the CPU, on the same data.
+        let thumb = |p: &motion::gpu::Pyramid| -> Result<Thumbnail> {
+            let l = gpu.download(p.levels.last().expect("a level"))?;
+            Ok(Thumbnail::new(l.width, l.height, l.data))
+        };
+        let mut thumbs: [Option<Thumbnail>; 4] = Default::default();
+        for (t, p) in thumbs.iter_mut().zip(&pyramids) {
+            if let Some(p) = p {
+                *t = Some(thumb(p)?);
+            }
+        }
+        let keep = self.same_shot(&thumb(&cp)?, thumbs);
+        let mut kept: [Option<(&GpuFrame, motion::gpu::Pyramid)>; 4] = Default::default();
+        for (i, p) in pyramids.into_iter().enumerate() {
+            if let (Some(f), Some(p), true) = (slots[i], p, keep[i]) {
+                kept[i] = Some((f, p));
+            }
+        }
+        let s = Settings::new(&self.params, kept.each_ref().map(|k| k.is_some()));
+        let (out, alpha) = gpu::run(gpu, c, &cp, kept, ext.as_deref(), mp, &s)?;
         if self.params.emit_masks.is_some() {
             let a = gpu.download(&alpha)?;
             self.emit(c.meta.number, c.width, c.height, &a.data)?;
