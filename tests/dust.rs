@@ -416,6 +416,7 @@ fn gpu_matches_cpu() {
                 &want,
                 1e-5,
             );
+            eprintln!("{cmp}");
             assert!(cmp.max_diff <= stage.gpu_tolerance(), "{cmp}");
             outliers += cmp.over;
             total += got.data.len();
