@@ -9,6 +9,7 @@ pub mod frame;
 pub mod gpu;
 pub mod io;
 pub mod metrics;
+pub mod motion;
 pub mod pipeline;
 pub mod preset;
 pub mod preview;

@@ -5,6 +5,7 @@
 
 pub mod colour;
 pub mod deflicker;
+pub mod dust;
 pub mod levels;
 pub mod scratch;
 pub mod stabilise;
@@ -70,7 +71,7 @@ pub fn check_shapes(
 
 /// Stages that can write masks of what they repaired (`restore --emit-masks DIR` sets their
 /// `emit_masks` parameter).
-pub const MASK_STAGES: &[&str] = &["scratch"];
+pub const MASK_STAGES: &[&str] = &["dust", "scratch"];
 
 /// Write one frame's mask of what `stage` touched, for the expert to look at: an 8-bit
 /// greyscale PNG at `DIR/<stage>/<number, six digits>.png`, 0 untouched and 255 fully repaired.
@@ -133,8 +134,9 @@ pub const STAGE_NAMES: &[(&str, &[&str])] = &[
     ("levels", &[]),
     ("deflicker", &[]),
     ("stabilise", &["stabilize"]),
-    ("colour", &["color"]),
+    ("dust", &["dirt"]),
     ("scratch", &[]),
+    ("colour", &["color"]),
 ];
 
 // KNOB_DOCS: each stage's parameters with their documentation, collected by build.rs from the
@@ -173,8 +175,9 @@ pub fn build(name: &str, params: &toml::Table) -> Result<Box<dyn Stage>> {
         "levels" => Ok(Box::new(levels::Levels::from_table(params)?)),
         "deflicker" => Ok(Box::new(deflicker::Deflicker::from_table(params)?)),
         "stabilise" => Ok(Box::new(stabilise::Stabilise::from_table(params)?)),
-        "colour" => Ok(Box::new(colour::Colour::from_table(params)?)),
+        "dust" => Ok(Box::new(dust::Dust::from_table(params)?)),
         "scratch" => Ok(Box::new(scratch::Scratch::from_table(params)?)),
+        "colour" => Ok(Box::new(colour::Colour::from_table(params)?)),
         other => bail!("stage '{other}' is not built in this version"),
     }
 }

@@ -1,0 +1,137 @@
+// dust: candidate bits per pixel from the centre luma and the compensated neighbours' lumas.
+// CPU twin: `stages::dust::cpu::detect_pixel`.
+
+// #include shared/common.wgsl
+
+// Keep in sync with `DetectUniform` in src/stages/dust/gpu.rs.
+struct Params {
+    w: u32,
+    h: u32,
+    // Bit i set: neighbour slot i (p1, n1, p2, n2) is present.
+    present: u32,
+    _pad: u32,
+    t0: f32,
+    noise_factor: f32,
+    _p1: f32,
+    _p2: f32,
+}
+
+@group(0) @binding(0) var<storage, read> lc: array<f32>;
+@group(0) @binding(1) var<storage, read> lp1: array<f32>;
+@group(0) @binding(2) var<storage, read> ln1: array<f32>;
+@group(0) @binding(3) var<storage, read> lp2: array<f32>;
+@group(0) @binding(4) var<storage, read> ln2: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bits: array<u32>;
+@group(0) @binding(6) var<uniform> params: Params;
+
+const C_POS: u32 = 1u;
+const C_NEG: u32 = 2u;
+const C_STRONG: u32 = 4u;
+const P_POS: u32 = 8u;
+const P_NEG: u32 = 16u;
+const P_STRONG: u32 = 32u;
+const N_POS: u32 = 64u;
+const N_NEG: u32 = 128u;
+const N_STRONG: u32 = 256u;
+const C_WEAK: u32 = 512u;
+
+// Slots: 0 centre, 1 p1, 2 n1, 3 p2, 4 n2.
+fn lum(slot: u32, k: u32) -> f32 {
+    switch slot {
+        case 0u: { return lc[k]; }
+        case 1u: { return lp1[k]; }
+        case 2u: { return ln1[k]; }
+        case 3u: { return lp2[k]; }
+        default: { return ln2[k]; }
+    }
+}
+
+fn beyond(v: f32, a: f32, b: f32) -> f32 {
+    let lo = min(a, b);
+    let hi = max(a, b);
+    if v > hi {
+        return v - hi;
+    } else if v < lo {
+        return v - lo;
+    }
+    return 0.0;
+}
+
+fn disagreement(a: u32, b: u32, x: u32, y: u32) -> f32 {
+    var s = 0.0;
+    for (var j = -1; j <= 1; j++) {
+        for (var i = -1; i <= 1; i++) {
+            let xx = u32(clamp(i32(x) + i, 0, i32(params.w) - 1));
+            let yy = u32(clamp(i32(y) + j, 0, i32(params.h) - 1));
+            let k = yy * params.w + xx;
+            s += abs(lum(a, k) - lum(b, k));
+        }
+    }
+    return s * (1.0 / 9.0);
+}
+
+// (how far v lies outside the pair's range, the local threshold)
+fn spike(v: u32, a: u32, b: u32, x: u32, y: u32) -> vec2<f32> {
+    let k = y * params.w + x;
+    let thr = params.t0 + params.noise_factor * disagreement(a, b, x, y);
+    return vec2<f32>(beyond(lum(v, k), lum(a, k), lum(b, k)), thr);
+}
+
+fn spike_bits(d: f32, thr: f32, pos: u32, neg: u32, strong: u32) -> u32 {
+    var out = 0u;
+    if d > thr {
+        out |= pos;
+    }
+    if d < -thr {
+        out |= neg;
+    }
+    if abs(d) > 2.0 * thr {
+        out |= strong;
+    }
+    return out;
+}
+
+@compute @workgroup_size(WG, WG, 1)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if id.x >= params.w || id.y >= params.h || id.z > 0u {
+        return;
+    }
+    let has = params.present;
+    let p1 = (has & 1u) != 0u;
+    let n1 = (has & 2u) != 0u;
+    let p2 = (has & 4u) != 0u;
+    let n2 = (has & 8u) != 0u;
+    var out = 0u;
+    let k = id.y * params.w + id.x;
+    if p1 && n1 {
+        let r = spike(0u, 1u, 2u, id.x, id.y);
+        var cb = spike_bits(r.x, r.y, C_POS, C_NEG, C_STRONG);
+        // Neighbours that disagree with each other are no evidence of dirt.
+        if abs(lp1[k] - ln1[k]) >= 0.5 * abs(r.x) {
+            cb = 0u;
+        }
+        if p1 && n1 && p2 && n2 {
+            let r2 = spike(0u, 3u, 4u, id.x, id.y);
+            var ok = r2.x < -0.5 * r2.y;
+            if r.x > 0.0 {
+                ok = r2.x > 0.5 * r2.y;
+            }
+            if !ok {
+                cb = 0u;
+            }
+        }
+        out |= cb;
+        if abs(r.x) > 0.25 * r.y {
+            out |= C_WEAK;
+        }
+    }
+    if p1 && p2 {
+        let r = spike(1u, 3u, 0u, id.x, id.y);
+        out |= spike_bits(r.x, r.y, P_POS, P_NEG, P_STRONG);
+    }
+    if n1 && n2 {
+        let r = spike(2u, 0u, 4u, id.x, id.y);
+        out |= spike_bits(r.x, r.y, N_POS, N_NEG, N_STRONG);
+    }
+    bits[id.y * params.w + id.x] = out;
+}

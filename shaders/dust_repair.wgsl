@@ -1,0 +1,147 @@
+// dust: repair inside the soft mask from the compensated neighbours' median, blended toward
+// an eight-direction spatial fill where they disagree. CPU twin: `stages::dust::cpu::repair`.
+
+// #include shared/common.wgsl
+
+// Keep in sync with `RepairUniform` in src/stages/dust/gpu.rs.
+struct Params {
+    dims: Dims,
+    present: u32,
+    reach: u32,
+    disagree: f32,
+    inv_planes: f32,
+}
+
+@group(0) @binding(0) var<storage, read> alpha: array<f32>;
+@group(0) @binding(1) var<storage, read> center: array<f32>;
+@group(0) @binding(2) var<storage, read> w0: array<f32>;
+@group(0) @binding(3) var<storage, read> w1: array<f32>;
+@group(0) @binding(4) var<storage, read> w2: array<f32>;
+@group(0) @binding(5) var<storage, read> w3: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
+
+fn nb(slot: u32, i: u32) -> f32 {
+    switch slot {
+        case 0u: { return w0[i]; }
+        case 1u: { return w1[i]; }
+        case 2u: { return w2[i]; }
+        default: { return w3[i]; }
+    }
+}
+
+// Mean of the planes of a neighbour, as `motion::cpu::luma`.
+fn luma(slot: u32, x: u32, y: u32) -> f32 {
+    let d = params.dims;
+    var s = 0.0;
+    for (var p = 0u; p < d.planes; p++) {
+        s += nb(slot, sample_index(d, x, y, p));
+    }
+    return s * params.inv_planes;
+}
+
+const DIRS = array<vec2<i32>, 8>(
+    vec2<i32>(1, 0), vec2<i32>(-1, 0), vec2<i32>(0, 1), vec2<i32>(0, -1),
+    vec2<i32>(1, 1), vec2<i32>(1, -1), vec2<i32>(-1, 1), vec2<i32>(-1, -1),
+);
+
+@compute @workgroup_size(WG, WG, 1)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    let d = params.dims;
+    if id.x >= d.width || id.y >= d.height || id.z > 0u {
+        return;
+    }
+    let w = d.width;
+    let k = id.y * w + id.x;
+    let a = alpha[k];
+    if a <= 0.0 {
+        for (var p = 0u; p < d.planes; p++) {
+            let i = sample_index(d, id.x, id.y, p);
+            dst[i] = center[i];
+        }
+        return;
+    }
+    var lo = 3.4e38;
+    var hi = -3.4e38;
+    var count = 0u;
+    for (var s = 0u; s < 4u; s++) {
+        if (params.present & (1u << s)) != 0u {
+            let l = luma(s, id.x, id.y);
+            lo = min(lo, l);
+            hi = max(hi, l);
+            count++;
+        }
+    }
+    var hits: array<u32, 8>;
+    var weights: array<f32, 8>;
+    var nhits = 0u;
+    for (var di = 0u; di < 8u; di++) {
+        let dir = DIRS[di];
+        for (var step = 1; step <= i32(params.reach); step++) {
+            let xx = i32(id.x) + dir.x * step;
+            let yy = i32(id.y) + dir.y * step;
+            if xx < 0 || yy < 0 || xx >= i32(w) || yy >= i32(d.height) {
+                break;
+            }
+            let kk = u32(yy) * w + u32(xx);
+            if alpha[kk] <= 0.0 {
+                hits[nhits] = kk;
+                weights[nhits] = 1.0 / f32(step);
+                nhits++;
+                break;
+            }
+        }
+    }
+    var sw = 0.0;
+    if nhits > 0u {
+        if count == 0u {
+            sw = 1.0;
+        } else {
+            sw = clamp((hi - lo - params.disagree) / params.disagree, 0.0, 1.0);
+        }
+    }
+    let n = w * d.height;
+    for (var p = 0u; p < d.planes; p++) {
+        let i = sample_index(d, id.x, id.y, p);
+        let c = center[i];
+        if count == 0u && nhits == 0u {
+            dst[i] = c;
+            continue;
+        }
+        // Median of the present neighbours (insertion sort of at most four).
+        var v: array<f32, 4>;
+        var m = 0u;
+        for (var s = 0u; s < 4u; s++) {
+            if (params.present & (1u << s)) != 0u {
+                let x = nb(s, i);
+                var j = i32(m) - 1;
+                while j >= 0 && v[j] > x {
+                    v[j + 1] = v[j];
+                    j--;
+                }
+                v[j + 1] = x;
+                m++;
+            }
+        }
+        var temporal = 0.0;
+        if m > 0u {
+            if m % 2u == 1u {
+                temporal = v[m / 2u];
+            } else {
+                temporal = (v[m / 2u - 1u] + v[m / 2u]) * 0.5;
+            }
+        }
+        var sum = 0.0;
+        var wsum = 0.0;
+        for (var h = 0u; h < nhits; h++) {
+            sum += center[p * n + hits[h]] * weights[h];
+            wsum += weights[h];
+        }
+        var spatial = 0.0;
+        if wsum > 0.0 {
+            spatial = sum / wsum;
+        }
+        let fill = temporal + (spatial - temporal) * sw;
+        dst[i] = c + (fill - c) * a;
+    }
+}

@@ -1,0 +1,384 @@
+//! CPU reference of the motion estimator, warp and compensation (see the module documentation of
+//! [`crate::motion`]). The shaders `shaders/motion_*.wgsl` do the same arithmetic in the same
+//! order.
+
+use rayon::prelude::*;
+
+use super::{level_sizes, Field, MotionParams};
+use crate::frame::Frame;
+
+/// One plane of samples, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plane {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<f32>,
+}
+
+impl Plane {
+    fn get(&self, x: usize, y: usize) -> f32 {
+        self.data[y * self.width + x]
+    }
+
+    /// Sample at integer `(x, y)` clamped into the plane.
+    fn clamped(&self, x: i32, y: i32) -> f32 {
+        let x = x.clamp(0, self.width as i32 - 1) as usize;
+        let y = y.clamp(0, self.height as i32 - 1) as usize;
+        self.get(x, y)
+    }
+}
+
+/// The luma pyramid of one frame; level 0 is full size.
+#[derive(Clone, Debug)]
+pub struct Pyramid {
+    pub levels: Vec<Plane>,
+}
+
+impl Pyramid {
+    pub fn of(frame: &Frame, params: &MotionParams) -> Self {
+        let n = params.levels(frame.width, frame.height);
+        let mut levels = vec![luma(frame)];
+        for (w, h) in level_sizes(frame.width, frame.height, n)
+            .into_iter()
+            .skip(1)
+        {
+            let prev = levels.last().unwrap();
+            levels.push(reduce(prev, w, h));
+        }
+        Pyramid { levels }
+    }
+}
+
+/// Mean of the planes: `(p0 + p1 + ...) * (1 / planes)`, summed in plane order.
+pub fn luma(frame: &Frame) -> Plane {
+    let n = frame.plane_len();
+    let inv = 1.0 / frame.planes as f32;
+    let data = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut s = 0.0f32;
+            for p in 0..frame.planes {
+                s += frame.data[p * n + i];
+            }
+            s * inv
+        })
+        .collect();
+    Plane {
+        width: frame.width,
+        height: frame.height,
+        data,
+    }
+}
+
+/// 2x2 box average to `w` x `h` (at most half the size of `src`).
+pub fn reduce(src: &Plane, w: usize, h: usize) -> Plane {
+    let mut data = vec![0.0f32; w * h];
+    data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, v) in row.iter_mut().enumerate() {
+            let (sx, sy) = (2 * x, 2 * y);
+            let s = src.get(sx, sy)
+                + src.get(sx + 1, sy)
+                + src.get(sx, sy + 1)
+                + src.get(sx + 1, sy + 1);
+            *v = s * 0.25;
+        }
+    });
+    Plane {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+/// Mean absolute difference between the window of block `(bx, by)` in `a` and the same window
+/// moved by `(vx, vy)` in `b`. The window is the block grown by half a block on every side;
+/// coordinates are clamped into the planes.
+pub fn block_cost(a: &Plane, b: &Plane, block: usize, bx: usize, by: usize, v: (i32, i32)) -> f32 {
+    let bs = block as i32;
+    let x0 = bx as i32 * bs - bs / 2;
+    let y0 = by as i32 * bs - bs / 2;
+    let mut s = 0.0f32;
+    for j in 0..2 * bs {
+        for i in 0..2 * bs {
+            let (x, y) = (x0 + i, y0 + j);
+            s += (a.clamped(x, y) - b.clamped(x + v.0, y + v.1)).abs();
+        }
+    }
+    s * (1.0 / (4 * bs * bs) as f32)
+}
+
+/// Median of nine values (sorted copy; the same on every platform).
+fn median9(mut v: [i32; 9]) -> i32 {
+    v.sort_unstable();
+    v[4]
+}
+
+/// The predictor of block `(bx, by)` from the coarser level's integer field: twice the
+/// component-wise median of the 3x3 coarse vectors around the parent block.
+fn predictor(coarse: &Field, bx: usize, by: usize) -> (i32, i32) {
+    let cx = (bx / 2).min(coarse.cols - 1) as i32;
+    let cy = (by / 2).min(coarse.rows - 1) as i32;
+    let mut xs = [0i32; 9];
+    let mut ys = [0i32; 9];
+    for j in 0..3i32 {
+        for i in 0..3i32 {
+            let x = (cx + i - 1).clamp(0, coarse.cols as i32 - 1) as usize;
+            let y = (cy + j - 1).clamp(0, coarse.rows as i32 - 1) as usize;
+            let (vx, vy) = coarse.at(x, y);
+            xs[(j * 3 + i) as usize] = vx as i32;
+            ys[(j * 3 + i) as usize] = vy as i32;
+        }
+    }
+    (2 * median9(xs), 2 * median9(ys))
+}
+
+/// Search one level: the integer vector of least cost per block, refined to a fraction on the
+/// finest level (`subpixel`). `coarse` is the coarser level's result, `None` on the coarsest.
+pub fn search_level(
+    a: &Plane,
+    b: &Plane,
+    coarse: Option<&Field>,
+    radius: i32,
+    subpixel: bool,
+    params: &MotionParams,
+) -> Field {
+    let mut field = Field::zero(a.width, a.height, params.block);
+    let cols = field.cols;
+    let vectors: Vec<(f32, f32)> = (0..field.cols * field.rows)
+        .into_par_iter()
+        .map(|i| {
+            let (bx, by) = (i % cols, i / cols);
+            let p = coarse.map_or((0, 0), |c| predictor(c, bx, by));
+            search_block(a, b, bx, by, p, radius, subpixel, params)
+        })
+        .collect();
+    for (i, (vx, vy)) in vectors.into_iter().enumerate() {
+        field.vx[i] = vx;
+        field.vy[i] = vy;
+    }
+    field
+}
+
+/// The best vector for one block: zero motion first, then `p + (dx, dy)` for `dx, dy` in
+/// `-radius..=radius` in raster order; a later candidate wins only if strictly cheaper.
+#[allow(clippy::too_many_arguments)]
+fn search_block(
+    a: &Plane,
+    b: &Plane,
+    bx: usize,
+    by: usize,
+    p: (i32, i32),
+    radius: i32,
+    subpixel: bool,
+    params: &MotionParams,
+) -> (f32, f32) {
+    let bs = params.block;
+    let penalty = |v: (i32, i32)| params.lambda * ((v.0 - p.0).abs() + (v.1 - p.1).abs()) as f32;
+    let mut best = (0, 0);
+    let mut best_cost = block_cost(a, b, bs, bx, by, best) + penalty(best);
+    for dy in -radius..=radius {
+        for dx in -radius..=radius {
+            let v = (p.0 + dx, p.1 + dy);
+            let c = block_cost(a, b, bs, bx, by, v) + penalty(v);
+            if c < best_cost {
+                best_cost = c;
+                best = v;
+            }
+        }
+    }
+    let (mut fx, mut fy) = (best.0 as f32, best.1 as f32);
+    if subpixel {
+        // Half, then quarter pixel steps along each axis; a step is taken only if strictly
+        // cheaper, so an exact integer match stays exact.
+        let mut cost = block_cost(a, b, bs, bx, by, best);
+        for step in [0.5f32, 0.25] {
+            let (mut nx, mut cx) = (fx, cost);
+            for cand in [fx - step, fx + step] {
+                let c = block_cost_frac(a, b, bs, bx, by, (cand, fy));
+                if c < cx {
+                    (nx, cx) = (cand, c);
+                }
+            }
+            let (mut ny, mut cy) = (fy, cost);
+            for cand in [fy - step, fy + step] {
+                let c = block_cost_frac(a, b, bs, bx, by, (fx, cand));
+                if c < cy {
+                    (ny, cy) = (cand, c);
+                }
+            }
+            if (nx, ny) != (fx, fy) {
+                (fx, fy) = (nx, ny);
+                cost = block_cost_frac(a, b, bs, bx, by, (fx, fy));
+            }
+        }
+    }
+    (fx, fy)
+}
+
+/// [`block_cost`] at a fractional vector, B sampled bilinearly.
+pub fn block_cost_frac(
+    a: &Plane,
+    b: &Plane,
+    block: usize,
+    bx: usize,
+    by: usize,
+    v: (f32, f32),
+) -> f32 {
+    let bs = block as i32;
+    let x0 = bx as i32 * bs - bs / 2;
+    let y0 = by as i32 * bs - bs / 2;
+    let mut s = 0.0f32;
+    for j in 0..2 * bs {
+        for i in 0..2 * bs {
+            let (x, y) = (x0 + i, y0 + j);
+            let bv = sample(&b.data, b.width, b.height, x as f32 + v.0, y as f32 + v.1);
+            s += (a.clamped(x, y) - bv).abs();
+        }
+    }
+    s * (1.0 / (4 * bs * bs) as f32)
+}
+
+/// The motion field from A to B: where each block of A is found in B.
+pub fn estimate(a: &Pyramid, b: &Pyramid, params: &MotionParams) -> Field {
+    let n = a.levels.len().min(b.levels.len());
+    let mut coarse: Option<Field> = None;
+    for l in (0..n).rev() {
+        let radius = if l == n - 1 { params.search as i32 } else { 1 };
+        let f = search_level(
+            &a.levels[l],
+            &b.levels[l],
+            coarse.as_ref(),
+            radius,
+            l == 0,
+            params,
+        );
+        coarse = Some(f);
+    }
+    coarse.expect("at least one level")
+}
+
+/// Linear interpolation `a + (b - a) * t`, written once so the warp's rounding is explicit.
+fn lerp(a: f32, b: f32, t: f32) -> f32 {
+    a + (b - a) * t
+}
+
+/// A block-centre coordinate: integer index below and the fraction toward the next, clamped
+/// to the grid.
+fn grid_pos(p: f32, block: usize, n: usize) -> (usize, usize, f32) {
+    let f = ((p + 0.5) / block as f32 - 0.5).clamp(0.0, (n - 1) as f32);
+    let i0 = f.floor();
+    let i = i0 as usize;
+    (i, (i + 1).min(n - 1), f - i0)
+}
+
+/// The field's vector at pixel `(x, y)`, bilinear between block centres.
+pub fn field_at(field: &Field, x: f32, y: f32) -> (f32, f32) {
+    let (x0, x1, tx) = grid_pos(x, field.block, field.cols);
+    let (y0, y1, ty) = grid_pos(y, field.block, field.rows);
+    let c = field.cols;
+    let bil = |v: &[f32]| {
+        let top = lerp(v[y0 * c + x0], v[y0 * c + x1], tx);
+        let bot = lerp(v[y1 * c + x0], v[y1 * c + x1], tx);
+        lerp(top, bot, ty)
+    };
+    (bil(&field.vx), bil(&field.vy))
+}
+
+/// Bilinear sample of a plane at `(x, y)`, clamped to the plane.
+pub fn sample(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let (fx, fy) = (x.floor(), y.floor());
+    let (x0, y0) = (fx as usize, fy as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (tx, ty) = (x - fx, y - fy);
+    let top = lerp(plane[y0 * w + x0], plane[y0 * w + x1], tx);
+    let bot = lerp(plane[y1 * w + x0], plane[y1 * w + x1], tx);
+    lerp(top, bot, ty)
+}
+
+/// B moved onto A's pixel grid with the field from A to B: every plane, bilinear.
+pub fn warp(b: &Frame, field: &Field) -> Frame {
+    let (w, h) = (b.width, b.height);
+    let mut out = b.clone();
+    let n = b.plane_len();
+    out.data
+        .par_chunks_mut(w)
+        .enumerate()
+        .for_each(|(row, line)| {
+            let (p, y) = (row / h, row % h);
+            let src = &b.data[p * n..(p + 1) * n];
+            for (x, o) in line.iter_mut().enumerate() {
+                let (vx, vy) = field_at(field, x as f32, y as f32);
+                *o = sample(src, w, h, x as f32 + vx, y as f32 + vy);
+            }
+        });
+    out
+}
+
+/// The candidate vectors at pixel `(x, y)`, in the order they are tried: the interpolated one,
+/// then those of the four nearest block centres.
+pub fn candidates(field: &Field, x: f32, y: f32) -> [(f32, f32); 5] {
+    let (x0, x1, _) = grid_pos(x, field.block, field.cols);
+    let (y0, y1, _) = grid_pos(y, field.block, field.rows);
+    [
+        field_at(field, x, y),
+        field.at(x0, y0),
+        field.at(x1, y0),
+        field.at(x0, y1),
+        field.at(x1, y1),
+    ]
+}
+
+/// Sum of absolute luma differences over the 3x3 patch at `(x, y)` between A and B moved by
+/// `v`, B read at the nearest pixel; coordinates clamped.
+pub fn patch_cost(a: &Plane, b: &Plane, x: usize, y: usize, v: (f32, f32)) -> f32 {
+    let mut s = 0.0f32;
+    for j in -1i32..=1 {
+        for i in -1i32..=1 {
+            let (xx, yy) = (x as i32 + i, y as i32 + j);
+            let bx = (xx as f32 + v.0 + 0.5).floor() as i32;
+            let by = (yy as f32 + v.1 + 0.5).floor() as i32;
+            s += (a.clamped(xx, yy) - b.clamped(bx, by)).abs();
+        }
+    }
+    s
+}
+
+/// B moved onto A's pixel grid, choosing per pixel among [`candidates`] the vector whose 3x3
+/// luma patch matches best (the first of equals), then sampling every plane bilinearly.
+/// Sharper than [`warp`] at motion boundaries, where a block's vector belongs to one side
+/// only. `a` and `b` are the lumas of A and B (level 0 of their [`Pyramid`]s).
+pub fn compensate(bf: &Frame, field: &Field, a: &Plane, b: &Plane) -> Frame {
+    let (w, h) = (bf.width, bf.height);
+    let n = bf.plane_len();
+    let vectors: Vec<(f32, f32)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            let mut best = (0.0, 0.0);
+            let mut best_cost = f32::INFINITY;
+            for v in candidates(field, x as f32, y as f32) {
+                let c = patch_cost(a, b, x, y, v);
+                if c < best_cost {
+                    best_cost = c;
+                    best = v;
+                }
+            }
+            best
+        })
+        .collect();
+    let mut out = bf.clone();
+    out.data
+        .par_chunks_mut(w)
+        .enumerate()
+        .for_each(|(row, line)| {
+            let (p, y) = (row / h, row % h);
+            let src = &bf.data[p * n..(p + 1) * n];
+            for (x, o) in line.iter_mut().enumerate() {
+                let (vx, vy) = vectors[y * w + x];
+                *o = sample(src, w, h, x as f32 + vx, y as f32 + vy);
+            }
+        });
+    out
+}

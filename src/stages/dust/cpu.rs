@@ -1,0 +1,430 @@
+//! CPU reference of `dust`: detection, mask cleanup, the pathological-motion check, the soft
+//! repair mask and the repair, each a plain per-pixel function mirrored by one shader
+//! (`shaders/dust_*.wgsl`). Neighbour slots are `[p1, n1, p2, n2]`: the frames one and two
+//! before and after the centre, already compensated onto it by [`crate::motion`].
+
+use rayon::prelude::*;
+
+use super::Settings;
+use crate::frame::Frame;
+
+/// Candidate bits per pixel, written by [`detect`].
+pub const C_POS: u32 = 1;
+pub const C_NEG: u32 = 2;
+pub const C_STRONG: u32 = 4;
+pub const P_POS: u32 = 8;
+pub const P_NEG: u32 = 16;
+pub const P_STRONG: u32 = 32;
+pub const N_POS: u32 = 64;
+pub const N_NEG: u32 = 128;
+pub const N_STRONG: u32 = 256;
+/// The centre lies outside its neighbours' range by a quarter of the threshold: may join the
+/// mask next to detected dirt (its soft edge).
+pub const C_WEAK: u32 = 512;
+
+/// The luma planes detection reads: the centre, then `[p1, n1, p2, n2]` where present.
+pub struct Lumas<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub center: &'a [f32],
+    pub nb: [Option<&'a [f32]>; 4],
+}
+
+/// How far `v` lies outside the range of `a` and `b`: positive above, negative below, zero
+/// inside.
+pub fn outside(v: f32, a: f32, b: f32) -> f32 {
+    let (lo, hi) = (a.min(b), a.max(b));
+    if v > hi {
+        v - hi
+    } else if v < lo {
+        v - lo
+    } else {
+        0.0
+    }
+}
+
+/// Mean of `|a - b|` over the 3x3 neighbourhood of `(x, y)`, clamped at the edges: the local
+/// disagreement of two frames (grain, unresolved motion) that raises the detection threshold.
+fn disagreement(a: &[f32], b: &[f32], w: usize, h: usize, x: usize, y: usize) -> f32 {
+    let mut s = 0.0f32;
+    for j in -1i32..=1 {
+        for i in -1i32..=1 {
+            let xx = (x as i32 + i).clamp(0, w as i32 - 1) as usize;
+            let yy = (y as i32 + j).clamp(0, h as i32 - 1) as usize;
+            let k = yy * w + xx;
+            s += (a[k] - b[k]).abs();
+        }
+    }
+    s * (1.0 / 9.0)
+}
+
+/// How far `v` lies outside the range of the pair `(a, b)` at pixel `(x, y)`, and the local
+/// threshold for it: `t0` plus `noise_factor` times the pair's local disagreement.
+fn spike(
+    v: &[f32],
+    a: &[f32],
+    b: &[f32],
+    lm: &Lumas,
+    x: usize,
+    y: usize,
+    s: &Settings,
+) -> (f32, f32) {
+    let k = y * lm.width + x;
+    let thr = s.t0 + s.noise_factor * disagreement(a, b, lm.width, lm.height, x, y);
+    (outside(v[k], a[k], b[k]), thr)
+}
+
+/// `pos`/`neg` bits where `|d|` is above `thr`, `strong` above twice it.
+fn spike_bits(d: f32, thr: f32, bits: [u32; 3]) -> u32 {
+    let mut out = 0;
+    if d > thr {
+        out |= bits[0];
+    }
+    if d < -thr {
+        out |= bits[1];
+    }
+    if d.abs() > 2.0 * thr {
+        out |= bits[2];
+    }
+    out
+}
+
+/// Candidate bits of one pixel. The centre is a candidate where it lies outside the range of
+/// its compensated neighbours one each side by more than the threshold, and those two agree
+/// with each other to within half that distance; where the frames two away exist too, the
+/// centre must
+/// also lie outside their range, the same way, by half their threshold (a second opinion
+/// that vetoes spikes made by a poorly compensated neighbour). For the pathological-motion
+/// check the same test marks spikes of the frame before (against the one before it and the
+/// centre) and after.
+pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
+    let [p1, n1, p2, n2] = lm.nb;
+    let c = lm.center;
+    let k = y * lm.width + x;
+    let mut bits = 0;
+    if let (Some(a), Some(b)) = (p1, n1) {
+        let (d, thr) = spike(c, a, b, lm, x, y, s);
+        let mut cb = spike_bits(d, thr, [C_POS, C_NEG, C_STRONG]);
+        // Neighbours that disagree with each other (occlusion, motion blur, a compensation
+        // that failed) are no evidence of dirt.
+        if (a[k] - b[k]).abs() >= 0.5 * d.abs() {
+            cb = 0;
+        }
+        if let (Some(_), Some(_), Some(a2), Some(b2)) = (p1, n1, p2, n2) {
+            let (d2, thr2) = spike(c, a2, b2, lm, x, y, s);
+            let ok = if d > 0.0 {
+                d2 > 0.5 * thr2
+            } else {
+                d2 < -0.5 * thr2
+            };
+            if !ok {
+                cb = 0;
+            }
+        }
+        bits |= cb;
+        if d.abs() > 0.25 * thr {
+            bits |= C_WEAK;
+        }
+    }
+    if let (Some(p1), Some(p2)) = (p1, p2) {
+        let (d, thr) = spike(p1, p2, c, lm, x, y, s);
+        bits |= spike_bits(d, thr, [P_POS, P_NEG, P_STRONG]);
+    }
+    if let (Some(n1), Some(n2)) = (n1, n2) {
+        let (d, thr) = spike(n1, c, n2, lm, x, y, s);
+        bits |= spike_bits(d, thr, [N_POS, N_NEG, N_STRONG]);
+    }
+    bits
+}
+
+pub fn detect(lm: &Lumas, s: &Settings) -> Vec<u32> {
+    let w = lm.width;
+    let mut out = vec![0u32; w * lm.height];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            *o = detect_pixel(lm, x, y, s);
+        }
+    });
+    out
+}
+
+/// Mask cleanup: a candidate bit survives where it is strong or where one of its eight
+/// neighbours has it too, so lone grain peaks drop out while specks of two pixels and more
+/// (and strong single pixels) stay. Strong bits are dropped, weak bits kept as they are.
+pub fn clean(bits: &[u32], w: usize, h: usize) -> Vec<u32> {
+    let mut out = vec![0u32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let own = bits[y * w + x];
+            let mut around = 0u32;
+            let weak = own & C_WEAK;
+            for j in -1i32..=1 {
+                for i in -1i32..=1 {
+                    let (xx, yy) = (x as i32 + i, y as i32 + j);
+                    if (i, j) != (0, 0) && xx >= 0 && yy >= 0 && xx < w as i32 && yy < h as i32 {
+                        around |= bits[yy as usize * w + xx as usize];
+                    }
+                }
+            }
+            let mut keep = 0;
+            for (pos, neg, strong) in [
+                (C_POS, C_NEG, C_STRONG),
+                (P_POS, P_NEG, P_STRONG),
+                (N_POS, N_NEG, N_STRONG),
+            ] {
+                for b in [pos, neg] {
+                    if own & b != 0 && (own & strong != 0 || around & b != 0) {
+                        keep |= b;
+                    }
+                }
+            }
+            *o = keep | weak;
+        }
+    });
+    out
+}
+
+const PN_BITS: u32 = P_POS | P_NEG | N_POS | N_NEG;
+const C_BITS: u32 = C_POS | C_NEG | C_WEAK;
+
+/// Horizontal half of spreading the neighbour-spike bits over `radius` pixels (a square
+/// dilation in two passes); the centre bits stay as they are.
+pub fn spread_h(bits: &[u32], w: usize, h: usize, radius: usize) -> Vec<u32> {
+    let mut out = vec![0u32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let mut acc = bits[y * w + x] & C_BITS;
+            let lo = x.saturating_sub(radius);
+            let hi = (x + radius).min(w - 1);
+            for xx in lo..=hi {
+                acc |= bits[y * w + xx] & PN_BITS;
+            }
+            *o = acc;
+        }
+    });
+    out
+}
+
+/// Vertical half of the spread, then the decision: a centre candidate is dust unless the
+/// frames on both sides (those that can be checked) have a spike of the same polarity within
+/// the radius: something that is in every frame, somewhere near, is picture (a fast-moving
+/// object, rain, sparks), not dirt. `ext` (an external defect mask) is taken as is.
+/// Result per pixel: 1 dirt, 0.5 a weak candidate (may join the mask beside dirt), 0 clean.
+pub fn decide(hbits: &[u32], ext: Option<&[f32]>, s: &Settings, w: usize, h: usize) -> Vec<f32> {
+    let r = s.pm_radius;
+    let mut out = vec![0f32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let own = hbits[y * w + x];
+            let mut pn = 0u32;
+            if s.pm_check {
+                let lo = y.saturating_sub(r);
+                let hi = (y + r).min(h - 1);
+                for yy in lo..=hi {
+                    pn |= hbits[yy * w + x] & PN_BITS;
+                }
+            }
+            *o = if decide_pixel(own, pn, ext.map(|e| e[y * w + x]), s) {
+                1.0
+            } else if own & C_WEAK != 0 {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    });
+    out
+}
+
+/// The decision for one pixel from its own bits, the spread neighbour bits and the external
+/// mask value.
+pub fn decide_pixel(own: u32, pn: u32, ext: Option<f32>, s: &Settings) -> bool {
+    let motion = |p: u32, n: u32| {
+        s.pm_check
+            && (s.have_prev || s.have_next)
+            && (!s.have_prev || pn & p != 0)
+            && (!s.have_next || pn & n != 0)
+    };
+    (own & C_POS != 0 && !motion(P_POS, N_POS))
+        || (own & C_NEG != 0 && !motion(P_NEG, N_NEG))
+        || ext.is_some_and(|e| e > 0.5)
+}
+
+/// Mask growth: weak candidates within `dilate` pixels (a disc) of dirt join it, so the soft
+/// edges of specks are repaired without touching the clean picture around them.
+pub fn grow(flag: &[f32], s: &Settings, w: usize, h: usize) -> Vec<f32> {
+    let r = s.dilate as i32;
+    let mut out = vec![0f32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let f = flag[y * w + x];
+            let mut grown = f > 0.75;
+            if !grown && f > 0.25 {
+                for j in -r..=r {
+                    for i in -r..=r {
+                        let (xx, yy) = (x as i32 + i, y as i32 + j);
+                        if i * i + j * j <= r * r
+                            && xx >= 0
+                            && yy >= 0
+                            && xx < w as i32
+                            && yy < h as i32
+                            && flag[yy as usize * w + xx as usize] > 0.75
+                        {
+                            grown = true;
+                        }
+                    }
+                }
+            }
+            *o = grown as u32 as f32;
+        }
+    });
+    out
+}
+
+/// The soft repair mask: 1 on the grown mask, falling linearly to 0 over the next
+/// `feather + 1` pixels, so the repair blends into the untouched picture.
+pub fn alpha(grown: &[f32], s: &Settings, w: usize, h: usize) -> Vec<f32> {
+    let r = s.feather as i32;
+    let mut out = vec![0f32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let mut d2 = i32::MAX;
+            for j in -r..=r {
+                for i in -r..=r {
+                    let (xx, yy) = (x as i32 + i, y as i32 + j);
+                    if xx >= 0
+                        && yy >= 0
+                        && xx < w as i32
+                        && yy < h as i32
+                        && grown[yy as usize * w + xx as usize] > 0.5
+                    {
+                        d2 = d2.min(i * i + j * j);
+                    }
+                }
+            }
+            *o = alpha_of(d2, s);
+        }
+    });
+    out
+}
+
+/// Mask value at squared distance `d2` from the nearest detected pixel.
+pub fn alpha_of(d2: i32, s: &Settings) -> f32 {
+    if d2 == i32::MAX {
+        return 0.0;
+    }
+    (1.0 - (d2 as f32).sqrt() / (s.feather as f32 + 1.0)).max(0.0)
+}
+
+/// Median of the present values: the middle one, or the mean of the middle two.
+fn median(v: &mut [f32]) -> f32 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) * 0.5
+    }
+}
+
+const DIRS: [(i32, i32); 8] = [
+    (1, 0),
+    (-1, 0),
+    (0, 1),
+    (0, -1),
+    (1, 1),
+    (1, -1),
+    (-1, 1),
+    (-1, -1),
+];
+
+/// Repair: inside the mask, the per-plane median of the compensated neighbours, blended
+/// toward a spatial fill where the neighbours disagree with each other (their luma spread
+/// above `disagree`, fully spatial at twice it) or are missing. The spatial fill is the
+/// inverse-distance mean of the first unmasked pixel in each of eight directions, up to
+/// `spatial_reach` pixels away. Outside the mask the centre is copied.
+pub fn repair(
+    center: &Frame,
+    nb: &[Option<&Frame>; 4],
+    lm: &Lumas,
+    a: &[f32],
+    s: &Settings,
+) -> Frame {
+    let (w, h, planes) = (center.width, center.height, center.planes);
+    let n = w * h;
+    let mut out = center.clone();
+    let rows: Vec<Vec<f32>> = (0..h)
+        .into_par_iter()
+        .map(|y| {
+            let mut row = vec![0f32; w * planes];
+            for x in 0..w {
+                let k = y * w + x;
+                for p in 0..planes {
+                    row[p * w + x] = center.data[p * n + k];
+                }
+                if a[k] <= 0.0 {
+                    continue;
+                }
+                let mut lo = f32::INFINITY;
+                let mut hi = f32::NEG_INFINITY;
+                let mut count = 0;
+                for l in lm.nb.iter().flatten() {
+                    lo = lo.min(l[k]);
+                    hi = hi.max(l[k]);
+                    count += 1;
+                }
+                // Spatial fill: where each direction first leaves the mask.
+                let mut hits: Vec<(usize, f32)> = Vec::with_capacity(8);
+                for (dx, dy) in DIRS {
+                    for step in 1..=s.spatial_reach as i32 {
+                        let (xx, yy) = (x as i32 + dx * step, y as i32 + dy * step);
+                        if xx < 0 || yy < 0 || xx >= w as i32 || yy >= h as i32 {
+                            break;
+                        }
+                        let kk = yy as usize * w + xx as usize;
+                        if a[kk] <= 0.0 {
+                            hits.push((kk, 1.0 / step as f32));
+                            break;
+                        }
+                    }
+                }
+                let spatial_weight = if hits.is_empty() {
+                    0.0
+                } else if count == 0 {
+                    1.0
+                } else {
+                    ((hi - lo - s.disagree) / s.disagree).clamp(0.0, 1.0)
+                };
+                if count == 0 && hits.is_empty() {
+                    continue;
+                }
+                for p in 0..planes {
+                    let mut vals: Vec<f32> =
+                        nb.iter().flatten().map(|f| f.data[p * n + k]).collect();
+                    let temporal = if vals.is_empty() {
+                        0.0
+                    } else {
+                        median(&mut vals)
+                    };
+                    let mut sum = 0.0f32;
+                    let mut wsum = 0.0f32;
+                    for &(kk, wt) in &hits {
+                        sum += center.data[p * n + kk] * wt;
+                        wsum += wt;
+                    }
+                    let spatial = if wsum > 0.0 { sum / wsum } else { 0.0 };
+                    let fill = temporal + (spatial - temporal) * spatial_weight;
+                    let c = center.data[p * n + k];
+                    row[p * w + x] = c + (fill - c) * a[k];
+                }
+            }
+            row
+        })
+        .collect();
+    for (y, row) in rows.iter().enumerate() {
+        for p in 0..planes {
+            out.data[p * n + y * w..p * n + y * w + w].copy_from_slice(&row[p * w..p * w + w]);
+        }
+    }
+    out
+}

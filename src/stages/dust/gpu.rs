@@ -1,0 +1,251 @@
+//! GPU `dust`: motion by [`crate::motion::gpu`], then `shaders/dust_detect.wgsl`,
+//! `dust_clean.wgsl`, `dust_spread_h.wgsl`, `dust_decide.wgsl`, `dust_grow.wgsl`,
+//! `dust_alpha.wgsl` and
+//! `dust_repair.wgsl`, one invocation per pixel each, twins of the passes in [`super::cpu`].
+
+use anyhow::Result;
+
+use super::Settings;
+use crate::frame::{Frame, FrameMeta};
+use crate::gpu::{Dims, GpuContext, GpuFrame, Kernel};
+use crate::motion::{self, MotionParams};
+
+const DETECT: Kernel = Kernel {
+    name: "dust_detect",
+    source: include_str!("../../../shaders/dust_detect.wgsl"),
+};
+const CLEAN: Kernel = Kernel {
+    name: "dust_clean",
+    source: include_str!("../../../shaders/dust_clean.wgsl"),
+};
+const SPREAD_H: Kernel = Kernel {
+    name: "dust_spread_h",
+    source: include_str!("../../../shaders/dust_spread_h.wgsl"),
+};
+const DECIDE: Kernel = Kernel {
+    name: "dust_decide",
+    source: include_str!("../../../shaders/dust_decide.wgsl"),
+};
+const GROW: Kernel = Kernel {
+    name: "dust_grow",
+    source: include_str!("../../../shaders/dust_grow.wgsl"),
+};
+const ALPHA: Kernel = Kernel {
+    name: "dust_alpha",
+    source: include_str!("../../../shaders/dust_alpha.wgsl"),
+};
+const REPAIR: Kernel = Kernel {
+    name: "dust_repair",
+    source: include_str!("../../../shaders/dust_repair.wgsl"),
+};
+
+/// Keep in sync with `struct Params` in `shaders/dust_detect.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct DetectUniform {
+    w: u32,
+    h: u32,
+    present: u32,
+    _pad: u32,
+    t0: f32,
+    noise_factor: f32,
+    _p: [f32; 2],
+}
+
+/// Keep in sync with `struct Params` in `shaders/dust_clean.wgsl` and `dust_spread_h.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct PlaneUniform {
+    w: u32,
+    h: u32,
+    radius: u32,
+    _pad: u32,
+}
+
+/// Keep in sync with `struct Params` in `shaders/dust_decide.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct DecideUniform {
+    w: u32,
+    h: u32,
+    radius: u32,
+    pm_check: u32,
+    have_prev: u32,
+    have_next: u32,
+    has_ext: u32,
+    _pad: u32,
+}
+
+/// Keep in sync with `struct Params` in `shaders/dust_grow.wgsl` and `dust_alpha.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct AlphaUniform {
+    w: u32,
+    h: u32,
+    dilate: u32,
+    feather: u32,
+}
+
+/// Keep in sync with `struct Params` in `shaders/dust_repair.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct RepairUniform {
+    dims: Dims,
+    present: u32,
+    reach: u32,
+    disagree: f32,
+    inv_planes: f32,
+}
+
+/// Restore the centre frame; returns the result and the soft repair mask (one plane).
+/// `cp` is the centre's pyramid, `slots` the neighbours in use with their pyramids.
+pub fn run(
+    gpu: &GpuContext,
+    c: &GpuFrame,
+    cp: &motion::gpu::Pyramid,
+    slots: [Option<(&GpuFrame, motion::gpu::Pyramid)>; 4],
+    ext: Option<&[f32]>,
+    mp: &MotionParams,
+    s: &Settings,
+) -> Result<(GpuFrame, GpuFrame)> {
+    let (w, h) = (c.width, c.height);
+    let mut warped: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
+    let mut lumas: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
+    for f in slots {
+        match f {
+            Some((f, fp)) => {
+                let field = motion::gpu::estimate(gpu, cp, &fp, mp)?;
+                let wf = motion::gpu::compensate(gpu, f, &field, &cp.levels[0], &fp.levels[0], mp)?;
+                lumas.push(Some(motion::gpu::luma(gpu, &wf)?));
+                warped.push(Some(wf));
+            }
+            None => {
+                warped.push(None);
+                lumas.push(None);
+            }
+        }
+    }
+    let present = (0..4).fold(0u32, |acc, i| acc | ((warped[i].is_some() as u32) << i));
+    let lc = &cp.levels[0];
+    // Absent neighbours are never read; the centre fills their bindings.
+    let lum = |i: usize| lumas[i].as_ref().unwrap_or(lc);
+    let groups = GpuContext::workgroups(w, h, 1);
+
+    let bits = motion::gpu::scratch(gpu, w, h, 1);
+    let u = DetectUniform {
+        w: w as u32,
+        h: h as u32,
+        present,
+        _pad: 0,
+        t0: s.t0,
+        noise_factor: s.noise_factor,
+        _p: [0.0; 2],
+    };
+    gpu.run_kernel(
+        &DETECT,
+        &[
+            &lc.buffer,
+            &lum(0).buffer,
+            &lum(1).buffer,
+            &lum(2).buffer,
+            &lum(3).buffer,
+            &bits.buffer,
+        ],
+        bytemuck::bytes_of(&u),
+        groups,
+    )?;
+    let plane_u = |radius: usize| PlaneUniform {
+        w: w as u32,
+        h: h as u32,
+        radius: radius as u32,
+        _pad: 0,
+    };
+    let cleaned = motion::gpu::scratch(gpu, w, h, 1);
+    gpu.run_kernel(
+        &CLEAN,
+        &[&bits.buffer, &cleaned.buffer],
+        bytemuck::bytes_of(&plane_u(0)),
+        groups,
+    )?;
+    let radius = if s.pm_check { s.pm_radius } else { 0 };
+    gpu.run_kernel(
+        &SPREAD_H,
+        &[&cleaned.buffer, &bits.buffer],
+        bytemuck::bytes_of(&plane_u(radius)),
+        groups,
+    )?;
+    let ext_buf = match ext {
+        Some(e) => gpu.upload(&Frame {
+            width: w,
+            height: h,
+            planes: 1,
+            data: e.to_vec(),
+            meta: FrameMeta::default(),
+        })?,
+        None => motion::gpu::scratch(gpu, 1, 1, 1),
+    };
+    let flag = motion::gpu::scratch(gpu, w, h, 1);
+    let u = DecideUniform {
+        w: w as u32,
+        h: h as u32,
+        radius: radius as u32,
+        pm_check: s.pm_check as u32,
+        have_prev: s.have_prev as u32,
+        have_next: s.have_next as u32,
+        has_ext: ext.is_some() as u32,
+        _pad: 0,
+    };
+    gpu.run_kernel(
+        &DECIDE,
+        &[&bits.buffer, &ext_buf.buffer, &flag.buffer],
+        bytemuck::bytes_of(&u),
+        groups,
+    )?;
+    let alpha = motion::gpu::scratch(gpu, w, h, 1);
+    let u = AlphaUniform {
+        w: w as u32,
+        h: h as u32,
+        dilate: s.dilate as u32,
+        feather: s.feather as u32,
+    };
+    let grown = motion::gpu::scratch(gpu, w, h, 1);
+    gpu.run_kernel(
+        &GROW,
+        &[&flag.buffer, &grown.buffer],
+        bytemuck::bytes_of(&u),
+        groups,
+    )?;
+    gpu.run_kernel(
+        &ALPHA,
+        &[&grown.buffer, &alpha.buffer],
+        bytemuck::bytes_of(&u),
+        groups,
+    )?;
+    let out = gpu.new_frame_like(c);
+    let nbf = |i: usize| warped[i].as_ref().unwrap_or(c);
+    let u = RepairUniform {
+        dims: Dims::of(c),
+        present,
+        reach: s.spatial_reach as u32,
+        disagree: s.disagree,
+        inv_planes: 1.0 / c.planes as f32,
+    };
+    gpu.run_kernel(
+        &REPAIR,
+        &[
+            &alpha.buffer,
+            &c.buffer,
+            &nbf(0).buffer,
+            &nbf(1).buffer,
+            &nbf(2).buffer,
+            &nbf(3).buffer,
+            &out.buffer,
+        ],
+        bytemuck::bytes_of(&u),
+        groups,
+    )?;
+    for f in warped.into_iter().flatten() {
+        gpu.recycle(f);
+    }
+    Ok((out, alpha))
+}

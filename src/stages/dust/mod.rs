@@ -1,0 +1,446 @@
+//! `dust`: dust, dirt and blotch removal on motion-compensated neighbours.
+//!
+//! Dirt sits on one frame only; picture content is in its neighbours too. For each frame the
+//! neighbours up to two frames away are compensated onto it ([`crate::motion`]), then:
+//!
+//! 1. **Detection** ([`cpu::detect`]): a pixel is a candidate where its luma lies outside the
+//!    range of the compensated frames just before and after (a spike detector) by more than `t0 + noise_factor * local disagreement`
+//!    of those two frames, so grain and unresolved motion raise the bar where they are, and
+//!    outside the range of the frames two away by half their threshold (rank-order style
+//!    confirmation over ±2), while the frames just before and after agree with each other
+//!    (where they do not, the picture moved in a way compensation could not follow).
+//!    `t0` follows `sensitivity`. The first and last frames of a sequence have neighbours on
+//!    one side only, where picture coming into view looks just like dirt: nothing is
+//!    detected there (an external mask still applies).
+//! 2. **Cleanup** ([`cpu::clean`]): a candidate survives if it is strong (twice the threshold)
+//!    or has a candidate of the same polarity beside it.
+//! 3. **Pathological motion** ([`cpu::decide`]): the same spike test on the frames either side
+//!    (frame -1 against -2 and the centre, +1 against the centre and +2). If both show a spike
+//!    of the same polarity within `pm_radius` pixels, the candidate is something that is in
+//!    every frame but moves too fast to compensate (a thrown ball, sparks, rain): left alone.
+//! 4. **Mask** ([`cpu::grow`], [`cpu::alpha`]): weak candidates (a quarter of the threshold)
+//!    within `dilate` pixels of dirt join it (the soft edges of specks; clean picture around
+//!    them is not taken), then the mask is feathered over `feather` pixels; plus an optional
+//!    external mask sequence (`mask_in`: a scanner's infrared channel or a hand-painted mask;
+//!    white = defect).
+//! 5. **Repair** ([`cpu::repair`]): the per-plane median of the compensated neighbours, blended
+//!    toward an eight-direction spatial fill where the neighbours disagree with each other,
+//!    then blended into the frame by the soft mask. The fill is made of real neighbouring
+//!    samples, so grain continues through the repair (the median of four softens it a little).
+//!
+//! Neighbours beyond a shot cut ([`cuts`], on the coarsest pyramid level) are not used, so
+//! the last and first frames of a shot are treated like the ends of the sequence.
+//!
+//! Known limits: a defect on the same spot in consecutive frames is not one-frame dirt and is
+//! kept; dust within `pm_radius` of a spike on both neighbouring frames is kept; a glint or
+//! highlight that flashes on one frame only looks like bright dirt and is taken.
+//!
+//! CPU reference: [`cpu`] (and [`crate::motion::cpu`]); shaders: `shaders/dust_*.wgsl` and
+//! `shaders/motion_*.wgsl`; parity tolerance: [`GPU_TOLERANCE`], see there.
+
+pub mod cpu;
+pub mod gpu;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{check_shapes, Stage, Window};
+use crate::frame::Frame;
+use crate::gpu::{GpuContext, GpuFrame};
+use crate::motion::{self, MotionParams};
+use crate::stages::deflicker::cuts::{self, Thumbnail};
+
+/// Largest difference allowed between the GPU and CPU outputs. Both make the same decisions on
+/// the same arithmetic, so on lavapipe the outputs are bit-identical (the parity tests, and 9
+/// frames at 2048x1556). A GPU that fuses a multiply and add or rounds a division differently
+/// may tip a near-tie: a block takes another equally good vector, or a pixel within an ulp of
+/// a threshold falls the other way and is repaired (or not), a difference up to the size of
+/// the dirt. This bound lets such rare flips through `--check-gpu`; `tests/dust.rs` also
+/// holds the share of samples that differ by more than 1e-5 to 0.1 %.
+pub const GPU_TOLERANCE: f32 = 0.5;
+
+/// Parameters of `dust`. Cost: motion estimation against up to four neighbours (a few hundred
+/// operations per pixel), then a handful of per-pixel passes; `pm_radius` adds `4 * pm_radius`
+/// reads per pixel, `spatial_reach` only matters inside the mask.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DustParams {
+    /// How readily a spike is called dirt. Range 0..1, default 0.5; higher finds fainter dirt
+    /// and semi-transparent blotches, and risks touching picture.
+    pub sensitivity: f32,
+    /// Frames each side used: 1 (spike test only: no ±2 confirmation, no motion check) or 2.
+    /// Default 2.
+    pub radius: usize,
+    /// Weight of the local disagreement of the neighbours (grain, motion) in the threshold.
+    /// Range 0..10, default 2.5.
+    pub noise_factor: f32,
+    /// Pixels around a spike on the neighbouring frames within which a candidate counts as
+    /// moving picture and is kept. Range 0..64, default 16; 0 turns the check off.
+    pub pm_radius: usize,
+    /// Pixels the mask may grow by into weak candidates, to cover soft edges of dirt.
+    /// Range 0..8, default 3.
+    pub dilate: usize,
+    /// Pixels over which the repair fades out past the grown mask. Range 0..8, default 1.
+    pub feather: usize,
+    /// Furthest the spatial fill looks for untouched pixels. Range 4..256, default 48.
+    pub spatial_reach: usize,
+    /// External defect masks: a directory or pattern of images numbered like the frames
+    /// (white or above half = defect), added to what is detected. Default none.
+    pub mask_in: Option<PathBuf>,
+    /// Write each frame's repair mask as `DIR/dust/NNNNNN.png` (set by `restore --emit-masks`).
+    pub emit_masks: Option<PathBuf>,
+    /// A cut lies between two frames when `1 - correlation` of their registered luma
+    /// thumbnails exceeds this ([`cuts`]); frames beyond a cut are not used. Range 0.05..1
+    /// (1: never), default 0.5.
+    pub cut_threshold: f64,
+    /// Motion estimation knobs, see [`MotionParams`].
+    pub motion: MotionParams,
+}
+
+impl Default for DustParams {
+    fn default() -> Self {
+        DustParams {
+            sensitivity: 0.5,
+            radius: 2,
+            noise_factor: 2.5,
+            pm_radius: 16,
+            dilate: 3,
+            feather: 1,
+            spatial_reach: 48,
+            mask_in: None,
+            emit_masks: None,
+            cut_threshold: 0.5,
+            motion: MotionParams::default(),
+        }
+    }
+}
+
+impl DustParams {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.sensitivity) {
+            bail!(
+                "dust.sensitivity = {} is out of range (valid: 0 to 1)",
+                self.sensitivity
+            );
+        }
+        if !(1..=2).contains(&self.radius) {
+            bail!(
+                "dust.radius = {} is out of range (valid: 1 or 2)",
+                self.radius
+            );
+        }
+        if !(0.0..=10.0).contains(&self.noise_factor) {
+            bail!(
+                "dust.noise_factor = {} is out of range (valid: 0 to 10)",
+                self.noise_factor
+            );
+        }
+        if self.pm_radius > 64 {
+            bail!(
+                "dust.pm_radius = {} is out of range (valid: 0 to 64)",
+                self.pm_radius
+            );
+        }
+        if self.dilate > 8 {
+            bail!(
+                "dust.dilate = {} is out of range (valid: 0 to 8)",
+                self.dilate
+            );
+        }
+        if self.feather > 8 {
+            bail!(
+                "dust.feather = {} is out of range (valid: 0 to 8)",
+                self.feather
+            );
+        }
+        if !(4..=256).contains(&self.spatial_reach) {
+            bail!(
+                "dust.spatial_reach = {} is out of range (valid: 4 to 256)",
+                self.spatial_reach
+            );
+        }
+        if !(0.05..=1.0).contains(&self.cut_threshold) {
+            bail!(
+                "dust.cut_threshold = {} is out of range (valid: 0.05 to 1)",
+                self.cut_threshold
+            );
+        }
+        self.motion.validate("dust.motion")
+    }
+
+    /// The base spike threshold in code values: 0.1 at sensitivity 0, 0.01 at 1.
+    pub fn t0(&self) -> f32 {
+        0.1 - 0.09 * self.sensitivity
+    }
+}
+
+/// What the per-pixel passes need, derived from the parameters and the window.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub t0: f32,
+    pub noise_factor: f32,
+    pub pm_check: bool,
+    pub pm_radius: usize,
+    pub have_prev: bool,
+    pub have_next: bool,
+    pub dilate: usize,
+    pub feather: usize,
+    pub spatial_reach: usize,
+    /// Luma spread of the neighbours above which the repair turns spatial.
+    pub disagree: f32,
+}
+
+impl Settings {
+    fn new(p: &DustParams, nb: [bool; 4]) -> Self {
+        let t0 = p.t0();
+        Settings {
+            t0,
+            noise_factor: p.noise_factor,
+            pm_check: p.pm_radius > 0,
+            pm_radius: p.pm_radius,
+            have_prev: nb[0] && nb[2],
+            have_next: nb[1] && nb[3],
+            dilate: p.dilate,
+            feather: p.feather,
+            spatial_reach: p.spatial_reach,
+            disagree: 3.0 * t0,
+        }
+    }
+}
+
+pub struct Dust {
+    pub params: DustParams,
+    /// External masks by frame number, and the pattern they were found by (for messages).
+    masks: Option<(HashMap<i64, PathBuf>, String)>,
+}
+
+impl Dust {
+    pub fn new(params: DustParams) -> Result<Self> {
+        params.validate()?;
+        let masks = match &params.mask_in {
+            Some(path) => {
+                let seq = crate::io::sequence::Sequence::discover(path)
+                    .with_context(|| format!("dust.mask_in = {}", path.display()))?;
+                let map = seq
+                    .frames
+                    .iter()
+                    .map(|f| (f.number, f.path.clone()))
+                    .collect();
+                Some((map, seq.pattern.clone()))
+            }
+            None => None,
+        };
+        Ok(Dust { params, masks })
+    }
+
+    pub fn from_table(table: &toml::Table) -> Result<Self> {
+        let params: DustParams = table.clone().try_into().context(
+            "invalid parameters for stage 'dust' (keys: sensitivity, radius, noise_factor, \
+             pm_radius, dilate, feather, spatial_reach, mask_in, emit_masks, cut_threshold, motion)",
+        )?;
+        Self::new(params)
+    }
+
+    /// The external mask for frame `number` as one plane of 0/1, or `None` without `mask_in`.
+    pub fn external_mask(
+        &self,
+        number: Option<i64>,
+        width: usize,
+        height: usize,
+    ) -> Result<Option<Vec<f32>>> {
+        let Some((map, pattern)) = &self.masks else {
+            return Ok(None);
+        };
+        let Some(number) = number else {
+            bail!("dust.mask_in: the frame has no sequence number to find its mask by");
+        };
+        let Some(path) = map.get(&number) else {
+            bail!("dust.mask_in: no mask for frame {number} in {pattern}");
+        };
+        let m = crate::io::read_frame(path).with_context(|| "dust.mask_in".to_string())?;
+        if (m.width, m.height) != (width, height) {
+            bail!(
+                "dust.mask_in: {} is {}x{} but the frames are {width}x{height}",
+                path.display(),
+                m.width,
+                m.height
+            );
+        }
+        // The first plane: a grey mask, or the red of an RGB painting.
+        Ok(Some(
+            m.plane(0)
+                .iter()
+                .map(|&v| (v > 0.5) as u32 as f32)
+                .collect(),
+        ))
+    }
+
+    /// Write the soft repair mask of frame `number` when `emit_masks` is set.
+    fn emit(&self, number: Option<i64>, w: usize, h: usize, alpha: &[f32]) -> Result<()> {
+        let Some(dir) = &self.params.emit_masks else {
+            return Ok(());
+        };
+        let Some(number) = number else {
+            bail!("dust.emit_masks: the frame has no sequence number to name its mask by");
+        };
+        let bytes: Vec<u8> = alpha
+            .iter()
+            .map(|&a| (a.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        super::write_mask(Path::new(dir), "dust", number, w, h, &bytes)
+    }
+
+    /// Which neighbour slots lie in the centre's shot: a slot two away only if the one between
+    /// does too, judged by [`cuts`] on luma thumbnails (the coarsest pyramid levels).
+    fn same_shot(&self, center: &Thumbnail, nb: [Option<Thumbnail>; 4]) -> [bool; 4] {
+        let t = self.params.cut_threshold;
+        let near = |a: &Thumbnail, b: &Option<Thumbnail>| {
+            b.as_ref()
+                .is_some_and(|b| !cuts::is_cut(&cuts::compare(a, b), t))
+        };
+        let p1 = near(center, &nb[0]);
+        let n1 = near(center, &nb[1]);
+        let p2 = p1 && nb[0].as_ref().is_some_and(|a| near(a, &nb[2]));
+        let n2 = n1 && nb[1].as_ref().is_some_and(|a| near(a, &nb[3]));
+        [p1, n1, p2, n2]
+    }
+
+    /// The window's neighbours in slot order `[p1, n1, p2, n2]`.
+    fn slots<'a, T>(&self, window: &Window<'a, T>) -> [Option<&'a T>; 4] {
+        let r = self.params.radius;
+        let get = |v: &Vec<&'a T>, i: usize| if i < r { v.get(i).copied() } else { None };
+        [
+            get(&window.before, 0),
+            get(&window.after, 0),
+            get(&window.before, 1),
+            get(&window.after, 1),
+        ]
+    }
+}
+
+impl Stage for Dust {
+    fn name(&self) -> &'static str {
+        "dust"
+    }
+
+    fn temporal_radius(&self) -> usize {
+        self.params.radius
+    }
+
+    fn spatial_halo(&self) -> usize {
+        // Motion reach, the motion check, the mask and the spatial fill, one after the other.
+        let m = &self.params.motion;
+        (m.search + 1) * (1 << (m.max_levels - 1))
+            + 2 * m.block
+            + self.params.pm_radius
+            + self.params.dilate
+            + self.params.feather
+            + self.params.spatial_reach
+    }
+
+    fn gpu_tolerance(&self) -> f32 {
+        GPU_TOLERANCE
+    }
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
+        let (frames, _) = window.in_order();
+        check_shapes("dust", frames.iter().map(|f| (f.width, f.height, f.planes)))?;
+        let c = window.center;
+        let (w, h) = (c.width, c.height);
+        let ext = self.external_mask(c.meta.number, w, h)?;
+        let slots = self.slots(window);
+        let mp = &self.params.motion;
+        let cp = motion::cpu::Pyramid::of(c, mp);
+        let pyramids: Vec<Option<motion::cpu::Pyramid>> = slots
+            .iter()
+            .map(|f| f.map(|f| motion::cpu::Pyramid::of(f, mp)))
+            .collect();
+        let thumb = |p: &motion::cpu::Pyramid| {
+            let l = p.levels.last().expect("a level");
+            Thumbnail::new(l.width, l.height, l.data.clone())
+        };
+        let keep = self.same_shot(
+            &thumb(&cp),
+            std::array::from_fn(|i| pyramids[i].as_ref().map(thumb)),
+        );
+        let warped: Vec<Option<Frame>> = (0..4)
+            .map(|i| match (slots[i], &pyramids[i]) {
+                (Some(f), Some(fp)) if keep[i] => {
+                    let field = motion::cpu::estimate(&cp, fp, mp);
+                    Some(motion::cpu::compensate(
+                        f,
+                        &field,
+                        &cp.levels[0],
+                        &fp.levels[0],
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        let nb: [Option<&Frame>; 4] = std::array::from_fn(|i| warped[i].as_ref());
+        let lumas: Vec<Option<motion::cpu::Plane>> =
+            nb.iter().map(|f| f.map(motion::cpu::luma)).collect();
+        let lm = cpu::Lumas {
+            width: w,
+            height: h,
+            center: &cp.levels[0].data,
+            nb: std::array::from_fn(|i| lumas[i].as_ref().map(|l| l.data.as_slice())),
+        };
+        let s = Settings::new(&self.params, nb.map(|f| f.is_some()));
+        let bits = cpu::clean(&cpu::detect(&lm, &s), w, h);
+        let hbits = cpu::spread_h(&bits, w, h, if s.pm_check { s.pm_radius } else { 0 });
+        let flag = cpu::decide(&hbits, ext.as_deref(), &s, w, h);
+        let alpha = cpu::alpha(&cpu::grow(&flag, &s, w, h), &s, w, h);
+        self.emit(c.meta.number, w, h, &alpha)?;
+        Ok(cpu::repair(c, &nb, &lm, &alpha, &s))
+    }
+
+    fn run_gpu(&self, gpu: &GpuContext, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
+        let (frames, _) = window.in_order();
+        check_shapes("dust", frames.iter().map(|f| (f.width, f.height, f.planes)))?;
+        let c = window.center;
+        let ext = self.external_mask(c.meta.number, c.width, c.height)?;
+        let slots = self.slots(window);
+        let mp = &self.params.motion;
+        let cp = motion::gpu::Pyramid::of(gpu, c, mp)?;
+        let mut pyramids = Vec::with_capacity(4);
+        for f in slots {
+            pyramids.push(match f {
+                Some(f) => Some(motion::gpu::Pyramid::of(gpu, f, mp)?),
+                None => None,
+            });
+        }
+        // The coarsest levels are small: the cut check runs on the CPU, on the same data.
+        let thumb = |p: &motion::gpu::Pyramid| -> Result<Thumbnail> {
+            let l = gpu.download(p.levels.last().expect("a level"))?;
+            Ok(Thumbnail::new(l.width, l.height, l.data))
+        };
+        let mut thumbs: [Option<Thumbnail>; 4] = Default::default();
+        for (t, p) in thumbs.iter_mut().zip(&pyramids) {
+            if let Some(p) = p {
+                *t = Some(thumb(p)?);
+            }
+        }
+        let keep = self.same_shot(&thumb(&cp)?, thumbs);
+        let mut kept: [Option<(&GpuFrame, motion::gpu::Pyramid)>; 4] = Default::default();
+        for (i, p) in pyramids.into_iter().enumerate() {
+            if let (Some(f), Some(p), true) = (slots[i], p, keep[i]) {
+                kept[i] = Some((f, p));
+            }
+        }
+        let s = Settings::new(&self.params, kept.each_ref().map(|k| k.is_some()));
+        let (out, alpha) = gpu::run(gpu, c, &cp, kept, ext.as_deref(), mp, &s)?;
+        if self.params.emit_masks.is_some() {
+            let a = gpu.download(&alpha)?;
+            self.emit(c.meta.number, c.width, c.height, &a.data)?;
+        }
+        Ok(out)
+    }
+}
