@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
 
-use crate::frame::{max_code, quantise, Frame, FrameMeta, SampleKind, Timecode, Transfer};
+use crate::frame::{max_code, Frame, FrameMeta, SampleKind, Timecode, Transfer};
 
 /// File extensions read and written as video containers.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
@@ -449,6 +449,8 @@ pub fn probe(ff: &Ffmpeg, path: &Path) -> Result<VideoInfo> {
         .args([
             "-v",
             "error",
+            // Packets are counted in the same pass (Matroska has no frame count): demuxing only.
+            "-count_packets",
             "-print_format",
             "json",
             "-show_format",
@@ -515,22 +517,22 @@ pub fn probe(ff: &Ffmpeg, path: &Path) -> Result<VideoInfo> {
     let rate = json_str(video, "avg_frame_rate")
         .and_then(parse_rate)
         .or_else(|| json_str(video, "r_frame_rate").and_then(parse_rate));
+    // The video stream's own duration only: the container's may be the audio's, longer.
     let duration = json_str(video, "duration")
         .and_then(parse_duration)
-        .or_else(|| tag(video, "DURATION").and_then(parse_duration))
-        .or_else(|| json_str(format, "duration").and_then(parse_duration));
+        .or_else(|| tag(video, "DURATION").and_then(parse_duration));
     let nb_frames = json_str(video, "nb_frames")
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n > 0);
     let by_duration = rate.and_then(|(n, d)| {
         Some((duration? * n as f64 / d as f64).round() as usize).filter(|&n| n > 0)
     });
-    let announced = nb_frames.or(by_duration);
-    let frames = match nb_frames {
-        Some(n) => n,
-        // Matroska has no frame count: count the packets (demuxing only, no decoding).
-        None => count_packets(ff, path)?,
-    };
+    let tagged = tag(video, "NUMBER_OF_FRAMES").and_then(|n| n.trim().parse().ok());
+    let announced = nb_frames.or(tagged).or(by_duration);
+    let packets = json_str(video, "nb_read_packets").and_then(|n| n.parse::<usize>().ok());
+    let frames = nb_frames
+        .or(packets)
+        .ok_or_else(|| anyhow!("{}: ffprobe cannot count the video frames", path.display()))?;
     let timecode = tag(video, "timecode")
         .or_else(|| tag(format, "timecode"))
         .or_else(|| {
@@ -562,29 +564,6 @@ pub fn probe(ff: &Ffmpeg, path: &Path) -> Result<VideoInfo> {
         timecode,
         audio,
     })
-}
-
-/// Packets of the first video stream, counted by ffprobe.
-fn count_packets(ff: &Ffmpeg, path: &Path) -> Result<usize> {
-    let out = Ffmpeg::command(&ff.ffprobe)
-        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
-        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", ff.ffprobe.display()))?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .ok()
-        .filter(|_| out.status.success())
-        .ok_or_else(|| {
-            anyhow!(
-                "{}: cannot count the video frames: {}",
-                path.display(),
-                summarise(&String::from_utf8_lossy(&out.stderr))
-            )
-        })
 }
 
 impl VideoInfo {
@@ -882,44 +861,59 @@ pub fn unpack(bytes: &[u8], info: &VideoInfo, meta: FrameMeta) -> Frame {
             let (yp, up, vp) = (planes[0], planes[1], planes[2]);
             let (r, rest) = frame.data.split_at_mut(n);
             let (g, b) = rest.split_at_mut(n);
+            // One row of chroma at full width: co-sited samples as they are, the samples
+            // between them interpolated (first down, then across), so co-sited values stay exact.
+            let upsample =
+                |plane: &[u8], c0: usize, c1: usize, col: &mut Vec<f32>, out: &mut [f32]| {
+                    col.clear();
+                    col.extend((0..cw).map(|cx| {
+                        let a = clut[sample(plane, c0 * cw + cx, wide) as usize];
+                        if c1 == c0 {
+                            a
+                        } else {
+                            (a + clut[sample(plane, c1 * cw + cx, wide) as usize]) * 0.5
+                        }
+                    }));
+                    if sx == 0 {
+                        out.copy_from_slice(col);
+                        return;
+                    }
+                    for (x, o) in out.iter_mut().enumerate() {
+                        let i = x >> 1;
+                        *o = if x & 1 == 0 {
+                            col[i]
+                        } else {
+                            (col[i] + col[(i + 1).min(cw - 1)]) * 0.5
+                        };
+                    }
+                };
             r.par_chunks_mut(w)
                 .zip(g.par_chunks_mut(w))
                 .zip(b.par_chunks_mut(w))
                 .enumerate()
-                .for_each(|(y, ((rr, gr), br))| {
-                    // Chroma rows: the co-sited one, and its neighbour below for odd rows.
-                    let c0 = y >> sy;
-                    let c1 = if sy == 1 && y & 1 == 1 {
-                        (c0 + 1).min(ch - 1)
-                    } else {
-                        c0
-                    };
-                    let chroma = |plane: &[u8], x: usize| -> f32 {
-                        let x0 = x >> sx;
-                        let x1 = if sx == 1 && x & 1 == 1 {
-                            (x0 + 1).min(cw - 1)
+                .for_each_init(
+                    || (Vec::new(), vec![0f32; w], vec![0f32; w]),
+                    |(col, cbs, crs), (y, ((rr, gr), br))| {
+                        // Chroma rows: the co-sited one, and its neighbour below for odd rows.
+                        let c0 = y >> sy;
+                        let c1 = if sy == 1 && y & 1 == 1 {
+                            (c0 + 1).min(ch - 1)
                         } else {
-                            x0
+                            c0
                         };
-                        let at =
-                            |cy: usize, cx: usize| clut[sample(plane, cy * cw + cx, wide) as usize];
-                        if x0 == x1 && c0 == c1 {
-                            at(c0, x0)
-                        } else {
-                            (at(c0, x0) + at(c0, x1) + at(c1, x0) + at(c1, x1)) * 0.25
+                        upsample(up, c0, c1, col, cbs);
+                        upsample(vp, c0, c1, col, crs);
+                        let yrow = &yp[y * w * (1 + wide as usize)..];
+                        for x in 0..w {
+                            let yv = lut[sample(yrow, x, wide) as usize];
+                            let rv = yv + 2.0 * (1.0 - kr) * crs[x];
+                            let bv = yv + 2.0 * (1.0 - kb) * cbs[x];
+                            rr[x] = rv;
+                            br[x] = bv;
+                            gr[x] = (yv - kr * rv - kb * bv) / kg;
                         }
-                    };
-                    for x in 0..w {
-                        let yv = lut[sample(yp, y * w + x, wide) as usize];
-                        let cb = chroma(up, x);
-                        let cr = chroma(vp, x);
-                        let rv = yv + 2.0 * (1.0 - kr) * cr;
-                        let bv = yv + 2.0 * (1.0 - kb) * cb;
-                        rr[x] = rv;
-                        br[x] = bv;
-                        gr[x] = (yv - kr * rv - kb * bv) / kg;
-                    }
-                });
+                    },
+                );
         }
     }
     frame
@@ -936,13 +930,11 @@ fn put(dst: &mut [u8], i: usize, v: u32, wide: bool) {
 
 /// A code value, rounded and clamped to `0..=max`.
 fn to_code(x: f32, max: u32) -> u32 {
-    let x = x.round();
-    if x.is_nan() || x <= 0.0 {
-        0
-    } else if x >= max as f32 {
-        max
+    // Rounds half up, as `round` does for the non-negative values kept; NaN gives 0.
+    if x > 0.0 {
+        ((x + 0.5) as u32).min(max)
     } else {
-        x as u32
+        0
     }
 }
 
@@ -979,7 +971,7 @@ pub fn pack(frame: &Frame, layout: &PixLayout, colour: &Colour, out: &mut Vec<u8
                         for x in 0..w {
                             let k = y * w + x;
                             let v = src.iter().map(|s| s[k]).sum::<f32>() / src.len() as f32;
-                            put(row, x, quantise(v, max), wide);
+                            put(row, x, to_code(v * max as f32, max), wide);
                         }
                     });
             }
@@ -1374,6 +1366,7 @@ impl Drop for VideoWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::quantise;
 
     fn info(layout: PixLayout, colour: Colour, w: usize, h: usize) -> VideoInfo {
         VideoInfo {

@@ -666,6 +666,17 @@ impl VideoSink {
     }
 }
 
+impl Drop for VideoSink {
+    /// Not finished (an early error): stop the encoder and remove its temporary before the
+    /// run returns.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Restored frames' destination: frame files by a pool of encoders, or one video.
 enum Sink {
     Files(WriterPool, Vec<PathBuf>),
@@ -912,11 +923,13 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         }
         Target::Video { spec, ff } => {
             let temp = prepare_video_output(job, &spec.path)?;
+            cancel::register_temp(temp.clone());
             let writer = VideoWriter::create(ff, (**spec).clone(), temp.clone());
             let writer = match writer {
                 Ok(w) => w,
                 Err(e) => {
                     let _ = std::fs::remove_file(&temp);
+                    cancel::unregister_temp(&temp);
                     return Err(e);
                 }
             };
@@ -1058,6 +1071,7 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
             progress.finish();
             if let Some(temp) = &video_temp {
                 let _ = std::fs::remove_file(temp);
+                cancel::unregister_temp(temp);
             }
             run?;
             let written = written?;
