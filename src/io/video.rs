@@ -329,6 +329,8 @@ pub struct VideoInfo {
     pub trc: Option<String>,
     /// Frame rate as FFmpeg's rational, e.g. `24000/1001`.
     pub rate: Option<(u32, u32)>,
+    /// Sample (pixel) aspect ratio, when not square: anamorphic scans and upscales.
+    pub sar: Option<(u32, u32)>,
     /// Frames in the file: the container's count, else its packets counted.
     pub frames: usize,
     /// Frames the container announces (its count, or its duration times the rate); more than
@@ -556,6 +558,9 @@ pub fn probe(ff: &Ffmpeg, path: &Path) -> Result<VideoInfo> {
         height,
         layout,
         colour,
+        sar: json_str(video, "sample_aspect_ratio")
+            .and_then(|r| parse_rate(&r.replace(':', "/")))
+            .filter(|(n, d)| n != d),
         primaries: json_str(video, "color_primaries").map(str::to_string),
         trc: json_str(video, "color_transfer").map(str::to_string),
         rate,
@@ -1190,6 +1195,7 @@ pub struct EncodeSpec {
     pub width: usize,
     pub height: usize,
     pub rate: (u32, u32),
+    pub sar: Option<(u32, u32)>,
     pub timecode: Option<Timecode>,
     /// Video whose audio streams are copied (a whole-file run of a video input).
     pub audio_from: Option<VideoInfo>,
@@ -1272,6 +1278,10 @@ impl VideoWriter {
             cmd.args(["-map", "1:a", "-c:a", "copy"]);
         }
         cmd.args(spec.codec.args());
+        if let Some((n, d)) = spec.sar {
+            // Metadata only: the pixels are not resampled.
+            cmd.args(["-vf", &format!("setsar={n}/{d}")]);
+        }
         if let Some(tc) = spec.timecode {
             cmd.args(["-timecode", &tc.to_string()]);
         }
@@ -1381,6 +1391,7 @@ mod tests {
             primaries: None,
             trc: None,
             rate: Some((24, 1)),
+            sar: None,
             frames: 1,
             announced: None,
             timecode: None,

@@ -331,6 +331,7 @@ fn resolve_target(job: &RestoreJob, src: &Source, plan: &Plan, numbers: &[i64]) 
             width: src.width,
             height: src.height,
             rate: v.rate.unwrap_or((24, 1)),
+            sar: v.sar,
             timecode: v.timecode.map(|tc| {
                 video::timecode_add(tc, plan.write.0 as u64, v.frame_rate().unwrap_or(24.0))
             }),
@@ -350,6 +351,7 @@ fn resolve_target(job: &RestoreJob, src: &Source, plan: &Plan, numbers: &[i64]) 
                 width: src.width,
                 height: src.height,
                 rate: video::rational_rate(first.meta.frame_rate.unwrap_or(24.0)),
+                sar: None,
                 timecode: first.meta.timecode,
                 audio_from: None,
                 extra: job.video.encoder_opts.clone(),
