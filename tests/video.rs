@@ -157,8 +157,8 @@ fn ffv1_video_round_trip_is_bit_exact_at_10_and_16_bits() {
             pix_fmt,
             7,
             "24000/1001",
-            // An anamorphic sample aspect ratio, to be carried.
-            &["-timecode", "01:02:03:04", "-aspect", "8:3"],
+            // An anamorphic sample aspect ratio (750:481), to be carried exactly.
+            &["-timecode", "01:02:03:04", "-aspect", "1000:481"],
         );
         let output = dir.path().join(format!("out-{pix_fmt}.mkv"));
         ok(nitrate(&[

@@ -1279,8 +1279,9 @@ impl VideoWriter {
         }
         cmd.args(spec.codec.args());
         if let Some((n, d)) = spec.sar {
-            // Metadata only: the pixels are not resampled.
-            cmd.args(["-vf", &format!("setsar={n}/{d}")]);
+            // Metadata only: the pixels are not resampled. `max` keeps the exact ratio (the
+            // filter would otherwise approximate it within 100/100).
+            cmd.args(["-vf", &format!("setsar=sar={n}/{d}:max={}", n.max(d))]);
         }
         if let Some(tc) = spec.timecode {
             cmd.args(["-timecode", &tc.to_string()]);
