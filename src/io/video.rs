@@ -851,11 +851,15 @@ pub fn unpack(bytes: &[u8], info: &VideoInfo, meta: FrameMeta) -> Frame {
             };
             for (p, dst) in frame.data.chunks_mut(n).enumerate() {
                 let src = planes[order[p]];
-                dst.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-                    for (x, v) in row.iter_mut().enumerate() {
-                        *v = lut[sample(src, y * w + x, wide) as usize];
-                    }
-                });
+                let bps = layout.bytes_per_sample();
+                dst.par_chunks_mut(w)
+                    .zip(src.par_chunks(w * bps))
+                    .for_each_init(Vec::new, |codes, (row, bytes)| {
+                        row_codes(bytes, wide, codes);
+                        for (v, &c) in row.iter_mut().zip(codes.iter()) {
+                            *v = lut[c as usize];
+                        }
+                    });
             }
         }
         Family::Yuv { sx, sy } => {
@@ -897,8 +901,8 @@ pub fn unpack(bytes: &[u8], info: &VideoInfo, meta: FrameMeta) -> Frame {
                 .zip(b.par_chunks_mut(w))
                 .enumerate()
                 .for_each_init(
-                    || (Vec::new(), vec![0f32; w], vec![0f32; w]),
-                    |(col, cbs, crs), (y, ((rr, gr), br))| {
+                    || (Vec::new(), vec![0f32; w], vec![0f32; w], Vec::new()),
+                    |(col, cbs, crs, codes), (y, ((rr, gr), br))| {
                         // Chroma rows: the co-sited one, and its neighbour below for odd rows.
                         let c0 = y >> sy;
                         let c1 = if sy == 1 && y & 1 == 1 {
@@ -908,14 +912,18 @@ pub fn unpack(bytes: &[u8], info: &VideoInfo, meta: FrameMeta) -> Frame {
                         };
                         upsample(up, c0, c1, col, cbs);
                         upsample(vp, c0, c1, col, crs);
-                        let yrow = &yp[y * w * (1 + wide as usize)..];
-                        for x in 0..w {
-                            let yv = lut[sample(yrow, x, wide) as usize];
-                            let rv = yv + 2.0 * (1.0 - kr) * crs[x];
-                            let bv = yv + 2.0 * (1.0 - kb) * cbs[x];
-                            rr[x] = rv;
-                            br[x] = bv;
-                            gr[x] = (yv - kr * rv - kb * bv) / kg;
+                        let bps = 1 + wide as usize;
+                        row_codes(&yp[y * w * bps..(y + 1) * w * bps], wide, codes);
+                        let (kcr, kcb) = (2.0 * (1.0 - kr), 2.0 * (1.0 - kb));
+                        let out = rr.iter_mut().zip(gr.iter_mut()).zip(br.iter_mut());
+                        let inp = codes.iter().zip(cbs.iter()).zip(crs.iter());
+                        for (((r, g), b), ((&c, &cb), &cr)) in out.zip(inp) {
+                            let yv = lut[c as usize];
+                            let rv = yv + kcr * cr;
+                            let bv = yv + kcb * cb;
+                            *r = rv;
+                            *b = bv;
+                            *g = (yv - kr * rv - kb * bv) / kg;
                         }
                     },
                 );
@@ -940,6 +948,32 @@ fn to_code(x: f32, max: u32) -> u32 {
         ((x + 0.5) as u32).min(max)
     } else {
         0
+    }
+}
+
+/// Code values into one row of little-endian samples.
+fn put_row(row: &mut [u8], wide: bool, codes: impl Iterator<Item = u32>) {
+    if wide {
+        for (o, c) in row.chunks_exact_mut(2).zip(codes) {
+            o.copy_from_slice(&(c as u16).to_le_bytes());
+        }
+    } else {
+        for (o, c) in row.iter_mut().zip(codes) {
+            *o = c as u8;
+        }
+    }
+}
+
+/// One row of little-endian samples into code values.
+fn row_codes(row: &[u8], wide: bool, out: &mut Vec<u16>) {
+    out.clear();
+    if wide {
+        out.extend(
+            row.chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]])),
+        );
+    } else {
+        out.extend(row.iter().map(|&b| b as u16));
     }
 }
 
@@ -970,14 +1004,14 @@ pub fn pack(frame: &Frame, layout: &PixLayout, colour: &Colour, out: &mut Vec<u8
                 } else {
                     vec![plane(if gray { 0 } else { [1, 2, 0][i] })]
                 };
+                let scale = max as f32 / src.len() as f32;
                 dst.par_chunks_mut(w * bps)
                     .enumerate()
                     .for_each(|(y, row)| {
-                        for x in 0..w {
-                            let k = y * w + x;
-                            let v = src.iter().map(|s| s[k]).sum::<f32>() / src.len() as f32;
-                            put(row, x, to_code(v * max as f32, max), wide);
-                        }
+                        let k = y * w;
+                        let codes = (k..k + w)
+                            .map(|k| to_code(src.iter().map(|s| s[k]).sum::<f32>() * scale, max));
+                        put_row(row, wide, codes);
                     });
             }
         }
@@ -990,15 +1024,14 @@ pub fn pack(frame: &Frame, layout: &PixLayout, colour: &Colour, out: &mut Vec<u8
             let mut it = dsts.into_iter();
             let (yd, ud, vd) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
             yd.par_chunks_mut(w * bps).enumerate().for_each(|(y, row)| {
-                for x in 0..w {
-                    let k = y * w + x;
-                    put(
-                        row,
-                        x,
-                        code(kr * r[k] + kg * g[k] + kb * b[k], yo, ys),
-                        wide,
-                    );
-                }
+                let rows = y * w..(y + 1) * w;
+                let (r, g, b) = (&r[rows.clone()], &g[rows.clone()], &b[rows]);
+                let codes = r
+                    .iter()
+                    .zip(g)
+                    .zip(b)
+                    .map(|((r, g), b)| code(kr * r + kg * g + kb * b, yo, ys));
+                put_row(row, wide, codes);
             });
             // Chroma from the co-sited pixel: the inverse of the interpolation on input.
             let cw = w.div_ceil(1 << sx);
