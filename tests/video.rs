@@ -71,6 +71,32 @@ fn probe(path: &Path, entry: &str, stream: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The whole framemd5 header and hashes (stream parameters such as the aspect ratio included),
+/// timestamps left out.
+fn md5_full(path: &Path) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            s(path),
+            "-map",
+            "0:v",
+        ])
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("#software"))
+        .map(|l| match l.starts_with('#') {
+            true => l.to_string(),
+            false => l.rsplit(',').next().unwrap_or("").trim().to_string(),
+        })
+        .collect()
+}
+
 /// Per-frame MD5 of the decoded samples of stream `map`, in the stream's own pixel format
 /// (audio: of the packets copied), with the timestamps left out.
 fn md5s(path: &Path, map: &str) -> Vec<String> {
@@ -131,7 +157,8 @@ fn ffv1_video_round_trip_is_bit_exact_at_10_and_16_bits() {
             pix_fmt,
             7,
             "24000/1001",
-            &["-timecode", "01:02:03:04"],
+            // An anamorphic sample aspect ratio (750:481), to be carried exactly.
+            &["-timecode", "01:02:03:04", "-aspect", "1000:481"],
         );
         let output = dir.path().join(format!("out-{pix_fmt}.mkv"));
         ok(nitrate(&[
@@ -155,6 +182,8 @@ fn ffv1_video_round_trip_is_bit_exact_at_10_and_16_bits() {
             a, b,
             "{pix_fmt}: decoded samples differ after a neutral run"
         );
+        // Stream parameters too: size, pixel format, sample aspect ratio.
+        assert_eq!(md5_full(&input), md5_full(&output), "{pix_fmt}");
         assert_eq!(probe(&output, "stream=r_frame_rate", "v:0"), "24000/1001");
         assert_eq!(probe(&output, "format_tags=timecode", "v:0"), "01:02:03:04");
     }

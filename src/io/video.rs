@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
 
-use crate::frame::{max_code, quantise, Frame, FrameMeta, SampleKind, Timecode, Transfer};
+use crate::frame::{max_code, Frame, FrameMeta, SampleKind, Timecode, Transfer};
 
 /// File extensions read and written as video containers.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
@@ -329,6 +329,8 @@ pub struct VideoInfo {
     pub trc: Option<String>,
     /// Frame rate as FFmpeg's rational, e.g. `24000/1001`.
     pub rate: Option<(u32, u32)>,
+    /// Sample (pixel) aspect ratio, when not square: anamorphic scans and upscales.
+    pub sar: Option<(u32, u32)>,
     /// Frames in the file: the container's count, else its packets counted.
     pub frames: usize,
     /// Frames the container announces (its count, or its duration times the rate); more than
@@ -449,6 +451,8 @@ pub fn probe(ff: &Ffmpeg, path: &Path) -> Result<VideoInfo> {
         .args([
             "-v",
             "error",
+            // Packets are counted in the same pass (Matroska has no frame count): demuxing only.
+            "-count_packets",
             "-print_format",
             "json",
             "-show_format",
@@ -515,22 +519,22 @@ pub fn probe(ff: &Ffmpeg, path: &Path) -> Result<VideoInfo> {
     let rate = json_str(video, "avg_frame_rate")
         .and_then(parse_rate)
         .or_else(|| json_str(video, "r_frame_rate").and_then(parse_rate));
+    // The video stream's own duration only: the container's may be the audio's, longer.
     let duration = json_str(video, "duration")
         .and_then(parse_duration)
-        .or_else(|| tag(video, "DURATION").and_then(parse_duration))
-        .or_else(|| json_str(format, "duration").and_then(parse_duration));
+        .or_else(|| tag(video, "DURATION").and_then(parse_duration));
     let nb_frames = json_str(video, "nb_frames")
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n > 0);
     let by_duration = rate.and_then(|(n, d)| {
         Some((duration? * n as f64 / d as f64).round() as usize).filter(|&n| n > 0)
     });
-    let announced = nb_frames.or(by_duration);
-    let frames = match nb_frames {
-        Some(n) => n,
-        // Matroska has no frame count: count the packets (demuxing only, no decoding).
-        None => count_packets(ff, path)?,
-    };
+    let tagged = tag(video, "NUMBER_OF_FRAMES").and_then(|n| n.trim().parse().ok());
+    let announced = nb_frames.or(tagged).or(by_duration);
+    let packets = json_str(video, "nb_read_packets").and_then(|n| n.parse::<usize>().ok());
+    let frames = nb_frames
+        .or(packets)
+        .ok_or_else(|| anyhow!("{}: ffprobe cannot count the video frames", path.display()))?;
     let timecode = tag(video, "timecode")
         .or_else(|| tag(format, "timecode"))
         .or_else(|| {
@@ -554,6 +558,9 @@ pub fn probe(ff: &Ffmpeg, path: &Path) -> Result<VideoInfo> {
         height,
         layout,
         colour,
+        sar: json_str(video, "sample_aspect_ratio")
+            .and_then(|r| parse_rate(&r.replace(':', "/")))
+            .filter(|(n, d)| n != d),
         primaries: json_str(video, "color_primaries").map(str::to_string),
         trc: json_str(video, "color_transfer").map(str::to_string),
         rate,
@@ -562,29 +569,6 @@ pub fn probe(ff: &Ffmpeg, path: &Path) -> Result<VideoInfo> {
         timecode,
         audio,
     })
-}
-
-/// Packets of the first video stream, counted by ffprobe.
-fn count_packets(ff: &Ffmpeg, path: &Path) -> Result<usize> {
-    let out = Ffmpeg::command(&ff.ffprobe)
-        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
-        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", ff.ffprobe.display()))?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .ok()
-        .filter(|_| out.status.success())
-        .ok_or_else(|| {
-            anyhow!(
-                "{}: cannot count the video frames: {}",
-                path.display(),
-                summarise(&String::from_utf8_lossy(&out.stderr))
-            )
-        })
 }
 
 impl VideoInfo {
@@ -867,11 +851,15 @@ pub fn unpack(bytes: &[u8], info: &VideoInfo, meta: FrameMeta) -> Frame {
             };
             for (p, dst) in frame.data.chunks_mut(n).enumerate() {
                 let src = planes[order[p]];
-                dst.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-                    for (x, v) in row.iter_mut().enumerate() {
-                        *v = lut[sample(src, y * w + x, wide) as usize];
-                    }
-                });
+                let bps = layout.bytes_per_sample();
+                dst.par_chunks_mut(w)
+                    .zip(src.par_chunks(w * bps))
+                    .for_each_init(Vec::new, |codes, (row, bytes)| {
+                        row_codes(bytes, wide, codes);
+                        for (v, &c) in row.iter_mut().zip(codes.iter()) {
+                            *v = lut[c as usize];
+                        }
+                    });
             }
         }
         Family::Yuv { sx, sy } => {
@@ -882,44 +870,63 @@ pub fn unpack(bytes: &[u8], info: &VideoInfo, meta: FrameMeta) -> Frame {
             let (yp, up, vp) = (planes[0], planes[1], planes[2]);
             let (r, rest) = frame.data.split_at_mut(n);
             let (g, b) = rest.split_at_mut(n);
+            // One row of chroma at full width: co-sited samples as they are, the samples
+            // between them interpolated (first down, then across), so co-sited values stay exact.
+            let upsample =
+                |plane: &[u8], c0: usize, c1: usize, col: &mut Vec<f32>, out: &mut [f32]| {
+                    col.clear();
+                    col.extend((0..cw).map(|cx| {
+                        let a = clut[sample(plane, c0 * cw + cx, wide) as usize];
+                        if c1 == c0 {
+                            a
+                        } else {
+                            (a + clut[sample(plane, c1 * cw + cx, wide) as usize]) * 0.5
+                        }
+                    }));
+                    if sx == 0 {
+                        out.copy_from_slice(col);
+                        return;
+                    }
+                    for (x, o) in out.iter_mut().enumerate() {
+                        let i = x >> 1;
+                        *o = if x & 1 == 0 {
+                            col[i]
+                        } else {
+                            (col[i] + col[(i + 1).min(cw - 1)]) * 0.5
+                        };
+                    }
+                };
             r.par_chunks_mut(w)
                 .zip(g.par_chunks_mut(w))
                 .zip(b.par_chunks_mut(w))
                 .enumerate()
-                .for_each(|(y, ((rr, gr), br))| {
-                    // Chroma rows: the co-sited one, and its neighbour below for odd rows.
-                    let c0 = y >> sy;
-                    let c1 = if sy == 1 && y & 1 == 1 {
-                        (c0 + 1).min(ch - 1)
-                    } else {
-                        c0
-                    };
-                    let chroma = |plane: &[u8], x: usize| -> f32 {
-                        let x0 = x >> sx;
-                        let x1 = if sx == 1 && x & 1 == 1 {
-                            (x0 + 1).min(cw - 1)
+                .for_each_init(
+                    || (Vec::new(), vec![0f32; w], vec![0f32; w], Vec::new()),
+                    |(col, cbs, crs, codes), (y, ((rr, gr), br))| {
+                        // Chroma rows: the co-sited one, and its neighbour below for odd rows.
+                        let c0 = y >> sy;
+                        let c1 = if sy == 1 && y & 1 == 1 {
+                            (c0 + 1).min(ch - 1)
                         } else {
-                            x0
+                            c0
                         };
-                        let at =
-                            |cy: usize, cx: usize| clut[sample(plane, cy * cw + cx, wide) as usize];
-                        if x0 == x1 && c0 == c1 {
-                            at(c0, x0)
-                        } else {
-                            (at(c0, x0) + at(c0, x1) + at(c1, x0) + at(c1, x1)) * 0.25
+                        upsample(up, c0, c1, col, cbs);
+                        upsample(vp, c0, c1, col, crs);
+                        let bps = 1 + wide as usize;
+                        row_codes(&yp[y * w * bps..(y + 1) * w * bps], wide, codes);
+                        let (kcr, kcb) = (2.0 * (1.0 - kr), 2.0 * (1.0 - kb));
+                        let out = rr.iter_mut().zip(gr.iter_mut()).zip(br.iter_mut());
+                        let inp = codes.iter().zip(cbs.iter()).zip(crs.iter());
+                        for (((r, g), b), ((&c, &cb), &cr)) in out.zip(inp) {
+                            let yv = lut[c as usize];
+                            let rv = yv + kcr * cr;
+                            let bv = yv + kcb * cb;
+                            *r = rv;
+                            *b = bv;
+                            *g = (yv - kr * rv - kb * bv) / kg;
                         }
-                    };
-                    for x in 0..w {
-                        let yv = lut[sample(yp, y * w + x, wide) as usize];
-                        let cb = chroma(up, x);
-                        let cr = chroma(vp, x);
-                        let rv = yv + 2.0 * (1.0 - kr) * cr;
-                        let bv = yv + 2.0 * (1.0 - kb) * cb;
-                        rr[x] = rv;
-                        br[x] = bv;
-                        gr[x] = (yv - kr * rv - kb * bv) / kg;
-                    }
-                });
+                    },
+                );
         }
     }
     frame
@@ -936,13 +943,37 @@ fn put(dst: &mut [u8], i: usize, v: u32, wide: bool) {
 
 /// A code value, rounded and clamped to `0..=max`.
 fn to_code(x: f32, max: u32) -> u32 {
-    let x = x.round();
-    if x.is_nan() || x <= 0.0 {
-        0
-    } else if x >= max as f32 {
-        max
+    // Rounds half up, as `round` does for the non-negative values kept; NaN gives 0.
+    if x > 0.0 {
+        ((x + 0.5) as u32).min(max)
     } else {
-        x as u32
+        0
+    }
+}
+
+/// Code values into one row of little-endian samples.
+fn put_row(row: &mut [u8], wide: bool, codes: impl Iterator<Item = u32>) {
+    if wide {
+        for (o, c) in row.chunks_exact_mut(2).zip(codes) {
+            o.copy_from_slice(&(c as u16).to_le_bytes());
+        }
+    } else {
+        for (o, c) in row.iter_mut().zip(codes) {
+            *o = c as u8;
+        }
+    }
+}
+
+/// One row of little-endian samples into code values.
+fn row_codes(row: &[u8], wide: bool, out: &mut Vec<u16>) {
+    out.clear();
+    if wide {
+        out.extend(
+            row.chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]])),
+        );
+    } else {
+        out.extend(row.iter().map(|&b| b as u16));
     }
 }
 
@@ -973,14 +1004,14 @@ pub fn pack(frame: &Frame, layout: &PixLayout, colour: &Colour, out: &mut Vec<u8
                 } else {
                     vec![plane(if gray { 0 } else { [1, 2, 0][i] })]
                 };
+                let scale = max as f32 / src.len() as f32;
                 dst.par_chunks_mut(w * bps)
                     .enumerate()
                     .for_each(|(y, row)| {
-                        for x in 0..w {
-                            let k = y * w + x;
-                            let v = src.iter().map(|s| s[k]).sum::<f32>() / src.len() as f32;
-                            put(row, x, quantise(v, max), wide);
-                        }
+                        let k = y * w;
+                        let codes = (k..k + w)
+                            .map(|k| to_code(src.iter().map(|s| s[k]).sum::<f32>() * scale, max));
+                        put_row(row, wide, codes);
                     });
             }
         }
@@ -993,15 +1024,14 @@ pub fn pack(frame: &Frame, layout: &PixLayout, colour: &Colour, out: &mut Vec<u8
             let mut it = dsts.into_iter();
             let (yd, ud, vd) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
             yd.par_chunks_mut(w * bps).enumerate().for_each(|(y, row)| {
-                for x in 0..w {
-                    let k = y * w + x;
-                    put(
-                        row,
-                        x,
-                        code(kr * r[k] + kg * g[k] + kb * b[k], yo, ys),
-                        wide,
-                    );
-                }
+                let rows = y * w..(y + 1) * w;
+                let (r, g, b) = (&r[rows.clone()], &g[rows.clone()], &b[rows]);
+                let codes = r
+                    .iter()
+                    .zip(g)
+                    .zip(b)
+                    .map(|((r, g), b)| code(kr * r + kg * g + kb * b, yo, ys));
+                put_row(row, wide, codes);
             });
             // Chroma from the co-sited pixel: the inverse of the interpolation on input.
             let cw = w.div_ceil(1 << sx);
@@ -1198,6 +1228,7 @@ pub struct EncodeSpec {
     pub width: usize,
     pub height: usize,
     pub rate: (u32, u32),
+    pub sar: Option<(u32, u32)>,
     pub timecode: Option<Timecode>,
     /// Video whose audio streams are copied (a whole-file run of a video input).
     pub audio_from: Option<VideoInfo>,
@@ -1280,6 +1311,11 @@ impl VideoWriter {
             cmd.args(["-map", "1:a", "-c:a", "copy"]);
         }
         cmd.args(spec.codec.args());
+        if let Some((n, d)) = spec.sar {
+            // Metadata only: the pixels are not resampled. `max` keeps the exact ratio (the
+            // filter would otherwise approximate it within 100/100).
+            cmd.args(["-vf", &format!("setsar=sar={n}/{d}:max={}", n.max(d))]);
+        }
         if let Some(tc) = spec.timecode {
             cmd.args(["-timecode", &tc.to_string()]);
         }
@@ -1374,6 +1410,7 @@ impl Drop for VideoWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::quantise;
 
     fn info(layout: PixLayout, colour: Colour, w: usize, h: usize) -> VideoInfo {
         VideoInfo {
@@ -1388,6 +1425,7 @@ mod tests {
             primaries: None,
             trc: None,
             rate: Some((24, 1)),
+            sar: None,
             frames: 1,
             announced: None,
             timecode: None,

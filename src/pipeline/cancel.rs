@@ -1,10 +1,27 @@
 //! Ctrl-C: the first press lets the frames in hand finish and stops reading new ones; a second
 //! press exits at once. Writes are atomic either way, so no partial frame file is ever left.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static PRESSES: AtomicUsize = AtomicUsize::new(0);
+/// Temporaries being written by child processes (a video encoder), removed on a hard exit.
+static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Remove `path` if the process quits on a second Ctrl-C while it is being written.
+pub fn register_temp(path: PathBuf) {
+    TEMPS.lock().unwrap_or_else(|e| e.into_inner()).push(path);
+}
+
+/// `path` is renamed or removed: nothing to clean up on exit any more.
+pub fn unregister_temp(path: &std::path::Path) {
+    TEMPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| p != path);
+}
 
 /// The error a run returns when it stopped on Ctrl-C.
 #[derive(Debug)]
@@ -29,6 +46,10 @@ pub fn install_handler() {
             INTERRUPTED.store(true, Ordering::SeqCst);
             eprintln!("\nstopping after the frames in hand (Ctrl-C again to quit at once)");
         } else {
+            // An orphaned encoder finishes into the unlinked file, so nothing is left.
+            for p in TEMPS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                let _ = std::fs::remove_file(p);
+            }
             std::process::exit(130);
         }
     });

@@ -332,6 +332,7 @@ fn resolve_target(job: &RestoreJob, src: &Source, plan: &Plan, numbers: &[i64]) 
             width: src.width,
             height: src.height,
             rate: v.rate.unwrap_or((24, 1)),
+            sar: v.sar,
             timecode: v.timecode.map(|tc| {
                 video::timecode_add(tc, plan.write.0 as u64, v.frame_rate().unwrap_or(24.0))
             }),
@@ -351,6 +352,7 @@ fn resolve_target(job: &RestoreJob, src: &Source, plan: &Plan, numbers: &[i64]) 
                 width: src.width,
                 height: src.height,
                 rate: video::rational_rate(first.meta.frame_rate.unwrap_or(24.0)),
+                sar: None,
                 timecode: first.meta.timecode,
                 audio_from: None,
                 extra: job.video.encoder_opts.clone(),
@@ -693,6 +695,17 @@ impl VideoSink {
     }
 }
 
+impl Drop for VideoSink {
+    /// Not finished (an early error): stop the encoder and remove its temporary before the
+    /// run returns.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Restored frames' destination: frame files by a pool of encoders, or one video.
 enum Sink {
     Files(WriterPool, Vec<PathBuf>),
@@ -939,11 +952,13 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         }
         Target::Video { spec, ff } => {
             let temp = prepare_video_output(job, &spec.path)?;
+            cancel::register_temp(temp.clone());
             let writer = VideoWriter::create(ff, (**spec).clone(), temp.clone());
             let writer = match writer {
                 Ok(w) => w,
                 Err(e) => {
                     let _ = std::fs::remove_file(&temp);
+                    cancel::unregister_temp(&temp);
                     return Err(e);
                 }
             };
@@ -1093,6 +1108,7 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
             progress.finish();
             if let Some(temp) = &video_temp {
                 let _ = std::fs::remove_file(temp);
+                cancel::unregister_temp(temp);
             }
             run?;
             let written = written?;
