@@ -16,7 +16,8 @@
 //!    at most `max_width` wide (where the residual stays above 30 % of the peak), peak inside
 //!    its extent (a ramp running into a step peaks at the end), stand out from both flanks,
 //!    which must be alike (not a line along a step: a kerb, a moulding), stand at one column in
-//!    both half bands (vertical, not slanted texture), and keep off the frame's edge.
+//!    both half bands, each against its own background (vertical, not slanted texture), and
+//!    keep off the frame's edge.
 //! 3. **Scene motion** ([`scene_shift`]): each neighbour's global translation against the
 //!    centre frame, from the median-filtered column profiles (scratches removed) and the row
 //!    profiles, by a 1-D search with sub-pixel refinement.
@@ -71,8 +72,9 @@ pub const MIN_CONTRAST: f32 = 0.01;
 pub const GATE_LO: f32 = 0.01;
 /// A pixel standing out by this or more is replaced; linear between.
 pub const GATE_HI: f32 = 0.03;
-/// Shortest scratch taken, as a share of the frame height (at least two bands).
-pub const MIN_LENGTH: f32 = 0.2;
+/// Shortest scratch taken, as a share of the frame height (at least two bands). Scene lines
+/// that pass for scratches (an outline on a still object) are mostly shorter.
+pub const MIN_LENGTH: f32 = 0.3;
 /// Neighbours used per pixel at most.
 pub const MAX_SOURCES: usize = 2;
 
@@ -271,13 +273,13 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
         let m = p.band_means(b);
         let bg = running_median(&m, k);
         let r: Vec<f32> = m.iter().zip(&bg).map(|(a, b)| a - b).collect();
+        // Each half against its own background: the level often changes between the halves
+        // (a horizon, a gradient), which would bury the line in an offset.
         let halves: Vec<Vec<f32>> = (2 * b..(2 * b + 2).min(p.halves()))
             .map(|h| {
-                p.half_means(h)
-                    .iter()
-                    .zip(&bg)
-                    .map(|(a, b)| a - b)
-                    .collect()
+                let hm = p.half_means(h);
+                let hbg = running_median(&hm, k);
+                hm.iter().zip(&hbg).map(|(a, b)| a - b).collect()
             })
             .collect();
         let mut abs: Vec<f32> = r.iter().map(|v| v.abs()).collect();
@@ -516,7 +518,7 @@ impl Plan {
             }
         }
         // A scratch runs a good part of the height at one column: keep runs of candidates
-        // over consecutive bands, at least a fifth of the height (and two bands), holding an
+        // over consecutive bands, at least [`MIN_LENGTH`] of the height (and two bands), holding an
         // accepted one; the rest of the run is taken with it.
         let band_rows = c.band();
         let min_run = (h as f32 * MIN_LENGTH / band_rows as f32).ceil().max(2.0) as usize;
