@@ -522,8 +522,10 @@ impl Plan {
         // accepted one; the rest of the run is taken with it.
         let band_rows = c.band();
         let min_run = (h as f32 * MIN_LENGTH / band_rows as f32).ceil().max(2.0) as usize;
+        // A real scratch may lean or bend a little (a couple of pixels over the height), and a
+        // faint one's centroid wanders with the texture under it.
         let near =
-            |a: &Candidate, b: &Candidate| a.sign == b.sign && (a.center - b.center).abs() <= 1.0;
+            |a: &Candidate, b: &Candidate| a.sign == b.sign && (a.center - b.center).abs() <= 1.5;
         let mut chosen: Vec<Candidate> = Vec::new();
         for q in &accepted {
             if chosen.contains(q) {
@@ -541,6 +543,15 @@ impl Plan {
                             .iter()
                             .find(|r| r.band as i64 == band && near(r, &cur))
                         {
+                            // The bands bridged are repaired too, where the line was (the
+                            // gate keeps what it did not reach).
+                            for gap in 1..step {
+                                run.push(Candidate {
+                                    band: (cur.band as i64 + dir * gap) as usize,
+                                    strong: false,
+                                    ..cur
+                                });
+                            }
                             run.push(*r);
                             cur = *r;
                             top = top.min(r.band);
