@@ -28,7 +28,8 @@
 //!    pole in a panning shot is found at its column plus the scene's shift). It must run over
 //!    consecutive bands, one-band gaps bridged, for at least [`MIN_LENGTH`] of the height; the
 //!    run's weaker candidates are taken with it, and its ends grow half band by half band while
-//!    the line still stands there (partial-height scratches).
+//!    the line still stands there, following its lean and bridging one half band where it
+//!    fades (partial-height scratches; faint ones over busy texture).
 //! 5. **Repair** (`cpu::repair`, `shaders/scratch_repair.wgsl`), per pixel of a line's region
 //!    (its extent widened by a third and a pixel each side): from the nearest neighbours (at
 //!    most [`MAX_SOURCES`]) whose motion-compensated sample is off their own scratches and whose
@@ -582,7 +583,8 @@ impl Plan {
                 m.iter().zip(&bg).map(|(a, b)| a - b).collect()
             })
             .collect();
-        let stands = |hb: usize, q: &Candidate| {
+        // Where the line stands in half band `hb` near column `x`: its centroid there.
+        let stands = |hb: usize, q: &Candidate, x: f32| -> Option<f32> {
             let r = &half_res[hb];
             let (lo, hi) = (q.x0.saturating_sub(1), (q.x1 + 1).min(w - 1));
             let (mut sw, mut sx, mut top) = (0.0f32, 0.0f32, 0.0f32);
@@ -592,7 +594,31 @@ impl Plan {
                 sx += u * xi as f32;
                 top = top.max(u);
             }
-            top >= 0.3 * q.peak && top >= 0.5 * MIN_CONTRAST && (sx / sw - q.center).abs() <= 1.5
+            let at = sx / sw;
+            (top >= 0.3 * q.peak && top >= 0.5 * MIN_CONTRAST && (at - x).abs() <= 1.5)
+                .then_some(at)
+        };
+        // Grow from `first` in direction `dir` while the line stands, following its lean and
+        // bridging one half band where it fades (faint scratches over busy texture).
+        let grow = |q: &Candidate, first: i64, dir: i64| -> Vec<usize> {
+            let mut out = Vec::new();
+            let (mut x, mut miss) = (q.center, 0);
+            let mut hb = first;
+            while hb >= 0 && (hb as usize) < halves {
+                match stands(hb as usize, q, x) {
+                    Some(at) => {
+                        for back in 0..=miss {
+                            out.push((hb - dir * back) as usize);
+                        }
+                        miss = 0;
+                        x = at.clamp(q.center - 1.5, q.center + 1.5);
+                    }
+                    None if miss == 0 => miss = 1,
+                    None => break,
+                }
+                hb += dir;
+            }
+            out
         };
         let mut lines = Vec::new();
         let mut labels = vec![0u32; halves * w];
@@ -609,8 +635,8 @@ impl Plan {
             let first = 2 * q.band;
             let last = (2 * q.band + 1).min(halves - 1);
             let mut covered: Vec<usize> = (first..=last).collect();
-            covered.extend((0..first).rev().take_while(|&hb| stands(hb, q)));
-            covered.extend((last + 1..halves).take_while(|&hb| stands(hb, q)));
+            covered.extend(grow(q, first as i64 - 1, -1));
+            covered.extend(grow(q, last as i64 + 1, 1));
             for hb in covered {
                 labels[hb * w + x0..=hb * w + x1].fill(id);
             }
