@@ -16,7 +16,8 @@
 //!    at most `max_width` wide (where the residual stays above 30 % of the peak), peak inside
 //!    its extent (a ramp running into a step peaks at the end), stand out from both flanks,
 //!    which must be alike (not a line along a step: a kerb, a moulding), stand at one column in
-//!    both half bands (vertical, not slanted texture), and keep off the frame's edge.
+//!    both half bands, each against its own background (vertical, not slanted texture), and
+//!    keep off the frame's edge.
 //! 3. **Scene motion** ([`scene_shift`]): each neighbour's global translation against the
 //!    centre frame, from the median-filtered column profiles (scratches removed) and the row
 //!    profiles, by a 1-D search with sub-pixel refinement.
@@ -27,7 +28,8 @@
 //!    pole in a panning shot is found at its column plus the scene's shift). It must run over
 //!    consecutive bands, one-band gaps bridged, for at least [`MIN_LENGTH`] of the height; the
 //!    run's weaker candidates are taken with it, and its ends grow half band by half band while
-//!    the line still stands there (partial-height scratches).
+//!    the line still stands there, following its lean and bridging one half band where it
+//!    fades (partial-height scratches; faint ones over busy texture).
 //! 5. **Repair** (`cpu::repair`, `shaders/scratch_repair.wgsl`), per pixel of a line's region
 //!    (its extent widened by a third and a pixel each side): from the nearest neighbours (at
 //!    most [`MAX_SOURCES`]) whose motion-compensated sample is off their own scratches and whose
@@ -71,8 +73,9 @@ pub const MIN_CONTRAST: f32 = 0.01;
 pub const GATE_LO: f32 = 0.01;
 /// A pixel standing out by this or more is replaced; linear between.
 pub const GATE_HI: f32 = 0.03;
-/// Shortest scratch taken, as a share of the frame height (at least two bands).
-pub const MIN_LENGTH: f32 = 0.2;
+/// Shortest scratch taken, as a share of the frame height (at least two bands). Scene lines
+/// that pass for scratches (an outline on a still object) are mostly shorter.
+pub const MIN_LENGTH: f32 = 0.3;
 /// Neighbours used per pixel at most.
 pub const MAX_SOURCES: usize = 2;
 
@@ -271,13 +274,13 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
         let m = p.band_means(b);
         let bg = running_median(&m, k);
         let r: Vec<f32> = m.iter().zip(&bg).map(|(a, b)| a - b).collect();
+        // Each half against its own background: the level often changes between the halves
+        // (a horizon, a gradient), which would bury the line in an offset.
         let halves: Vec<Vec<f32>> = (2 * b..(2 * b + 2).min(p.halves()))
             .map(|h| {
-                p.half_means(h)
-                    .iter()
-                    .zip(&bg)
-                    .map(|(a, b)| a - b)
-                    .collect()
+                let hm = p.half_means(h);
+                let hbg = running_median(&hm, k);
+                hm.iter().zip(&hbg).map(|(a, b)| a - b).collect()
             })
             .collect();
         let mut abs: Vec<f32> = r.iter().map(|v| v.abs()).collect();
@@ -516,12 +519,14 @@ impl Plan {
             }
         }
         // A scratch runs a good part of the height at one column: keep runs of candidates
-        // over consecutive bands, at least a fifth of the height (and two bands), holding an
+        // over consecutive bands, at least [`MIN_LENGTH`] of the height (and two bands), holding an
         // accepted one; the rest of the run is taken with it.
         let band_rows = c.band();
         let min_run = (h as f32 * MIN_LENGTH / band_rows as f32).ceil().max(2.0) as usize;
+        // A real scratch may lean or bend a little (a couple of pixels over the height), and a
+        // faint one's centroid wanders with the texture under it.
         let near =
-            |a: &Candidate, b: &Candidate| a.sign == b.sign && (a.center - b.center).abs() <= 1.0;
+            |a: &Candidate, b: &Candidate| a.sign == b.sign && (a.center - b.center).abs() <= 1.5;
         let mut chosen: Vec<Candidate> = Vec::new();
         for q in &accepted {
             if chosen.contains(q) {
@@ -539,6 +544,15 @@ impl Plan {
                             .iter()
                             .find(|r| r.band as i64 == band && near(r, &cur))
                         {
+                            // The bands bridged are repaired too, where the line was (the
+                            // gate keeps what it did not reach).
+                            for gap in 1..step {
+                                run.push(Candidate {
+                                    band: (cur.band as i64 + dir * gap) as usize,
+                                    strong: false,
+                                    ..cur
+                                });
+                            }
                             run.push(*r);
                             cur = *r;
                             top = top.min(r.band);
@@ -569,7 +583,8 @@ impl Plan {
                 m.iter().zip(&bg).map(|(a, b)| a - b).collect()
             })
             .collect();
-        let stands = |hb: usize, q: &Candidate| {
+        // Where the line stands in half band `hb` near column `x`: its centroid there.
+        let stands = |hb: usize, q: &Candidate, x: f32| -> Option<f32> {
             let r = &half_res[hb];
             let (lo, hi) = (q.x0.saturating_sub(1), (q.x1 + 1).min(w - 1));
             let (mut sw, mut sx, mut top) = (0.0f32, 0.0f32, 0.0f32);
@@ -579,7 +594,31 @@ impl Plan {
                 sx += u * xi as f32;
                 top = top.max(u);
             }
-            top >= 0.3 * q.peak && top >= 0.5 * MIN_CONTRAST && (sx / sw - q.center).abs() <= 1.5
+            let at = sx / sw;
+            (top >= 0.3 * q.peak && top >= 0.5 * MIN_CONTRAST && (at - x).abs() <= 1.5)
+                .then_some(at)
+        };
+        // Grow from `first` in direction `dir` while the line stands, following its lean and
+        // bridging one half band where it fades (faint scratches over busy texture).
+        let grow = |q: &Candidate, first: i64, dir: i64| -> Vec<usize> {
+            let mut out = Vec::new();
+            let (mut x, mut miss) = (q.center, 0);
+            let mut hb = first;
+            while hb >= 0 && (hb as usize) < halves {
+                match stands(hb as usize, q, x) {
+                    Some(at) => {
+                        for back in 0..=miss {
+                            out.push((hb - dir * back) as usize);
+                        }
+                        miss = 0;
+                        x = at.clamp(q.center - 1.5, q.center + 1.5);
+                    }
+                    None if miss == 0 => miss = 1,
+                    None => break,
+                }
+                hb += dir;
+            }
+            out
         };
         let mut lines = Vec::new();
         let mut labels = vec![0u32; halves * w];
@@ -596,8 +635,8 @@ impl Plan {
             let first = 2 * q.band;
             let last = (2 * q.band + 1).min(halves - 1);
             let mut covered: Vec<usize> = (first..=last).collect();
-            covered.extend((0..first).rev().take_while(|&hb| stands(hb, q)));
-            covered.extend((last + 1..halves).take_while(|&hb| stands(hb, q)));
+            covered.extend(grow(q, first as i64 - 1, -1));
+            covered.extend(grow(q, last as i64 + 1, 1));
             for hb in covered {
                 labels[hb * w + x0..=hb * w + x1].fill(id);
             }
