@@ -9,11 +9,11 @@ struct Params {
     h: u32,
     // Bit i set: neighbour slot i (p1, n1, p2, n2) is present.
     present: u32,
-    _pad: u32,
+    wide_radius: u32,
     t0: f32,
     noise_factor: f32,
+    wide_factor: f32,
     _p1: f32,
-    _p2: f32,
 }
 
 @group(0) @binding(0) var<storage, read> lc: array<f32>;
@@ -70,6 +70,21 @@ fn disagreement(a: u32, b: u32, x: u32, y: u32) -> f32 {
     return s * (1.0 / 9.0);
 }
 
+// Mean |a - b| over the square of wide_radius, clamped at the edges.
+fn wide_disagreement(a: u32, b: u32, x: u32, y: u32) -> f32 {
+    let r = i32(params.wide_radius);
+    var s = 0.0;
+    for (var j = -r; j <= r; j++) {
+        for (var i = -r; i <= r; i++) {
+            let xx = u32(clamp(i32(x) + i, 0, i32(params.w) - 1));
+            let yy = u32(clamp(i32(y) + j, 0, i32(params.h) - 1));
+            let k = yy * params.w + xx;
+            s += abs(lum(a, k) - lum(b, k));
+        }
+    }
+    return s / f32((2 * r + 1) * (2 * r + 1));
+}
+
 // (how far v lies outside the pair's range, the local threshold)
 fn spike(v: u32, a: u32, b: u32, x: u32, y: u32) -> vec2<f32> {
     let k = y * params.w + x;
@@ -108,6 +123,14 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         var cb = spike_bits(r.x, r.y, C_POS, C_NEG, C_STRONG);
         // Neighbours that disagree with each other are no evidence of dirt.
         if abs(lp1[k] - ln1[k]) >= 0.5 * abs(r.x) {
+            cb = 0u;
+        }
+        // Motion failure: the neighbours disagree over a wider area.
+        var wide = wide_disagreement(1u, 2u, id.x, id.y);
+        if p2 && n2 {
+            wide = max(wide, wide_disagreement(3u, 4u, id.x, id.y));
+        }
+        if params.wide_factor * wide >= abs(r.x) {
             cb = 0u;
         }
         if p1 && n1 && p2 && n2 {
