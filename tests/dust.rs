@@ -171,16 +171,49 @@ fn spots_on_a_panning_scene_are_removed() {
 }
 
 #[test]
-fn the_first_frame_is_left_alone() {
-    // Neighbours on one side only cannot tell dirt from picture coming into view.
-    let (_, frames, _) = dirty_window(0.0, 0.0, 3);
+fn on_the_first_frame_only_strong_dirt_is_repaired() {
+    // Neighbours on one side only cannot tell faint dirt from picture coming into view:
+    // a bright speck on dark picture is repaired, a faint one is kept, the rest is untouched.
+    let frames: Vec<Frame> = (0..5).map(|t| scene(t, 0.0, 0.0)).collect();
+    let clean = frames[2].clone();
+    let darkest = (8..H - 8)
+        .flat_map(|y| (8..W / 2).map(move |x| (x, y)))
+        .min_by(|a, b| clean.get(0, a.0, a.1).total_cmp(&clean.get(0, b.0, b.1)))
+        .unwrap();
+    let strong = Spot {
+        x: darkest.0 as f32,
+        y: darkest.1 as f32,
+        r: 2.0,
+        level: 0.97,
+    };
+    let (fx, fy) = (W * 3 / 4, H / 2);
+    let faint = Spot {
+        x: fx as f32,
+        y: fy as f32,
+        r: 2.0,
+        level: clean.get(0, fx, fy) + 0.1,
+    };
+    let mut dirty = clean.clone();
+    paint(&mut dirty, &[strong, faint]);
     let stage = Dust::new(DustParams::default()).unwrap();
     let w = Window {
         before: vec![],
-        center: &frames[2],
+        center: &dirty,
         after: vec![&frames[3], &frames[4]],
     };
-    assert_eq!(stage.run_cpu(&w).unwrap().data, frames[2].data);
+    let out = stage.run_cpu(&w).unwrap();
+    assert_removed("first frame", &out, &dirty, &clean, &[strong], 0.08);
+    for y in 0..H {
+        for x in 0..W {
+            if near(&[faint], x, y, 0.5) {
+                assert_eq!(
+                    out.get(0, x, y),
+                    dirty.get(0, x, y),
+                    "faint speck at ({x}, {y})"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -271,6 +304,7 @@ fn settings() -> Settings {
         margin: 0.5,
         wide_radius: 4,
         wide_factor: 6.0,
+        one_sided: 8.0,
     }
 }
 

@@ -125,8 +125,19 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
     let c = lm.center;
     let k = y * lm.width + x;
     let mut bits = 0;
-    if let (Some(a), Some(b)) = (p1, n1) {
+    // Both sides: the frames just before and after, confirmed by the two away. One side only
+    // (the ends of a sequence or shot): the two frames on that side, at `s.one_sided` times
+    // the threshold, as picture coming into view looks like dirt there.
+    let pair = match (p1, n1, p2, n2) {
+        (Some(a), Some(b), a2, b2) => Some((a, b, a2.zip(b2), 1.0)),
+        (None, Some(a), _, Some(b)) | (Some(a), None, Some(b), _) => {
+            Some((a, b, None, s.one_sided))
+        }
+        _ => None,
+    };
+    if let Some((a, b, confirm, scale)) = pair {
         let (d, thr) = spike(c, a, b, lm, x, y, s);
+        let thr = thr * scale;
         let mut cb = spike_bits(d, thr, [C_POS, C_NEG, C_STRONG]);
         // Neighbours that disagree with each other (occlusion, motion blur, a compensation
         // that failed) are no evidence of dirt.
@@ -135,22 +146,10 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
         }
         // Motion failure: the neighbours, which the dirt does not touch, disagree over a wider
         // area around the candidate (compensation off by a block, an occlusion).
-        let mut wide = wide_disagreement(a, b, lm.width, lm.height, x, y, s.wide_radius);
-        if let (Some(a2), Some(b2)) = (p2, n2) {
-            wide = wide.max(wide_disagreement(
-                a2,
-                b2,
-                lm.width,
-                lm.height,
-                x,
-                y,
-                s.wide_radius,
-            ));
-        }
-        if s.wide_factor * wide >= d.abs() {
-            cb = 0;
-        }
-        if let (Some(_), Some(_), Some(a2), Some(b2)) = (p1, n1, p2, n2) {
+        let (w, h, r) = (lm.width, lm.height, s.wide_radius);
+        let mut wide = wide_disagreement(a, b, w, h, x, y, r);
+        if let Some((a2, b2)) = confirm {
+            wide = wide.max(wide_disagreement(a2, b2, w, h, x, y, r));
             let (d2, thr2) = spike(c, a2, b2, lm, x, y, s);
             let ok = if d > 0.0 {
                 d2 > 0.5 * thr2
@@ -160,6 +159,9 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
             if !ok {
                 cb = 0;
             }
+        }
+        if s.wide_factor * wide >= d.abs() {
+            cb = 0;
         }
         bits |= cb;
         if d.abs() > 0.25 * thr {

@@ -50,7 +50,7 @@ struct DetectUniform {
     t0: f32,
     noise_factor: f32,
     wide_factor: f32,
-    _p: f32,
+    one_sided: f32,
 }
 
 /// Keep in sync with `struct Params` in `shaders/dust_clean.wgsl` and `dust_spread_h.wgsl`.
@@ -143,7 +143,7 @@ pub fn run(
         t0: s.t0,
         noise_factor: s.noise_factor,
         wide_factor: s.wide_factor,
-        _p: 0.0,
+        one_sided: s.one_sided,
     };
     gpu.run_kernel(
         &DETECT,

@@ -12,9 +12,10 @@
 //!    it a candidate where those pairs disagree over the wider area around it by more than a
 //!    sixth of its spike: the dirt does not touch them, so that is motion failure (a figure
 //!    moving too fast for block motion), and a false repair there costs clean picture.
-//!    `t0` follows `sensitivity`. The first and last frames of a sequence have neighbours on
-//!    one side only, where picture coming into view looks just like dirt: nothing is
-//!    detected there (an external mask still applies).
+//!    `t0` follows `sensitivity`. The first and last frames of a sequence or shot have
+//!    neighbours on one side only, where picture coming into view looks just like dirt: there
+//!    the spike is taken against the two frames on that side at eight times the threshold,
+//!    so only strong dirt is repaired.
 //! 2. **Cleanup** ([`cpu::clean`]): a candidate survives if it is strong (twice the threshold)
 //!    or has a candidate of the same polarity beside it.
 //! 3. **Pathological motion** ([`cpu::decide`]): the same spike test on the frames either side
@@ -203,6 +204,8 @@ pub struct Settings {
     pub wide_radius: usize,
     /// A candidate must stand out by more than this many times that disagreement.
     pub wide_factor: f32,
+    /// Threshold factor for detection from the frames on one side only.
+    pub one_sided: f32,
 }
 
 /// Motion-failure veto and repair limit, chosen on `degrade --defects dust,blotches` of the
@@ -211,6 +214,9 @@ pub struct Settings {
 const WIDE_RADIUS: usize = 4;
 const WIDE_FACTOR: f32 = 6.0;
 const REPAIR_MARGIN: f32 = 0.5;
+/// Only strong dirt is taken from the frames on one side: picture that moves in or out of
+/// view, or that compensation misses, looks like dirt there (chosen on the same clip).
+const ONE_SIDED: f32 = 8.0;
 
 impl Settings {
     fn new(p: &DustParams, nb: [bool; 4]) -> Self {
@@ -229,6 +235,7 @@ impl Settings {
             wide_radius: WIDE_RADIUS,
             wide_factor: WIDE_FACTOR,
             margin: REPAIR_MARGIN,
+            one_sided: ONE_SIDED,
         }
     }
 }
