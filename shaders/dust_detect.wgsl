@@ -9,11 +9,12 @@ struct Params {
     h: u32,
     // Bit i set: neighbour slot i (p1, n1, p2, n2) is present.
     present: u32,
-    _pad: u32,
+    wide_radius: u32,
     t0: f32,
     noise_factor: f32,
-    _p1: f32,
-    _p2: f32,
+    wide_factor: f32,
+    // Threshold factor for detection from one side only.
+    one_sided: f32,
 }
 
 @group(0) @binding(0) var<storage, read> lc: array<f32>;
@@ -70,6 +71,21 @@ fn disagreement(a: u32, b: u32, x: u32, y: u32) -> f32 {
     return s * (1.0 / 9.0);
 }
 
+// Mean |a - b| over the square of wide_radius, clamped at the edges.
+fn wide_disagreement(a: u32, b: u32, x: u32, y: u32) -> f32 {
+    let r = i32(params.wide_radius);
+    var s = 0.0;
+    for (var j = -r; j <= r; j++) {
+        for (var i = -r; i <= r; i++) {
+            let xx = u32(clamp(i32(x) + i, 0, i32(params.w) - 1));
+            let yy = u32(clamp(i32(y) + j, 0, i32(params.h) - 1));
+            let k = yy * params.w + xx;
+            s += abs(lum(a, k) - lum(b, k));
+        }
+    }
+    return s / f32((2 * r + 1) * (2 * r + 1));
+}
+
 // (how far v lies outside the pair's range, the local threshold)
 fn spike(v: u32, a: u32, b: u32, x: u32, y: u32) -> vec2<f32> {
     let k = y * params.w + x;
@@ -103,25 +119,50 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let n2 = (has & 8u) != 0u;
     var out = 0u;
     let k = id.y * params.w + id.x;
-    if p1 && n1 {
-        let r = spike(0u, 1u, 2u, id.x, id.y);
-        var cb = spike_bits(r.x, r.y, C_POS, C_NEG, C_STRONG);
+    // Both sides, confirmed by the frames two away; or the two frames on one side only, at
+    // a raised threshold (CPU twin: the `pair` in `detect_pixel`).
+    var sa = 0u;
+    var sb = 0u;
+    var scale = params.one_sided;
+    let both = p1 && n1;
+    if both {
+        sa = 1u;
+        sb = 2u;
+        scale = 1.0;
+    } else if !p1 && n1 && n2 {
+        sa = 2u;
+        sb = 4u;
+    } else if p1 && !n1 && p2 {
+        sa = 1u;
+        sb = 3u;
+    }
+    if sa != 0u {
+        let r = spike(0u, sa, sb, id.x, id.y);
+        let d = r.x;
+        let thr = r.y * scale;
+        var cb = spike_bits(d, thr, C_POS, C_NEG, C_STRONG);
         // Neighbours that disagree with each other are no evidence of dirt.
-        if abs(lp1[k] - ln1[k]) >= 0.5 * abs(r.x) {
+        if abs(lum(sa, k) - lum(sb, k)) >= 0.5 * abs(d) {
             cb = 0u;
         }
-        if p1 && n1 && p2 && n2 {
+        // Motion failure: the neighbours disagree over a wider area.
+        var wide = wide_disagreement(sa, sb, id.x, id.y);
+        if both && p2 && n2 {
+            wide = max(wide, wide_disagreement(3u, 4u, id.x, id.y));
             let r2 = spike(0u, 3u, 4u, id.x, id.y);
             var ok = r2.x < -0.5 * r2.y;
-            if r.x > 0.0 {
+            if d > 0.0 {
                 ok = r2.x > 0.5 * r2.y;
             }
             if !ok {
                 cb = 0u;
             }
         }
+        if params.wide_factor * wide >= abs(d) {
+            cb = 0u;
+        }
         out |= cb;
-        if abs(r.x) > 0.25 * r.y {
+        if abs(d) > 0.25 * thr {
             out |= C_WEAK;
         }
     }

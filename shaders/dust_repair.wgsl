@@ -10,6 +10,10 @@ struct Params {
     reach: u32,
     disagree: f32,
     inv_planes: f32,
+    margin: f32,
+    _p1: f32,
+    _p2: f32,
+    _p3: f32,
 }
 
 @group(0) @binding(0) var<storage, read> alpha: array<f32>;
@@ -38,6 +42,17 @@ fn luma(slot: u32, x: u32, y: u32) -> f32 {
         s += nb(slot, sample_index(d, x, y, p));
     }
     return s * params.inv_planes;
+}
+
+fn beyond(v: f32, a: f32, b: f32) -> f32 {
+    let lo = min(a, b);
+    let hi = max(a, b);
+    if v > hi {
+        return v - hi;
+    } else if v < lo {
+        return v - lo;
+    }
+    return 0.0;
 }
 
 const DIRS = array<vec2<i32>, 8>(
@@ -142,6 +157,12 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             spatial = sum / wsum;
         }
         let fill = temporal + (spatial - temporal) * sw;
-        dst[i] = c + (fill - c) * a;
+        var delta = fill - c;
+        // Change no more than the sample stands out of the neighbours' range (limit_change).
+        if m > 0u {
+            let lim = abs(beyond(c, v[0], v[m - 1u])) + params.margin * (v[m - 1u] - v[0]);
+            delta = clamp(delta, -lim, lim);
+        }
+        dst[i] = c + delta * a;
     }
 }

@@ -58,6 +58,29 @@ fn disagreement(a: &[f32], b: &[f32], w: usize, h: usize, x: usize, y: usize) ->
     s * (1.0 / 9.0)
 }
 
+/// Mean of `|a - b|` over the square of `radius` around `(x, y)`, clamped at the edges.
+fn wide_disagreement(
+    a: &[f32],
+    b: &[f32],
+    w: usize,
+    h: usize,
+    x: usize,
+    y: usize,
+    radius: usize,
+) -> f32 {
+    let r = radius as i32;
+    let mut s = 0.0f32;
+    for j in -r..=r {
+        for i in -r..=r {
+            let xx = (x as i32 + i).clamp(0, w as i32 - 1) as usize;
+            let yy = (y as i32 + j).clamp(0, h as i32 - 1) as usize;
+            let k = yy * w + xx;
+            s += (a[k] - b[k]).abs();
+        }
+    }
+    s / ((2 * r + 1) * (2 * r + 1)) as f32
+}
+
 /// How far `v` lies outside the range of the pair `(a, b)` at pixel `(x, y)`, and the local
 /// threshold for it: `t0` plus `noise_factor` times the pair's local disagreement.
 fn spike(
@@ -102,15 +125,31 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
     let c = lm.center;
     let k = y * lm.width + x;
     let mut bits = 0;
-    if let (Some(a), Some(b)) = (p1, n1) {
+    // Both sides: the frames just before and after, confirmed by the two away. One side only
+    // (the ends of a sequence or shot): the two frames on that side, at `s.one_sided` times
+    // the threshold, as picture coming into view looks like dirt there.
+    let pair = match (p1, n1, p2, n2) {
+        (Some(a), Some(b), a2, b2) => Some((a, b, a2.zip(b2), 1.0)),
+        (None, Some(a), _, Some(b)) | (Some(a), None, Some(b), _) => {
+            Some((a, b, None, s.one_sided))
+        }
+        _ => None,
+    };
+    if let Some((a, b, confirm, scale)) = pair {
         let (d, thr) = spike(c, a, b, lm, x, y, s);
+        let thr = thr * scale;
         let mut cb = spike_bits(d, thr, [C_POS, C_NEG, C_STRONG]);
         // Neighbours that disagree with each other (occlusion, motion blur, a compensation
         // that failed) are no evidence of dirt.
         if (a[k] - b[k]).abs() >= 0.5 * d.abs() {
             cb = 0;
         }
-        if let (Some(_), Some(_), Some(a2), Some(b2)) = (p1, n1, p2, n2) {
+        // Motion failure: the neighbours, which the dirt does not touch, disagree over a wider
+        // area around the candidate (compensation off by a block, an occlusion).
+        let (w, h, r) = (lm.width, lm.height, s.wide_radius);
+        let mut wide = wide_disagreement(a, b, w, h, x, y, r);
+        if let Some((a2, b2)) = confirm {
+            wide = wide.max(wide_disagreement(a2, b2, w, h, x, y, r));
             let (d2, thr2) = spike(c, a2, b2, lm, x, y, s);
             let ok = if d > 0.0 {
                 d2 > 0.5 * thr2
@@ -120,6 +159,9 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
             if !ok {
                 cb = 0;
             }
+        }
+        if s.wide_factor * wide >= d.abs() {
+            cb = 0;
         }
         bits |= cb;
         if d.abs() > 0.25 * thr {
@@ -338,6 +380,18 @@ const DIRS: [(i32, i32); 8] = [
     (-1, -1),
 ];
 
+/// The repair's change to a sample `c`, `delta`, limited to how far `c` stands out of the
+/// range of the compensated neighbours `vals` (sorted) plus `s.margin` of their spread: dirt
+/// far outside is fully repaired, while a false alarm (picture the neighbours also show, or
+/// where they disagree) is changed little. Without neighbours the change is free.
+pub fn limit_change(delta: f32, c: f32, vals: &[f32], s: &Settings) -> f32 {
+    let (Some(&lo), Some(&hi)) = (vals.first(), vals.last()) else {
+        return delta;
+    };
+    let lim = outside(c, lo, hi).abs() + s.margin * (hi - lo);
+    delta.clamp(-lim, lim)
+}
+
 /// Repair: inside the mask, the per-plane median of the compensated neighbours, blended
 /// toward a spatial fill where the neighbours disagree with each other (their luma spread
 /// above `disagree`, fully spatial at twice it) or are missing. The spatial fill is the
@@ -415,7 +469,7 @@ pub fn repair(
                     let spatial = if wsum > 0.0 { sum / wsum } else { 0.0 };
                     let fill = temporal + (spatial - temporal) * spatial_weight;
                     let c = center.data[p * n + k];
-                    row[p * w + x] = c + (fill - c) * a[k];
+                    row[p * w + x] = c + limit_change(fill - c, c, &vals, s) * a[k];
                 }
             }
             row

@@ -46,10 +46,11 @@ struct DetectUniform {
     w: u32,
     h: u32,
     present: u32,
-    _pad: u32,
+    wide_radius: u32,
     t0: f32,
     noise_factor: f32,
-    _p: [f32; 2],
+    wide_factor: f32,
+    one_sided: f32,
 }
 
 /// Keep in sync with `struct Params` in `shaders/dust_clean.wgsl` and `dust_spread_h.wgsl`.
@@ -95,6 +96,8 @@ struct RepairUniform {
     reach: u32,
     disagree: f32,
     inv_planes: f32,
+    margin: f32,
+    _p: [f32; 3],
 }
 
 /// Restore the centre frame; returns the result and the soft repair mask (one plane).
@@ -136,10 +139,11 @@ pub fn run(
         w: w as u32,
         h: h as u32,
         present,
-        _pad: 0,
+        wide_radius: s.wide_radius as u32,
         t0: s.t0,
         noise_factor: s.noise_factor,
-        _p: [0.0; 2],
+        wide_factor: s.wide_factor,
+        one_sided: s.one_sided,
     };
     gpu.run_kernel(
         &DETECT,
@@ -229,6 +233,8 @@ pub fn run(
         reach: s.spatial_reach as u32,
         disagree: s.disagree,
         inv_planes: 1.0 / c.planes as f32,
+        margin: s.margin,
+        _p: [0.0; 3],
     };
     gpu.run_kernel(
         &REPAIR,

@@ -8,10 +8,14 @@
 //!    of those two frames, so grain and unresolved motion raise the bar where they are, and
 //!    outside the range of the frames two away by half their threshold (rank-order style
 //!    confirmation over ±2), while the frames just before and after agree with each other
-//!    (where they do not, the picture moved in a way compensation could not follow).
-//!    `t0` follows `sensitivity`. The first and last frames of a sequence have neighbours on
-//!    one side only, where picture coming into view looks just like dirt: nothing is
-//!    detected there (an external mask still applies).
+//!    (where they do not, the picture moved in a way compensation could not follow). Nor is
+//!    it a candidate where those pairs disagree over the wider area around it by more than a
+//!    sixth of its spike: the dirt does not touch them, so that is motion failure (a figure
+//!    moving too fast for block motion), and a false repair there costs clean picture.
+//!    `t0` follows `sensitivity`. The first and last frames of a sequence or shot have
+//!    neighbours on one side only, where picture coming into view looks just like dirt: there
+//!    the spike is taken against the two frames on that side at eight times the threshold,
+//!    so only strong dirt is repaired.
 //! 2. **Cleanup** ([`cpu::clean`]): a candidate survives if it is strong (twice the threshold)
 //!    or has a candidate of the same polarity beside it.
 //! 3. **Pathological motion** ([`cpu::decide`]): the same spike test on the frames either side
@@ -25,7 +29,9 @@
 //!    white = defect).
 //! 5. **Repair** ([`cpu::repair`]): the per-plane median of the compensated neighbours, blended
 //!    toward an eight-direction spatial fill where the neighbours disagree with each other,
-//!    then blended into the frame by the soft mask. The fill is made of real neighbouring
+//!    then blended into the frame by the soft mask. Each sample moves no further than it
+//!    stands out of the neighbours' range plus half their spread, so dirt far outside is fully
+//!    repaired while a false alarm changes little. The fill is made of real neighbouring
 //!    samples, so grain continues through the repair (the median of four softens it a little).
 //!
 //! Neighbours beyond a shot cut ([`cuts`], on the coarsest pyramid level) are not used, so
@@ -191,7 +197,26 @@ pub struct Settings {
     pub spatial_reach: usize,
     /// Luma spread of the neighbours above which the repair turns spatial.
     pub disagree: f32,
+    /// Share of the neighbours' spread a repair may move a sample beyond its excess over
+    /// their range ([`cpu::limit_change`]).
+    pub margin: f32,
+    /// Radius of the window over which the neighbours' disagreement tells motion failure.
+    pub wide_radius: usize,
+    /// A candidate must stand out by more than this many times that disagreement.
+    pub wide_factor: f32,
+    /// Threshold factor for detection from the frames on one side only.
+    pub one_sided: f32,
 }
+
+/// Motion-failure veto and repair limit, chosen on `degrade --defects dust,blotches` of the
+/// bikes clip: false repairs on a fast-moving figure (where compensation fails over whole
+/// blocks) cost more outside the defects than the dirt lost there.
+const WIDE_RADIUS: usize = 4;
+const WIDE_FACTOR: f32 = 6.0;
+const REPAIR_MARGIN: f32 = 0.5;
+/// Only strong dirt is taken from the frames on one side: picture that moves in or out of
+/// view, or that compensation misses, looks like dirt there (chosen on the same clip).
+const ONE_SIDED: f32 = 8.0;
 
 impl Settings {
     fn new(p: &DustParams, nb: [bool; 4]) -> Self {
@@ -207,6 +232,10 @@ impl Settings {
             feather: p.feather,
             spatial_reach: p.spatial_reach,
             disagree: 3.0 * t0,
+            wide_radius: WIDE_RADIUS,
+            wide_factor: WIDE_FACTOR,
+            margin: REPAIR_MARGIN,
+            one_sided: ONE_SIDED,
         }
     }
 }
