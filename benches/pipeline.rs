@@ -161,7 +161,7 @@ fn main() {
         .collect();
     let names: Vec<&str> = match &only {
         Some(n) => vec![n.as_str()],
-        None => vec!["levels", "deflicker", "stabilise"],
+        None => vec!["levels", "deflicker", "stabilise", "dust", "colour"],
     };
     for &name in &names {
         let stages = vec![nitrate::stages::build(name, &toml::Table::new()).expect("stage")];
