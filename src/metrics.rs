@@ -526,7 +526,7 @@ pub fn fft(re: &mut [f64], im: &mut [f64], inverse: bool) {
 }
 
 /// 2-D FFT of a `w * h` row-major complex array (both powers of two): rows, then columns.
-fn fft2(re: &mut [f64], im: &mut [f64], w: usize, h: usize, inverse: bool) {
+pub(crate) fn fft2(re: &mut [f64], im: &mut [f64], w: usize, h: usize, inverse: bool) {
     for y in 0..h {
         fft(
             &mut re[y * w..(y + 1) * w],
@@ -603,7 +603,28 @@ fn phase_correlation_peaks(
         }
     }
     fft2(&mut cr, &mut ci, pw, ph, true);
-    let at = |x: usize, y: usize| cr[(y % ph) * pw + (x % pw)];
+    correlation_peaks(&cr, pw, ph, count, Ties::ScanOrder)
+}
+
+/// How peaks of equal height are ordered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ties {
+    /// In the order the surface is scanned (row by row): a stable sort by height.
+    ScanOrder,
+    /// By column, then row.
+    ByPosition,
+}
+
+/// The `count` highest local maxima of a periodic `pw * ph` correlation surface (highest first),
+/// each refined by a parabola through its neighbours, as signed displacements.
+pub(crate) fn correlation_peaks(
+    surface: &[f64],
+    pw: usize,
+    ph: usize,
+    count: usize,
+    ties: Ties,
+) -> Vec<(f64, f64)> {
+    let at = |x: usize, y: usize| surface[(y % ph) * pw + (x % pw)];
     let mut peaks: Vec<(f64, usize, usize)> = Vec::new();
     for y in 0..ph {
         for x in 0..pw {
@@ -616,7 +637,12 @@ fn phase_correlation_peaks(
             }
         }
     }
-    peaks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    match ties {
+        Ties::ScanOrder => peaks.sort_by(|a, b| b.0.total_cmp(&a.0)),
+        Ties::ByPosition => {
+            peaks.sort_by(|p, q| q.0.total_cmp(&p.0).then((p.1, p.2).cmp(&(q.1, q.2))))
+        }
+    }
     let parabola = |m: f64, c: f64, p: f64| {
         let den = m - 2.0 * c + p;
         if den < 0.0 {

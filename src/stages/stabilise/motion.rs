@@ -1095,7 +1095,7 @@ fn phase_correlation_peaks(
                 re[y * pw + x] = (p[y * w + x] as f64 - m) * wx[x] * wy[y];
             }
         }
-        fft2(&mut re, &mut im, pw, ph, false);
+        metrics::fft2(&mut re, &mut im, pw, ph, false);
         (re, im)
     };
     let (ar, ai) = spectrum(a);
@@ -1123,68 +1123,8 @@ fn phase_correlation_peaks(
             ci[i] = 0.0;
         }
     }
-    fft2(&mut cr, &mut ci, pw, ph, true);
-    let at = |x: usize, y: usize| cr[(y % ph) * pw + (x % pw)];
-    let mut peaks: Vec<(f64, usize, usize)> = Vec::new();
-    for y in 0..ph {
-        for x in 0..pw {
-            let c = at(x, y);
-            let is_max = (0..3).all(|j| {
-                (0..3).all(|i| (i == 1 && j == 1) || at(x + pw + i - 1, y + ph + j - 1) < c)
-            });
-            if is_max {
-                peaks.push((c, x, y));
-            }
-        }
-    }
-    peaks.sort_by(|p, q| q.0.total_cmp(&p.0).then((p.1, p.2).cmp(&(q.1, q.2))));
-    let parabola = |m: f64, c: f64, p: f64| {
-        let den = m - 2.0 * c + p;
-        if den < 0.0 {
-            (0.5 * (m - p) / den).clamp(-0.5, 0.5)
-        } else {
-            0.0
-        }
-    };
-    let signed = |p: usize, n: usize| {
-        if p > n / 2 {
-            p as f64 - n as f64
-        } else {
-            p as f64
-        }
-    };
-    peaks
-        .into_iter()
-        .take(count)
-        .map(|(c, px, py)| {
-            let sx = parabola(at(px + pw - 1, py), c, at(px + 1, py));
-            let sy = parabola(at(px, py + ph - 1), c, at(px, py + 1));
-            (signed(px, pw) + sx, signed(py, ph) + sy)
-        })
-        .collect()
-}
-
-/// 2-D FFT of a `w * h` row-major complex array (both powers of two): rows, then columns.
-fn fft2(re: &mut [f64], im: &mut [f64], w: usize, h: usize, inverse: bool) {
-    for y in 0..h {
-        metrics::fft(
-            &mut re[y * w..(y + 1) * w],
-            &mut im[y * w..(y + 1) * w],
-            inverse,
-        );
-    }
-    let (mut cr, mut ci) = (vec![0f64; h], vec![0f64; h]);
-    for x in 0..w {
-        for y in 0..h {
-            cr[y] = re[y * w + x];
-            ci[y] = im[y * w + x];
-        }
-        metrics::fft(&mut cr, &mut ci, inverse);
-        for y in 0..h {
-            re[y * w + x] = cr[y];
-            im[y * w + x] = ci[y];
-        }
-    }
+    metrics::fft2(&mut cr, &mut ci, pw, ph, true);
+    metrics::correlation_peaks(&cr, pw, ph, count, metrics::Ties::ByPosition)
 }
 
 /// Gaussian elimination with partial pivoting; `None` when (nearly) singular: a pivot at or
