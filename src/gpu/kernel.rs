@@ -24,6 +24,10 @@ const SHARED: &[(&str, &str)] = &[
         "shared/quantise.wgsl",
         include_str!("../../shaders/shared/quantise.wgsl"),
     ),
+    (
+        "shared/stabilise_pass.wgsl",
+        include_str!("../../shaders/shared/stabilise_pass.wgsl"),
+    ),
 ];
 
 /// A WGSL compute shader with exactly one `@compute` entry point, embedded in the binary:

@@ -183,7 +183,7 @@ struct PyramidUniform {
     taps: [[f32; 4]; 4],
 }
 
-/// Keep in sync with `struct Params` in `shaders/stabilise_{residual,hist,select,normal,sum}.wgsl`.
+/// Keep in sync with `struct Params` in `shaders/shared/stabilise_pass.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct PassUniform {
