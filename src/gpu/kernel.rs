@@ -25,6 +25,10 @@ const SHARED: &[(&str, &str)] = &[
         include_str!("../../shaders/shared/quantise.wgsl"),
     ),
     (
+        "shared/motion_field.wgsl",
+        include_str!("../../shaders/shared/motion_field.wgsl"),
+    ),
+    (
         "shared/stabilise_pass.wgsl",
         include_str!("../../shaders/shared/stabilise_pass.wgsl"),
     ),

@@ -68,7 +68,7 @@ struct SearchUniform {
     _pad: u32,
 }
 
-/// Keep in sync with `struct Params` in `shaders/motion_warp.wgsl` and `motion_compensate.wgsl`.
+/// Keep in sync with `struct Params` in `shaders/shared/motion_field.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 struct WarpUniform {
