@@ -15,54 +15,12 @@ pub const FLOOR: f32 = 1.0 / 4096.0;
 /// Bins of the neutral axis along the grey scale.
 const BINS: usize = 8;
 
-/// How a frame is cut into blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
-    pub width: usize,
-    pub height: usize,
-    pub planes: usize,
-    pub block: usize,
-    pub tw: usize,
-    pub th: usize,
-}
+/// How a frame is cut into blocks: deflicker's grid, finer.
+pub use crate::stages::deflicker::analysis::Geometry;
 
-impl Geometry {
-    pub fn of(width: usize, height: usize, planes: usize) -> Self {
-        let block = width.max(height).div_ceil(THUMB_SIDE).max(1);
-        Geometry {
-            width,
-            height,
-            planes,
-            block,
-            tw: width.div_ceil(block),
-            th: height.div_ceil(block),
-        }
-    }
-
-    /// Blocks per plane.
-    pub fn len(&self) -> usize {
-        self.tw * self.th
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Block means from block sums (planar, as [`super::cpu::block_sums`] gives them).
-    pub fn means(&self, sums: &[f32]) -> Vec<f32> {
-        let mut out = Vec::with_capacity(sums.len());
-        for p in 0..self.planes {
-            for by in 0..self.th {
-                let bh = (self.height - by * self.block).min(self.block);
-                for bx in 0..self.tw {
-                    let bw = (self.width - bx * self.block).min(self.block);
-                    let s = sums[(p * self.th + by) * self.tw + bx];
-                    out.push(s / (bw * bh) as f32);
-                }
-            }
-        }
-        out
-    }
+/// The block grid colour measures on: about [`THUMB_SIDE`] blocks along the longer side.
+pub fn geometry(width: usize, height: usize, planes: usize) -> Geometry {
+    Geometry::with_side(width, height, planes, THUMB_SIDE)
 }
 
 /// Which domain the curves work in.

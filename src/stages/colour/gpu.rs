@@ -73,7 +73,7 @@ pub fn block_sums(
     let Some(first) = frames.first() else {
         return Ok(Vec::new());
     };
-    let geo = Geometry::of(first.width, first.height, first.planes);
+    let geo = super::analysis::geometry(first.width, first.height, first.planes);
     let per_slot = geo.len() * geo.planes;
     if per_slot == 0 {
         return Ok(frames.iter().map(|_| Vec::new()).collect());

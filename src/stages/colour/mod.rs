@@ -356,7 +356,7 @@ impl Colour {
             let s = match have {
                 Some(s) => s,
                 None => {
-                    let geo = Geometry::of(f.width, f.height, f.planes);
+                    let geo = analysis::geometry(f.width, f.height, f.planes);
                     let s = self.stats_from_sums(&geo, &cpu::block_sums(f, &geo), domain);
                     self.lock().frames.insert((*k, domain), s.clone());
                     s
@@ -469,7 +469,7 @@ impl Stage for Colour {
             gpu::block_sums(gpu, &frames, &mut scratch)?
         };
         let c = window.center;
-        let geo = Geometry::of(c.width, c.height, c.planes);
+        let geo = analysis::geometry(c.width, c.height, c.planes);
         let stats: Vec<Arc<FrameStats>> = sums
             .iter()
             .map(|s| self.stats_from_sums(&geo, s, domain))

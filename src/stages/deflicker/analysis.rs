@@ -24,8 +24,14 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// About [`THUMB_SIDE`] blocks along the longer side.
     pub fn of(width: usize, height: usize, planes: usize) -> Self {
-        let block = width.max(height).div_ceil(THUMB_SIDE).max(1);
+        Self::with_side(width, height, planes, THUMB_SIDE)
+    }
+
+    /// About `side` blocks along the longer side.
+    pub fn with_side(width: usize, height: usize, planes: usize, side: usize) -> Self {
+        let block = width.max(height).div_ceil(side).max(1);
         Geometry {
             width,
             height,
