@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::{BackendArgs, Cli, Command, PresetsAction, PreviewArgs, RestoreArgs};
-use crate::io::sequence::Sequence;
 use crate::io::Input;
 use crate::pipeline::{self, Backend, RestoreJob, VideoOptions};
 use crate::preset::Preset;
@@ -177,7 +176,8 @@ pub fn preview_job(args: &PreviewArgs, backend: Backend) -> Result<crate::previe
         preset.set(assignment)?;
     }
     Ok(crate::preview::PreviewJob {
-        sequence: Sequence::discover(&args.input)?,
+        input: Input::discover(&args.input, args.ffmpeg.as_deref())?,
+        ffmpeg: args.ffmpeg.clone(),
         frames: args.frames.clone(),
         stages: preset.build()?,
         backend,

@@ -67,9 +67,10 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct PreviewArgs {
-    /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx) or one file.
+    /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx), one file, or a video.
     pub input: PathBuf,
-    /// Frame numbers to show, comma-separated (as numbered in the file names): 12,240,1030.
+    /// Frame numbers to show, comma-separated (as numbered in the file names; a video's frames
+    /// count from 0): 12,240,1030.
     #[arg(long, value_delimiter = ',', required = true)]
     pub frames: Vec<i64>,
     /// Built-in preset name or preset file (.toml).
@@ -84,6 +85,9 @@ pub struct PreviewArgs {
     /// The sheet to write (PNG).
     #[arg(long, short, default_value = "preview.png")]
     pub out: PathBuf,
+    /// The ffmpeg program for video input (default: ffmpeg on the PATH; ffprobe beside it).
+    #[arg(long, value_name = "PATH")]
+    pub ffmpeg: Option<PathBuf>,
     /// Width of each panel in pixels (frames are shrunk to it, never enlarged).
     #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(u32).range(32..=8192))]
     pub panel_width: u32,

@@ -13,8 +13,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::frame::{Frame, FrameMeta};
 use crate::gpu::{GpuContext, GpuFrame};
-use crate::io::sequence::Sequence;
-use crate::io::{self, OutputFormat};
+use crate::io::video::{Ffmpeg, VideoReader};
+use crate::io::{self, Input, OutputFormat};
 use crate::pipeline::chain::{Chain, Runner};
 use crate::pipeline::Backend;
 use crate::stages::{Stage, Window};
@@ -22,9 +22,12 @@ use crate::stages::{Stage, Window};
 /// A change of this size (in normalised code values) shows in full colour.
 pub const FULL_SCALE: f32 = 0.05;
 
-/// What a preview needs: the sequence, the frame numbers to show, the chain, where to write.
+/// What a preview needs: the input (a sequence or a video), the frame numbers to show, the
+/// chain, where to write.
 pub struct PreviewJob {
-    pub sequence: Sequence,
+    pub input: Input,
+    /// `--ffmpeg`, for video input.
+    pub ffmpeg: Option<PathBuf>,
     pub frames: Vec<i64>,
     pub stages: Vec<Box<dyn Stage>>,
     pub backend: Backend,
@@ -97,18 +100,22 @@ impl Runner<GpuFrame> for Gpu<'_> {
 }
 
 pub fn run(job: &PreviewJob) -> Result<PreviewSummary> {
-    let seq = &job.sequence;
+    let input = &job.input;
     if job.stages.is_empty() {
         bail!("preview: the chain has no stages");
     }
+    let numbers = input.numbers();
+    if numbers.is_empty() {
+        bail!("{}: has no frames", input.name());
+    }
     let mut positions = Vec::new();
     for n in &job.frames {
-        let Some(p) = seq.frames.iter().position(|f| f.number == *n) else {
+        let Some(p) = numbers.iter().position(|m| m == n) else {
             bail!(
                 "{}: has no frame {n} (frames {}-{})",
-                seq.pattern,
-                seq.frames[0].number,
-                seq.frames[seq.len() - 1].number
+                input.name(),
+                numbers[0],
+                numbers[numbers.len() - 1]
             );
         };
         if !positions.contains(&p) {
@@ -120,20 +127,49 @@ pub fn run(job: &PreviewJob) -> Result<PreviewSummary> {
     let handle = Chain::<Frame>::handle(&job.stages);
     let mut ranges: Vec<(usize, usize)> = Vec::new();
     for &p in &positions {
-        let (lo, hi) = (p.saturating_sub(handle), (p + handle).min(seq.len() - 1));
+        let (lo, hi) = (
+            p.saturating_sub(handle),
+            (p + handle).min(numbers.len() - 1),
+        );
         match ranges.last_mut() {
             Some(last) if lo <= last.1 + 1 => last.1 = last.1.max(hi),
             _ => ranges.push((lo, hi)),
         }
     }
-    seq.check_headers(ranges[0].0..=ranges[ranges.len() - 1].1)?;
-    let wanted: Vec<i64> = positions.iter().map(|&p| seq.frames[p].number).collect();
-    let mut frames_read = 0;
-    let read = |pos: usize| -> Result<Frame> {
-        let mut f = io::read_frame(&seq.frames[pos].path)?;
-        f.meta.number = Some(seq.frames[pos].number);
-        Ok(f)
+    let ffmpeg = match input {
+        Input::Sequence(seq) => {
+            seq.check_headers(ranges[0].0..=ranges[ranges.len() - 1].1)?;
+            None
+        }
+        Input::Video(_) => Some(Ffmpeg::locate(job.ffmpeg.as_deref())?),
     };
+    let wanted: Vec<i64> = positions.iter().map(|&p| numbers[p]).collect();
+    let mut frames_read = 0;
+    // Frames `lo..=hi` in order, each numbered, handed to `take`.
+    let read_range =
+        |lo: usize, hi: usize, take: &mut dyn FnMut(usize, Frame) -> Result<()>| -> Result<()> {
+            match input {
+                Input::Sequence(seq) => {
+                    for pos in lo..=hi {
+                        let mut f = io::read_frame(&seq.frames[pos].path)?;
+                        f.meta.number = Some(numbers[pos]);
+                        take(pos, f)?;
+                    }
+                }
+                Input::Video(info) => {
+                    let ff = ffmpeg.as_ref().expect("located for video input");
+                    let mut reader = VideoReader::open(ff, info, lo, Some(hi))?;
+                    for pos in lo..=hi {
+                        let Some(mut f) = reader.next_frame()? else {
+                            bail!("{}: ended before frame {pos}", info.path.display());
+                        };
+                        f.meta.number = Some(numbers[pos]);
+                        take(pos, f)?;
+                    }
+                }
+            }
+            Ok(())
+        };
     let steps = match &job.backend {
         Backend::Cpu => {
             let mut rec = Recording {
@@ -144,13 +180,14 @@ pub fn run(job: &PreviewJob) -> Result<PreviewSummary> {
                 number: |f: &Frame| f.meta.number,
             };
             for &(lo, hi) in &ranges {
-                let mut chain = Chain::new(&job.stages, seq.len(), lo, hi);
+                let mut chain = Chain::new(&job.stages, numbers.len(), lo, hi);
                 let mut out = Vec::new();
-                for pos in lo..=hi {
-                    chain.push(pos, read(pos)?, &mut rec, &mut out)?;
+                read_range(lo, hi, &mut |pos, frame| {
+                    chain.push(pos, frame, &mut rec, &mut out)?;
                     frames_read += 1;
                     out.clear();
-                }
+                    Ok(())
+                })?;
             }
             rec.steps
         }
@@ -163,15 +200,16 @@ pub fn run(job: &PreviewJob) -> Result<PreviewSummary> {
                 number: |f: &GpuFrame| f.meta.number,
             };
             for &(lo, hi) in &ranges {
-                let mut chain = Chain::new(&job.stages, seq.len(), lo, hi);
+                let mut chain = Chain::new(&job.stages, numbers.len(), lo, hi);
                 let mut out = Vec::new();
-                for pos in lo..=hi {
-                    chain.push(pos, gpu.upload(&read(pos)?)?, &mut rec, &mut out)?;
+                read_range(lo, hi, &mut |pos, frame| {
+                    chain.push(pos, gpu.upload(&frame)?, &mut rec, &mut out)?;
                     frames_read += 1;
                     for (_, f) in out.drain(..) {
                         gpu.recycle(f);
                     }
-                }
+                    Ok(())
+                })?;
             }
             rec.steps
         }

@@ -226,3 +226,68 @@ fn an_unchanging_stage_shows_grey_and_bad_frames_are_refused() {
     );
     assert!(!dir.path().join("other.png").exists());
 }
+
+#[test]
+fn a_video_previews_like_the_sequence_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, video) = (dir.path().join("in"), dir.path().join("in.mkv"));
+    sequence(&input, 24);
+    // FFV1 holds the 16-bit frames exactly (tests/video.rs), so both sheets must agree.
+    let o = nitrate(&[
+        "restore",
+        input.to_str().unwrap(),
+        video.to_str().unwrap(),
+        "--stages",
+        "none",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let preview = |from: &Path, frames: &str, out: &str| {
+        let sheet = dir.path().join(out);
+        let o = nitrate(&[
+            "preview",
+            from.to_str().unwrap(),
+            "--frames",
+            frames,
+            "--stages",
+            "deflicker",
+            "--set",
+            "deflicker.window=3",
+            "--panel-width",
+            "40",
+            "--backend",
+            "cpu",
+            "-o",
+            sheet.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        (io::read_frame(&sheet).unwrap(), err)
+    };
+    let (from_seq, _) = preview(&input, "105,120", "seq.png");
+    // A video's frames count from 0: sequence frame 105 is video frame 4.
+    let (from_video, err) = preview(&video, "4,19", "video.png");
+    assert!(err.contains("14 frames read"), "{err}");
+    let d = max_diff(&from_seq, &from_video);
+    assert!(
+        d == 0.0,
+        "video sheet differs from the sequence sheet by {d}"
+    );
+
+    let o = nitrate(&[
+        "preview",
+        video.to_str().unwrap(),
+        "--frames",
+        "24",
+        "--stages",
+        "levels",
+        "-o",
+        dir.path().join("none.png").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("in.mkv") && err.contains("has no frame 24") && err.contains("frames 0-23"),
+        "{err}"
+    );
+}
