@@ -17,7 +17,31 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::stages::{self, Stage};
 
 /// Presets shipped in `presets/`, embedded so the binary needs no install step.
-pub const BUILT_IN: &[(&str, &str)] = &[("default", include_str!("../presets/default.toml"))];
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("default", include_str!("../presets/default.toml")),
+    (
+        "archival-minimal",
+        include_str!("../presets/archival-minimal.toml"),
+    ),
+    (
+        "35mm-print-worn",
+        include_str!("../presets/35mm-print-worn.toml"),
+    ),
+    (
+        "16mm-reversal",
+        include_str!("../presets/16mm-reversal.toml"),
+    ),
+    (
+        "8mm-home-movie",
+        include_str!("../presets/8mm-home-movie.toml"),
+    ),
+    (
+        "faded-eastmancolor",
+        include_str!("../presets/faded-eastmancolor.toml"),
+    ),
+    ("bw-nitrate", include_str!("../presets/bw-nitrate.toml")),
+    ("remaster-4k", include_str!("../presets/remaster-4k.toml")),
+];
 
 /// Keys a preset may have at its top level.
 const TOP_KEYS: &[&str] = &["version", "description", "stage"];
