@@ -51,6 +51,9 @@
 #                 and 48 with independent channels (independence 1)
 #   median        horizontal radius 3 (scratches): blind, and inside SET/mask/ only (oracle)
 #   delogo        a box per scratch track of SET/truth.json (oracle)
+#   chain         every damage at once, as an FFmpeg user would chain the nearest filters:
+#                 deshake, deflicker, tmedian, hqdn3d, normalize (the all-damage comparison for
+#                 a preset; deshake is 8-bit, the rest run in 16-bit)
 #   upscale       SET/clean/ down by 2 (area), back up with lanczos (and bicubic): the upscaler
 #                 alone against the clean frames, not a restoration of SET/degraded/
 set -euo pipefail
@@ -353,6 +356,11 @@ if [[ -f $set_dir/truth.json ]] && command -v jq >/dev/null; then
         | join(",")' "$set_dir/truth.json")
     [[ -n $delogo ]] && run delogo "boxes of the truth.json scratch tracks (oracle)" "$y16" "$delogo"
 fi
+
+run chain "deshake, deflicker 5, tmedian 1, hqdn3d 4, normalize 24 indep. (ends repeated)" "$y8" \
+    "deshake,format=$p16,deflicker=size=5:mode=am,$(tmedian 1),hqdn3d=4,format=gbrp16le,normalize=smoothing=24:independence=1"
+sweep && run chain "deflicker 5, tmedian 1, hqdn3d 4 (no deshake, no normalize; ends repeated)" "$p16" \
+    "deflicker=size=5:mode=am,$(tmedian 1),hqdn3d=4"
 
 run upscale "clean/ area 1/2, lanczos 2x" "$p16" \
     "scale=trunc(iw/2):trunc(ih/2):flags=area+accurate_rnd,scale=$width:$height:flags=lanczos+accurate_rnd" "$clean"

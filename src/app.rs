@@ -249,6 +249,7 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
         "command_line": std::env::args().collect::<Vec<_>>(),
         "preset": preset.source,
         "preset_text": preset.text,
+        "preset_sha256": crate::io::checksum::sha256_hex(preset.text.as_bytes()),
         "overrides": args.set,
     });
     let encoder_opts = match &args.encoder_opts {

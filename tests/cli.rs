@@ -191,6 +191,21 @@ fn dpx10_restore_keeps_depth_size_names_rate_and_timecode() {
         }
     }
     assert_eq!(record["chain_sha256"].as_str().unwrap().len(), 64);
+    // The overrides are recorded as given, beside the preset they changed.
+    assert_eq!(
+        record["run"]["overrides"],
+        serde_json::json!(["levels.black=0.05", "levels.gamma=[1.0, 1.1, 1.2]"])
+    );
+    assert_eq!(
+        record["stages"][0]["params"]["gamma"],
+        serde_json::json!([1.0, 1.1, 1.2])
+    );
+    assert_eq!(
+        record["run"]["preset_sha256"].as_str().unwrap(),
+        nitrate::io::checksum::sha256_hex(
+            record["run"]["preset_text"].as_str().unwrap().as_bytes()
+        )
+    );
     // The restored files are marked in their headers (DPX creator field).
     let mark = record["mark"].as_str().unwrap();
     assert!(

@@ -301,7 +301,11 @@ fn poles_and_door_frames_are_left_intact() {
                 "the pole at x = {x} is not even a candidate: {cands:?}"
             );
         }
+        let stage = Scratch::new(ScratchParams::default()).unwrap();
         let restored = run_cpu(&stage, &clean);
+        let report = stage.report().unwrap();
+        assert_eq!(report["repaired"]["pixels"], 0, "{name}: {report}");
+        assert_eq!(report["repaired"]["regions"], 0, "{name}: {report}");
         for (t, (a, b)) in clean.iter().zip(&restored).enumerate() {
             let changed = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
             assert_eq!(
@@ -364,7 +368,17 @@ fn masks_are_written_over_the_scratch() {
             marked <= 3 * truth_n,
             "frame {t}: {marked} pixels marked for a {truth_n}-pixel scratch"
         );
+        // The run's record counts the same pixels, in one region per scratch line.
+        let report = stage.report().unwrap();
+        let logged = &report["repaired"]["frames"][t.to_string()];
+        assert_eq!(logged["pixels"], marked as u64, "frame {t}: {report}");
+        assert!(
+            logged["regions"].as_u64().unwrap() >= 1,
+            "frame {t}: {report}"
+        );
     }
+    let report = stage.report().unwrap();
+    assert_eq!(report["repaired"]["frames_touched"], masks.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -10,7 +10,9 @@ pub mod levels;
 pub mod scratch;
 pub mod stabilise;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
@@ -101,6 +103,75 @@ pub fn write_mask(
     crate::io::write_atomic(&path, &bytes)
 }
 
+/// What a defect stage repaired in each frame, for the run's record: pixels touched and the
+/// separate regions they form (8-connected), by frame number.
+#[derive(Default)]
+pub struct RepairLog(Mutex<BTreeMap<i64, (u64, u64)>>);
+
+impl RepairLog {
+    /// Note frame `number`'s repair mask (non-zero: touched), `width` pixels a row.
+    pub fn note(&self, number: Option<i64>, mask: &[u8], width: usize) {
+        let Some(n) = number else { return };
+        let counts = (
+            mask.iter().filter(|&&v| v > 0).count() as u64,
+            regions(mask, width),
+        );
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(n, counts);
+    }
+
+    /// `{"frames": {"<number>": {"pixels", "regions"}}, "pixels", "regions", "frames_touched"}`.
+    pub fn json(&self) -> serde_json::Value {
+        let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let frames: serde_json::Map<String, serde_json::Value> = log
+            .iter()
+            .map(|(n, (px, rg))| {
+                (
+                    n.to_string(),
+                    serde_json::json!({ "pixels": px, "regions": rg }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "pixels": log.values().map(|c| c.0).sum::<u64>(),
+            "regions": log.values().map(|c| c.1).sum::<u64>(),
+            "frames_touched": log.values().filter(|c| c.0 > 0).count(),
+            "frames": frames,
+        })
+    }
+}
+
+/// Number of 8-connected regions of non-zero pixels.
+fn regions(mask: &[u8], width: usize) -> u64 {
+    let height = mask.len() / width.max(1);
+    let mut seen = vec![false; mask.len()];
+    let mut stack = Vec::new();
+    let mut count = 0;
+    for start in 0..mask.len() {
+        if mask[start] == 0 || seen[start] {
+            continue;
+        }
+        count += 1;
+        seen[start] = true;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % width, i / width);
+            for ny in y.saturating_sub(1)..=(y + 1).min(height - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(width - 1) {
+                    let j = ny * width + nx;
+                    if mask[j] != 0 && !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+    }
+    count
+}
+
 /// One restoration operation with a CPU reference and a GPU implementation.
 pub trait Stage: Send + Sync {
     /// The stage's name as written in presets and `--stages`.
@@ -179,5 +250,35 @@ pub fn build(name: &str, params: &toml::Table) -> Result<Box<dyn Stage>> {
         "scratch" => Ok(Box::new(scratch::Scratch::from_table(params)?)),
         "colour" => Ok(Box::new(colour::Colour::from_table(params)?)),
         other => bail!("stage '{other}' is not built in this version"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repair_log_counts_pixels_and_8_connected_regions() {
+        // 5x4: a diagonal pair (one region), a lone pixel, a 2-pixel bar.
+        #[rustfmt::skip]
+        let mask = [
+            255, 0,   0, 0, 9,
+            0,   255, 0, 0, 0,
+            0,   0,   0, 0, 0,
+            1,   1,   0, 0, 0,
+        ];
+        assert_eq!(regions(&mask, 5), 3);
+        let log = RepairLog::default();
+        log.note(Some(7), &mask, 5);
+        log.note(Some(8), &[0; 20], 5);
+        log.note(None, &mask, 5);
+        let j = log.json();
+        assert_eq!(j["frames"]["7"]["pixels"], 5);
+        assert_eq!(j["frames"]["7"]["regions"], 3);
+        assert_eq!(j["frames"]["8"]["pixels"], 0);
+        assert_eq!(
+            (j["pixels"].clone(), j["frames_touched"].clone()),
+            (5.into(), 1.into())
+        );
     }
 }

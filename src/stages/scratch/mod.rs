@@ -685,12 +685,16 @@ impl Plan {
 
 pub struct Scratch {
     pub params: ScratchParams,
+    repaired: super::RepairLog,
 }
 
 impl Scratch {
     pub fn new(params: ScratchParams) -> Result<Self> {
         params.validate()?;
-        Ok(Scratch { params })
+        Ok(Scratch {
+            params,
+            repaired: Default::default(),
+        })
     }
 
     pub fn from_table(table: &toml::Table) -> Result<Self> {
@@ -702,9 +706,12 @@ impl Scratch {
         Self::new(params)
     }
 
+    /// Log what the plan repairs, and write its mask when `emit_masks` is set.
     fn emit(&self, plan: &Plan, number: Option<i64>) -> Result<()> {
+        let mask = plan.mask();
+        self.repaired.note(number, &mask, plan.width);
         if let (Some(dir), Some(n)) = (&self.params.emit_masks, number) {
-            super::write_mask(dir, "scratch", n, plan.width, plan.height, &plan.mask())?;
+            super::write_mask(dir, "scratch", n, plan.width, plan.height, &mask)?;
         }
         Ok(())
     }
@@ -731,6 +738,11 @@ impl Stage for Scratch {
 
     fn params_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    /// Pixels and line regions repaired, per frame.
+    fn report(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "repaired": self.repaired.json() }))
     }
 
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
