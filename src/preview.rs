@@ -150,20 +150,20 @@ pub fn run(job: &PreviewJob) -> Result<PreviewSummary> {
         |lo: usize, hi: usize, take: &mut dyn FnMut(usize, Frame) -> Result<()>| -> Result<()> {
             match input {
                 Input::Sequence(seq) => {
-                    for pos in lo..=hi {
-                        let mut f = io::read_frame(&seq.frames[pos].path)?;
-                        f.meta.number = Some(numbers[pos]);
+                    for (pos, frame) in seq.frames.iter().enumerate().take(hi + 1).skip(lo) {
+                        let mut f = io::read_frame(&frame.path)?;
+                        f.meta.number = Some(frame.number);
                         take(pos, f)?;
                     }
                 }
                 Input::Video(info) => {
                     let ff = ffmpeg.as_ref().expect("located for video input");
                     let mut reader = VideoReader::open(ff, info, lo, Some(hi))?;
-                    for pos in lo..=hi {
+                    for (pos, &number) in numbers.iter().enumerate().take(hi + 1).skip(lo) {
                         let Some(mut f) = reader.next_frame()? else {
                             bail!("{}: ended before frame {pos}", info.path.display());
                         };
-                        f.meta.number = Some(numbers[pos]);
+                        f.meta.number = Some(number);
                         take(pos, f)?;
                     }
                 }
