@@ -446,13 +446,10 @@ fn prepare_output(
     std::fs::write(&probe, b"")
         .with_context(|| format!("{}: output directory is not writable", out.display()))?;
     let _ = std::fs::remove_file(&probe);
-    // Temporaries of an earlier run that was killed outright.
-    if let Ok(entries) = std::fs::read_dir(out) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().ends_with(io::TEMP_SUFFIX) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+    // Temporaries of an earlier run of these frames that was killed outright; only this run's
+    // own, as chunks of a render farm write other frames into the same directory at once.
+    for t in targets {
+        let _ = std::fs::remove_file(io::temp_path(t));
     }
     if !overwrite {
         let existing: Vec<&PathBuf> = targets.iter().filter(|p| p.exists()).collect();
