@@ -152,7 +152,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Analyse(args) => {
-            open_backend(&args.backend)?;
+            // Measures are taken on the CPU: they are the CPU reference's, whatever the
+            // restores' backend (GPU restores agree with them within the stages' tolerances).
+            set_threads(&args.backend)?;
             pipeline::cancel::install_handler();
             let s = crate::analysis::analyse(&analyse_job(&args)?)?;
             if !args.quiet {
@@ -225,14 +227,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Set the thread count, open the backend and say which in one line.
-pub fn open_backend(args: &BackendArgs) -> Result<Backend> {
+/// Size the worker pool as `--threads` asks.
+fn set_threads(args: &BackendArgs) -> Result<()> {
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
             .build_global()
             .context("--threads: cannot size the worker pool")?;
     }
+    Ok(())
+}
+
+/// Set the thread count, open the backend and say which in one line.
+pub fn open_backend(args: &BackendArgs) -> Result<Backend> {
+    set_threads(args)?;
     let (backend, line) = Backend::open(args.backend, args.adapter)?;
     eprintln!("{line}");
     Ok(backend)

@@ -90,6 +90,8 @@ pub struct AnalyseArgs {
     /// Override one parameter, as for `restore`; repeatable.
     #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
     pub set: Vec<String>,
+    /// `--threads` sizes the worker pool; the measures are always the CPU reference's, and
+    /// `--backend` is accepted so a plan can pass the restores' options unchanged.
     #[command(flatten)]
     pub backend: BackendArgs,
     /// No progress output.

@@ -426,3 +426,25 @@ pub fn merge(output: &Path, plan: Option<&Path>) -> Result<Merged> {
         range,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{chunk_ranges, sh_quote};
+
+    #[test]
+    fn chunks_cover_the_numbers_in_order() {
+        assert_eq!(
+            chunk_ranges(&[1, 2, 3, 4, 5, 6, 7], 3),
+            vec![(1, 3), (4, 6), (7, 7)]
+        );
+        // Gaps in the numbering: chunks hold frames present, not number spans.
+        assert_eq!(chunk_ranges(&[10, 11, 20, 21], 2), vec![(10, 11), (20, 21)]);
+        assert_eq!(chunk_ranges(&[5], 100), vec![(5, 5)]);
+    }
+
+    #[test]
+    fn shell_quoting_keeps_quotes_and_spaces() {
+        assert_eq!(sh_quote("/scans/reel 1"), "'/scans/reel 1'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+}
