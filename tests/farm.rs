@@ -210,6 +210,52 @@ fn analysis_names_its_input_and_is_used_by_restore() {
     assert_eq!(rec["run"]["analysis"], s(&r.analysis));
 }
 
+/// Deflicker first in the chain sees the source frames, so its pair fits come from the
+/// analysis (stabilise first changes them, and deflicker then fits its own).
+#[test]
+fn deflicker_first_takes_its_pair_fits_from_the_analysis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    make_reel(&input);
+    let chain = [
+        "--stages",
+        "deflicker,levels",
+        "--set",
+        "deflicker.window=4",
+    ];
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["restore", s(&input), s(out), "--backend", "cpu", "--quiet"];
+        args.extend(chain);
+        args.extend(extra);
+        ok(&args);
+    };
+    let whole = tmp.path().join("whole");
+    run(&whole, &[]);
+    let analysis = tmp.path().join("a.json");
+    let mut args = vec!["analyse", s(&input), "--out", s(&analysis), "--quiet"];
+    args.extend(chain);
+    ok(&args);
+    let out = tmp.path().join("chunks");
+    for range in ["1-10", "11-24"] {
+        run(&out, &["--frames", range, "--analysis", s(&analysis)]);
+    }
+    assert_eq!(frames(&out), frames(&whole));
+    // The same chunk measuring for itself.
+    let alone = tmp.path().join("alone");
+    run(&alone, &["--frames", "11-24"]);
+    let report =
+        |dir: &Path| json(&dir.join("restoration.11-24.json"))["stages"][0]["report"].clone();
+    let (with, without) = (report(&out), report(&alone));
+    // 14 frames and 4 handle frames before them: 17 neighbouring pairs, all from the
+    // analysis; fits across a frame (tried where neighbours disagree) are still made.
+    assert_eq!(with["pairs_from_analysis"], 17);
+    assert_eq!(without["pairs_from_analysis"], 0);
+    assert_eq!(
+        without["pairs_fitted"].as_u64().unwrap() - with["pairs_fitted"].as_u64().unwrap(),
+        17
+    );
+}
+
 #[test]
 fn mismatched_analysis_is_refused() {
     let r = reel();

@@ -60,6 +60,7 @@ pub mod gpu;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{bail, Context, Result};
@@ -206,6 +207,8 @@ pub struct Deflicker {
     cache: Mutex<Cache>,
     /// Pair fits of an analysis (`restore --analysis`), by the thumbnails' content hashes.
     given: HashMap<(u64, u64), Arc<PairFit>>,
+    /// Pairs fitted, and taken from the analysis, over the run.
+    counts: [AtomicUsize; 2],
     /// `nitrate analyse`: the thumbnail of the frame measured last, the next one's `prev`.
     measured_last: Mutex<Option<Arc<Thumb>>>,
     /// Scratch buffers of the GPU reduction, kept between frames.
@@ -219,6 +222,7 @@ impl Deflicker {
             params,
             cache: Mutex::new(Cache::default()),
             given: HashMap::new(),
+            counts: Default::default(),
             measured_last: Mutex::new(None),
             gpu_scratch: Mutex::new(None),
         })
@@ -248,8 +252,10 @@ impl Deflicker {
     }
 
     /// The curve as JSON for the run's record, from the backend that restored the frames
-    /// (the GPU's when there are GPU points, as with `--check-gpu`):
-    /// `{"measured": [...], "corrected": [...], "points": [...]}`.
+    /// (the GPU's when there are GPU points, as with `--check-gpu`), and how many pair fits
+    /// were made and taken from an analysis:
+    /// `{"measured": [...], "corrected": [...], "points": [...], "pairs_fitted": n,
+    /// "pairs_from_analysis": n}`.
     pub fn curve_json(&self) -> serde_json::Value {
         let gpu = self.curve_of("gpu");
         let curve = if gpu.is_empty() {
@@ -261,6 +267,8 @@ impl Deflicker {
             "measured": curve.iter().map(|p| p.summary.measured).collect::<Vec<_>>(),
             "corrected": curve.iter().map(|p| p.summary.corrected).collect::<Vec<_>>(),
             "points": curve,
+            "pairs_fitted": self.counts[0].load(Ordering::Relaxed),
+            "pairs_from_analysis": self.counts[1].load(Ordering::Relaxed),
         })
     }
 
@@ -301,10 +309,15 @@ impl Deflicker {
             fetched
                 .entry(key)
                 .or_insert_with(|| {
-                    let known = self.given.get(&key).or_else(|| known.get(&key));
-                    known.cloned().unwrap_or_else(|| {
-                        Arc::new(analysis::fit_pair(&thumbs[i], &thumbs[j], &cfg))
-                    })
+                    if let Some(k) = known.get(&key) {
+                        return k.clone();
+                    }
+                    if let Some(g) = self.given.get(&key) {
+                        self.counts[1].fetch_add(1, Ordering::Relaxed);
+                        return g.clone();
+                    }
+                    self.counts[0].fetch_add(1, Ordering::Relaxed);
+                    Arc::new(analysis::fit_pair(&thumbs[i], &thumbs[j], &cfg))
                 })
                 .clone()
         };
