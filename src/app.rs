@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{BackendArgs, Cli, Command, PresetsAction, PreviewArgs, RestoreArgs};
+use crate::cli::{
+    AnalyseArgs, BackendArgs, Cli, Command, FarmAction, PresetsAction, PreviewArgs, RestoreArgs,
+};
 use crate::io::Input;
 use crate::pipeline::{self, Backend, RestoreJob, VideoOptions};
 use crate::preset::Preset;
@@ -14,7 +16,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restore(args) => {
             let backend = open_backend(&args.backend)?;
             pipeline::cancel::install_handler();
-            let summary = pipeline::restore(&restore_job(&args, backend)?)?;
+            let job = restore_job(&args, backend)?;
+            let summary = if args.resume {
+                pipeline::resume::restore(&job)?
+            } else {
+                pipeline::restore(&job)?
+            };
             if !args.quiet {
                 eprintln!(
                     "restored {} frames in {:.1}s ({:.1} frames/s) as {}; record: {}",
@@ -143,6 +150,73 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Analyse(args) => {
+            // Measures are taken on the CPU: they are the CPU reference's, whatever the
+            // restores' backend (GPU restores agree with them within the stages' tolerances).
+            set_threads(&args.backend)?;
+            pipeline::cancel::install_handler();
+            let s = crate::analysis::analyse(&analyse_job(&args)?)?;
+            if !args.quiet {
+                eprintln!(
+                    "analysed {} frames in {:.1}s: measures of {}; {} shots; written to {}",
+                    s.frames,
+                    s.seconds,
+                    if s.stages.is_empty() {
+                        "no stage".to_string()
+                    } else {
+                        s.stages.join(", ")
+                    },
+                    s.cuts.len(),
+                    args.out.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Farm { action } => match action {
+            FarmAction::Slurm(args) => {
+                let nitrate = match args.nitrate {
+                    Some(p) => p,
+                    None => std::env::current_exe().context("cannot locate this program")?,
+                };
+                let plan = crate::farm::SlurmPlan {
+                    plan: args.plan.unwrap_or_else(|| args.output.join("farm")),
+                    input: args.input,
+                    output: args.output,
+                    chunk: args.chunk,
+                    preset: args.preset,
+                    stages: args.stages,
+                    set: args.set,
+                    backend: format!("{:?}", args.backend).to_ascii_lowercase(),
+                    partition: args.partition,
+                    cpus_per_task: args.cpus_per_task,
+                    nitrate,
+                };
+                let written = crate::farm::write_slurm_plan(&plan)?;
+                eprintln!(
+                    "plan: {} chunks of up to {} frames in {}; submit with {}",
+                    written.chunks.len(),
+                    plan.chunk,
+                    written.dir.display(),
+                    written.submit.display()
+                );
+                if args.submit {
+                    print!("{}", crate::farm::submit(&written, args.resume)?);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            FarmAction::Merge { output, plan } => {
+                let m = crate::farm::merge(&output, plan.as_deref())?;
+                eprintln!(
+                    "merged {} chunks: frames {}-{}, {} frames verified; record {}",
+                    m.chunks,
+                    m.range.0,
+                    m.range.1,
+                    m.frames,
+                    m.record.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Demo(args) => {
             let backend = open_backend(&args.backend)?;
             pipeline::cancel::install_handler();
@@ -152,14 +226,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Set the thread count, open the backend and say which in one line.
-pub fn open_backend(args: &BackendArgs) -> Result<Backend> {
+/// Size the worker pool as `--threads` asks.
+fn set_threads(args: &BackendArgs) -> Result<()> {
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
             .build_global()
             .context("--threads: cannot size the worker pool")?;
     }
+    Ok(())
+}
+
+/// Set the thread count, open the backend and say which in one line.
+pub fn open_backend(args: &BackendArgs) -> Result<Backend> {
+    set_threads(args)?;
     let (backend, line) = Backend::open(args.backend, args.adapter)?;
     eprintln!("{line}");
     Ok(backend)
@@ -183,6 +263,26 @@ pub fn preview_job(args: &PreviewArgs, backend: Backend) -> Result<crate::previe
         backend,
         panel_width: args.panel_width as usize,
         output: args.out.clone(),
+    })
+}
+
+/// Resolve `analyse` arguments into a job: the same preset, stage and override rules as
+/// `restore`, so the chain's hash matches the restores'.
+pub fn analyse_job(args: &AnalyseArgs) -> Result<crate::analysis::AnalyseJob> {
+    let input = Input::discover(&args.input, None)?;
+    let mut preset = Preset::load(&args.preset)?;
+    if let Some(names) = &args.stages {
+        preset.select(names)?;
+    }
+    for assignment in &args.set {
+        preset.set(assignment)?;
+    }
+    Ok(crate::analysis::AnalyseJob {
+        input,
+        stages: preset.build()?,
+        out: args.out.clone(),
+        preset: preset.source.clone(),
+        quiet: args.quiet,
     })
 }
 
@@ -244,13 +344,17 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
             );
         }
     }
-    let stages = preset.build()?;
+    let mut stages = preset.build()?;
+    if let Some(path) = &args.analysis {
+        crate::analysis::apply(path, &input, &mut stages)?;
+    }
     let record_extra = serde_json::json!({
         "command_line": std::env::args().collect::<Vec<_>>(),
         "preset": preset.source,
         "preset_text": preset.text,
         "preset_sha256": crate::io::checksum::sha256_hex(preset.text.as_bytes()),
         "overrides": args.set,
+        "analysis": args.analysis.as_ref().map(|p| p.display().to_string()),
     });
     let encoder_opts = match &args.encoder_opts {
         Some(text) => split_options(text)?,

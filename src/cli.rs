@@ -63,6 +63,98 @@ pub enum Command {
     /// Apply seeded, documented film damage to a clean sequence and write the ground truth:
     /// OUT/degraded, OUT/clean (the reference), OUT/mask and OUT/truth.json.
     Degrade(DegradeArgs),
+    /// Measure a whole reel once (cuts, motion track, flicker curve, colour) into a readable
+    /// JSON file, so that `restore --analysis` chunks take the measures from it.
+    #[command(alias = "analyze")]
+    Analyse(AnalyseArgs),
+    /// Render-farm runs: write (and submit) a Slurm plan, merge and verify chunk records.
+    Farm {
+        #[command(subcommand)]
+        action: FarmAction,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyseArgs {
+    /// A directory of frames, a pattern (scan_%06d.dpx, scan.####.dpx) or one file.
+    pub input: PathBuf,
+    /// The analysis file to write (JSON).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Built-in preset name or preset file (.toml): the same as the restores will use.
+    #[arg(long, default_value = "default")]
+    pub preset: String,
+    /// Stages, as for `restore`.
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Option<Vec<String>>,
+    /// Override one parameter, as for `restore`; repeatable.
+    #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// `--threads` sizes the worker pool; the measures are always the CPU reference's, and
+    /// `--backend` is accepted so a plan can pass the restores' options unchanged.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FarmAction {
+    /// Write a Slurm batch plan for one reel: an analysis job, an array job of chunks that
+    /// depends on it, and a merge job that verifies every frame; plain scripts to read and
+    /// edit, submitted with `PLAN/submit.sh` (or `--submit`).
+    Slurm(FarmSlurmArgs),
+    /// Merge the chunk records in OUTPUT (restoration.A-B.json) into restoration.json after
+    /// checking that the chunks cover the reel and every frame matches its SHA-256.
+    Merge {
+        output: PathBuf,
+        /// The plan folder: its chunks.txt says which chunks must be there, and its logs are
+        /// named in the report of a chunk that did not finish.
+        #[arg(long, value_name = "DIR")]
+        plan: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FarmSlurmArgs {
+    /// The reel: a directory of frames or a pattern, on storage every node sees.
+    pub input: PathBuf,
+    /// Output directory, on storage every node sees.
+    pub output: PathBuf,
+    /// Frames per chunk (one array task each).
+    #[arg(long)]
+    pub chunk: usize,
+    /// Built-in preset name or preset file (.toml).
+    #[arg(long, default_value = "default")]
+    pub preset: String,
+    /// Stages, as for `restore`.
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Option<Vec<String>>,
+    /// Override one parameter, as for `restore`; repeatable.
+    #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Where the plan goes (scripts, chunk list, analysis, logs); default OUTPUT/farm.
+    #[arg(long, value_name = "DIR")]
+    pub plan: Option<PathBuf>,
+    /// Slurm partition for every job.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// CPUs per job (`--cpus-per-task`).
+    #[arg(long)]
+    pub cpus_per_task: Option<usize>,
+    /// `--backend` of the jobs.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// The nitrate program the jobs run (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub nitrate: Option<PathBuf>,
+    /// Submit the plan with sbatch once written.
+    #[arg(long)]
+    pub submit: bool,
+    /// With --submit: finish a plan whose run stopped (chunks run with --resume).
+    #[arg(long)]
+    pub resume: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -189,6 +281,15 @@ pub struct RestoreArgs {
     /// `DIR/<stage>/<frame number>.png`.
     #[arg(long, value_name = "DIR")]
     pub emit_masks: Option<PathBuf>,
+    /// Take the whole-reel measures from this analysis (`nitrate analyse`) instead of
+    /// measuring them; refused if it was made for other input or settings.
+    #[arg(long, value_name = "FILE")]
+    pub analysis: Option<PathBuf>,
+    /// Skip frames already in OUTPUT whose SHA-256 matches the record or journal of an earlier
+    /// run with the same settings; restore only the rest (each missing stretch with its
+    /// context frames).
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
     /// After each GPU stage, run its CPU reference on the same frames and fail if they differ
     /// by more than the stage's tolerance; the largest differences go in the record. Slow.
     #[arg(long)]

@@ -1,10 +1,12 @@
 //! nitrate: a film-heritage restoration engine.
 
+pub mod analysis;
 pub mod app;
 pub mod cli;
 pub mod compare;
 pub mod degrade;
 pub mod demo;
+pub mod farm;
 pub mod frame;
 pub mod gpu;
 pub mod io;

@@ -11,6 +11,7 @@ pub mod cancel;
 pub mod chain;
 pub mod ordered;
 pub mod progress;
+pub mod resume;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -135,6 +136,9 @@ pub struct RunSummary {
     pub record: PathBuf,
     /// Per-stage largest GPU/CPU difference, with `check_gpu` on a GPU backend.
     pub gpu_checks: Vec<GpuCheck>,
+    /// The record as written (or, for a pass of `--resume`, as it would be).
+    #[serde(skip)]
+    pub record_json: serde_json::Value,
 }
 
 /// Plan: positions to read (with handles) and to write.
@@ -143,7 +147,7 @@ struct Plan {
     write: (usize, usize),
 }
 
-fn plan(job: &RestoreJob, numbers: &[i64]) -> Result<Plan> {
+fn plan(job: &RestoreJob, frames: Option<(i64, i64)>, numbers: &[i64]) -> Result<Plan> {
     let name = job.input.name();
     match &job.input {
         Input::Sequence(seq) => {
@@ -167,7 +171,7 @@ fn plan(job: &RestoreJob, numbers: &[i64]) -> Result<Plan> {
         bail!("{name}: no frames");
     }
     let n = numbers.len();
-    let write = match job.frames {
+    let write = match frames {
         None => (0, n - 1),
         Some((a, b)) => {
             if a > b {
@@ -404,7 +408,12 @@ fn prepare_video_output(job: &RestoreJob, path: &Path) -> Result<PathBuf> {
 
 /// Output directory checks, before anything is written: not the input, creatable, writable,
 /// and not already holding frames this run would replace (unless `--overwrite`).
-fn prepare_output(job: &RestoreJob, out: &Path, targets: &[PathBuf]) -> Result<()> {
+fn prepare_output(
+    job: &RestoreJob,
+    out: &Path,
+    targets: &[PathBuf],
+    overwrite: bool,
+) -> Result<()> {
     if out.is_file() {
         bail!(
             "{}: output must be a directory, and this is a file",
@@ -437,15 +446,12 @@ fn prepare_output(job: &RestoreJob, out: &Path, targets: &[PathBuf]) -> Result<(
     std::fs::write(&probe, b"")
         .with_context(|| format!("{}: output directory is not writable", out.display()))?;
     let _ = std::fs::remove_file(&probe);
-    // Temporaries of an earlier run that was killed outright.
-    if let Ok(entries) = std::fs::read_dir(out) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().ends_with(io::TEMP_SUFFIX) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+    // Temporaries of an earlier run of these frames that was killed outright; only this run's
+    // own, as chunks of a render farm write other frames into the same directory at once.
+    for t in targets {
+        let _ = std::fs::remove_file(io::temp_path(t));
     }
-    if !job.overwrite {
+    if !overwrite {
         let existing: Vec<&PathBuf> = targets.iter().filter(|p| p.exists()).collect();
         if let Some(first) = existing.first() {
             bail!(
@@ -570,7 +576,12 @@ fn note_checksum(checksums: &Checksums, path: &Path, sha256: String) {
 }
 
 impl WriterPool {
-    fn new(workers: usize, format: OutputFormat, progress: Arc<Progress>) -> Self {
+    fn new(
+        workers: usize,
+        format: OutputFormat,
+        progress: Arc<Progress>,
+        journal: Option<Arc<resume::Journal>>,
+    ) -> Self {
         let (tx, rx) = sync_channel::<(PathBuf, Restored)>(workers * 2);
         let rx = Arc::new(Mutex::new(rx));
         let error = Arc::new(Mutex::new(None));
@@ -579,6 +590,7 @@ impl WriterPool {
             .map(|_| {
                 let (rx, error, progress) = (rx.clone(), error.clone(), progress.clone());
                 let checksums = checksums.clone();
+                let journal = journal.clone();
                 std::thread::spawn(move || loop {
                     let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((path, restored)) = job else { break };
@@ -587,7 +599,12 @@ impl WriterPool {
                         .with_context(|| format!("{}: cannot encode", path.display()))
                         .and_then(|bytes| {
                             io::write_atomic(&path, &bytes)?;
-                            note_checksum(&checksums, &path, checksum::sha256_hex(&bytes));
+                            let sum = checksum::sha256_hex(&bytes);
+                            // After the rename: a line names only a whole file.
+                            if let Some(j) = &journal {
+                                j.note(&path, &sum)?;
+                            }
+                            note_checksum(&checksums, &path, sum);
                             Ok(())
                         });
                     match written {
@@ -902,10 +919,55 @@ impl Runner<GpuFrame> for GpuRunner<'_> {
 
 /// Run a restore job to the end (or to Ctrl-C).
 pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
-    let start = Instant::now();
+    restore_pass(job, &Pass::whole(job))
+}
+
+/// One pass over a range of a job: the job's own range, or (`--resume`, [`resume`]) one of
+/// the sub-ranges still missing from its output.
+pub(crate) struct Pass {
+    /// Frame numbers to write (inclusive); `None` for the whole input.
+    pub frames: Option<(i64, i64)>,
+    pub overwrite: bool,
+    /// Write the record; otherwise it is only returned ([`RunSummary::record_json`]).
+    pub write_record: bool,
+}
+
+impl Pass {
+    fn whole(job: &RestoreJob) -> Self {
+        Pass {
+            frames: job.frames,
+            overwrite: job.overwrite,
+            write_record: true,
+        }
+    }
+}
+
+/// The output directory and the frame files (with their numbers) a run would write.
+pub(crate) type FrameTargets = (PathBuf, Vec<(i64, PathBuf)>);
+
+/// The frame files a frame-output run of `frames` would write; `None` when the output is a
+/// video.
+pub(crate) fn frame_targets(
+    job: &RestoreJob,
+    frames: Option<(i64, i64)>,
+) -> Result<Option<FrameTargets>> {
     let numbers = job.input.numbers();
-    let plan = plan(job, &numbers)?;
-    let src = match &job.input {
+    let plan = plan(job, frames, &numbers)?;
+    let src = source(job, &plan)?;
+    Ok(match resolve_target(job, &src, &plan, &numbers)? {
+        Target::Frames { dir, targets, .. } => Some((
+            dir,
+            (plan.write.0..=plan.write.1)
+                .map(|p| numbers[p])
+                .zip(targets)
+                .collect(),
+        )),
+        Target::Video { .. } => None,
+    })
+}
+
+fn source(job: &RestoreJob, plan: &Plan) -> Result<Source> {
+    Ok(match &job.input {
         Input::Sequence(seq) => {
             let info = seq.check_headers(plan.read.0..=plan.read.1)?;
             Source {
@@ -927,7 +989,14 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
             transfer: Transfer::Video.to_string(),
             frame_info: None,
         },
-    };
+    })
+}
+
+pub(crate) fn restore_pass(job: &RestoreJob, pass: &Pass) -> Result<RunSummary> {
+    let start = Instant::now();
+    let numbers = job.input.numbers();
+    let plan = plan(job, pass.frames, &numbers)?;
+    let src = source(job, &plan)?;
     let target = resolve_target(job, &src, &plan, &numbers)?;
     let total = plan.write.1 - plan.write.0 + 1;
     let progress = Arc::new(Progress::new(total as u64, job.quiet));
@@ -940,14 +1009,15 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
             format,
             targets,
         } => {
-            prepare_output(job, dir, targets)?;
+            prepare_output(job, dir, targets, pass.overwrite)?;
             // On the GPU, 10-bit filled DPX travels packed and is packed by a shader.
             if let OutputFormat::Dpx(l) = format {
                 if on_gpu && l.bits == 10 && l.packing == dpx::Packing::FilledA {
                     packed_out = Some(*l);
                 }
             }
-            let pool = WriterPool::new(workers, *format, progress.clone());
+            let journal = resume::Journal::open(dir, job.frames, &chain_sha256(job)?)?;
+            let pool = WriterPool::new(workers, *format, progress.clone(), Some(journal));
             (Sink::Files(pool, targets.clone()), None)
         }
         Target::Video { spec, ff } => {
@@ -1132,7 +1202,7 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         input_sums: sums(input_sums),
         output_sums: sums(output_sums),
     };
-    let record = write_record(job, &plan, &numbers, &src, &target, &facts)?;
+    let (record, record_json) = write_record(job, pass, &plan, &numbers, &src, &target, &facts)?;
     Ok(RunSummary {
         frames_written,
         frames_read,
@@ -1140,6 +1210,7 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         output_format: target.describe(),
         record,
         gpu_checks,
+        record_json,
     })
 }
 
@@ -1212,12 +1283,13 @@ fn checked(
 /// `<video name>.restoration.json` beside it.
 fn write_record(
     job: &RestoreJob,
+    pass: &Pass,
     plan: &Plan,
     numbers: &[i64],
     src: &Source,
     target: &Target,
     facts: &RunFacts,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, serde_json::Value)> {
     let (input_sums, output_sums) = (&facts.input_sums, &facts.output_sums);
     let stages: Vec<serde_json::Value> = job
         .stages
@@ -1263,10 +1335,7 @@ fn write_record(
             format,
             targets,
         } => {
-            let name = match job.frames {
-                None => "restoration.json".to_string(),
-                Some(_) => format!("restoration.{}-{}.json", written[0], written[1]),
-            };
+            let name = resume::record_name(pass.frames.map(|_| (written[0], written[1])));
             (
                 serde_json::json!({
                     "directory": dir.display().to_string(),
@@ -1297,19 +1366,11 @@ fn write_record(
             )
         }
     };
-    // The chain as resolved (names and every parameter), hashed so runs and chunks with the
-    // same settings can be matched whatever the preset file looked like.
-    let resolved: Vec<serde_json::Value> = job
-        .stages
-        .iter()
-        .map(|s| serde_json::json!({ "stage": s.name(), "params": s.params_json() }))
-        .collect();
-    let resolved_text = serde_json::to_string(&resolved)?;
     let record = serde_json::json!({
         "tool": "nitrate",
         "version": env!("CARGO_PKG_VERSION"),
         "mark": provenance(job),
-        "chain_sha256": checksum::sha256_hex(resolved_text.as_bytes()),
+        "chain_sha256": chain_sha256(job)?,
         "backend": job.backend.describe(),
         "input": input,
         "output": output,
@@ -1318,7 +1379,38 @@ fn write_record(
         "seconds": facts.seconds,
         "gpu_checks": facts.gpu_checks,
     });
-    let text = serde_json::to_string_pretty(&record)?;
-    io::write_atomic(&path, text.as_bytes())?;
-    Ok(path)
+    if pass.write_record {
+        let text = serde_json::to_string_pretty(&record)?;
+        io::write_atomic(&path, text.as_bytes())?;
+        if let Target::Frames { dir, .. } = target {
+            // The record now vouches for the frames.
+            resume::Journal::remove(dir, job.frames);
+        }
+    }
+    Ok((path, record))
+}
+
+/// SHA-256 of the chain as resolved (names and every parameter), so runs and chunks with the
+/// same settings can be matched whatever the preset file looked like.
+pub fn chain_sha256(job: &RestoreJob) -> Result<String> {
+    chain_sha256_of(&job.stages)
+}
+
+/// Parameters that name where sidecars go or come from, not how frames are restored: left
+/// out of the chain's hash, so every chunk of a reel (each with its own track file) has one.
+const SIDECAR_KEYS: &[&str] = &["track_out", "track_in", "emit_masks"];
+
+pub fn chain_sha256_of(stages: &[Box<dyn Stage>]) -> Result<String> {
+    let resolved: Vec<serde_json::Value> = stages
+        .iter()
+        .map(|s| {
+            let mut params = s.params_json();
+            if let Some(map) = params.as_object_mut() {
+                map.retain(|k, _| !SIDECAR_KEYS.contains(&k.as_str()));
+            }
+            serde_json::json!({ "stage": s.name(), "params": params })
+        })
+        .collect();
+    let resolved_text = serde_json::to_string(&resolved)?;
+    Ok(checksum::sha256_hex(resolved_text.as_bytes()))
 }

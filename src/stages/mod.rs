@@ -194,6 +194,20 @@ pub trait Stage: Send + Sync {
     fn report(&self) -> Option<serde_json::Value> {
         None
     }
+    /// Whole-reel measures for `nitrate analyse` (see [`crate::analysis`]): called on the
+    /// source frames in sequence order, `prev` being the frame given as `frame` in the call
+    /// before (`None` at the first). What a stage returns for each frame goes in the analysis
+    /// file under its name; `None` (the default) measures nothing.
+    fn measure(&self, _prev: Option<&Frame>, _frame: &Frame) -> Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
+    /// Take the measures of an analysis (what [`Stage::measure`] returned, one per frame in
+    /// order) instead of measuring them while restoring. Measures must be keyed by the content
+    /// they were taken from, so that they serve only frames with that content (a stage that
+    /// does not see the source frames measures as usual). The default ignores them.
+    fn use_measures(&mut self, _measures: &[serde_json::Value]) -> Result<()> {
+        Ok(())
+    }
     /// Reference implementation: plain Rust, parallel over rows or planes with rayon.
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame>;
     /// GPU implementation; the output stays on the device.

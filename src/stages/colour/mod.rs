@@ -443,6 +443,31 @@ impl Stage for Colour {
         Some(serde_json::json!({ "points": points }))
     }
 
+    /// The frame's colour measure, for the expert reading the analysis (restores still
+    /// measure their windows: the measure is cheap and cached by content): per plane the
+    /// black and white ends and the neutral-axis correction (`a`, `b`, `e`), `null` for a flat
+    /// plane, and the grey blocks it was fitted on.
+    fn measure(&self, _prev: Option<&Frame>, frame: &Frame) -> Result<Option<serde_json::Value>> {
+        let domain = self.params.domain(&frame.meta);
+        let geo = analysis::geometry(frame.width, frame.height, frame.planes);
+        let s = self.stats_from_sums(&geo, &cpu::block_sums(frame, &geo), domain);
+        self.lock().stats.clear();
+        let planes: Vec<serde_json::Value> = s
+            .planes
+            .iter()
+            .map(|p| match p {
+                Some(p) => serde_json::json!({
+                    "black": p.black, "white": p.white, "a": p.a, "b": p.b, "e": p.e,
+                }),
+                None => serde_json::Value::Null,
+            })
+            .collect();
+        Ok(Some(serde_json::json!({
+            "planes": planes,
+            "grey_blocks": s.grey_blocks,
+        })))
+    }
+
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
         let (frames, center) = window.in_order();
         super::check_shapes(

@@ -187,7 +187,7 @@ impl Config {
 
 /// The photometric change from one frame to the next:
 /// `next = A(node) * prev + B` per group (channel, or all channels together).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PairFit {
     pub similarity: Similarity,
     /// A cut lies between the two frames (then `nodes` is the identity).

@@ -63,7 +63,7 @@ pub fn luma(planar: &[f32], n: usize, planes: usize) -> Vec<f32> {
 }
 
 /// How alike two thumbnails are once registered.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Similarity {
     /// Normalised cross-correlation at the best shift, -1..1 (1 for two flat thumbnails).
     pub correlation: f32,

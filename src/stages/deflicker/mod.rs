@@ -60,6 +60,7 @@ pub mod gpu;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{bail, Context, Result};
@@ -204,6 +205,12 @@ struct Cache {
 pub struct Deflicker {
     pub params: DeflickerParams,
     cache: Mutex<Cache>,
+    /// Pair fits of an analysis (`restore --analysis`), by the thumbnails' content hashes.
+    given: HashMap<(u64, u64), Arc<PairFit>>,
+    /// Pairs fitted, and taken from the analysis, over the run.
+    counts: [AtomicUsize; 2],
+    /// `nitrate analyse`: the thumbnail of the frame measured last, the next one's `prev`.
+    measured_last: Mutex<Option<Arc<Thumb>>>,
     /// Scratch buffers of the GPU reduction, kept between frames.
     gpu_scratch: Mutex<Option<gpu::Scratch>>,
 }
@@ -214,6 +221,9 @@ impl Deflicker {
         Ok(Deflicker {
             params,
             cache: Mutex::new(Cache::default()),
+            given: HashMap::new(),
+            counts: Default::default(),
+            measured_last: Mutex::new(None),
             gpu_scratch: Mutex::new(None),
         })
     }
@@ -242,8 +252,10 @@ impl Deflicker {
     }
 
     /// The curve as JSON for the run's record, from the backend that restored the frames
-    /// (the GPU's when there are GPU points, as with `--check-gpu`):
-    /// `{"measured": [...], "corrected": [...], "points": [...]}`.
+    /// (the GPU's when there are GPU points, as with `--check-gpu`), and how many pair fits
+    /// were made and taken from an analysis:
+    /// `{"measured": [...], "corrected": [...], "points": [...], "pairs_fitted": n,
+    /// "pairs_from_analysis": n}`.
     pub fn curve_json(&self) -> serde_json::Value {
         let gpu = self.curve_of("gpu");
         let curve = if gpu.is_empty() {
@@ -255,6 +267,8 @@ impl Deflicker {
             "measured": curve.iter().map(|p| p.summary.measured).collect::<Vec<_>>(),
             "corrected": curve.iter().map(|p| p.summary.corrected).collect::<Vec<_>>(),
             "points": curve,
+            "pairs_fitted": self.counts[0].load(Ordering::Relaxed),
+            "pairs_from_analysis": self.counts[1].load(Ordering::Relaxed),
         })
     }
 
@@ -295,9 +309,15 @@ impl Deflicker {
             fetched
                 .entry(key)
                 .or_insert_with(|| {
-                    known.get(&key).cloned().unwrap_or_else(|| {
-                        Arc::new(analysis::fit_pair(&thumbs[i], &thumbs[j], &cfg))
-                    })
+                    if let Some(k) = known.get(&key) {
+                        return k.clone();
+                    }
+                    if let Some(g) = self.given.get(&key) {
+                        self.counts[1].fetch_add(1, Ordering::Relaxed);
+                        return g.clone();
+                    }
+                    self.counts[0].fetch_add(1, Ordering::Relaxed);
+                    Arc::new(analysis::fit_pair(&thumbs[i], &thumbs[j], &cfg))
                 })
                 .clone()
         };
@@ -324,6 +344,53 @@ impl Stage for Deflicker {
 
     fn temporal_radius(&self) -> usize {
         self.params.window
+    }
+
+    /// The frame's mean per channel (the flicker curve before correction) and the pair fit
+    /// from the frame before (a cut, or the photometric change per node), keyed by the
+    /// thumbnails' content hashes: `{"key", "mean": [..], "prev_key", "cut", "fit"}`.
+    fn measure(&self, prev: Option<&Frame>, frame: &Frame) -> Result<Option<serde_json::Value>> {
+        let thumb = |f: &Frame| {
+            let geo = Geometry::of(f.width, f.height, f.planes);
+            Arc::new(Thumb::from_sums(geo, &cpu::block_sums(f, &geo)))
+        };
+        let mut last = self.measured_last.lock().unwrap_or_else(|p| p.into_inner());
+        let a = match (prev, last.take()) {
+            (None, _) => None,
+            (Some(_), Some(a)) => Some(a),
+            (Some(p), None) => Some(thumb(p)),
+        };
+        let b = thumb(frame);
+        let n = b.geo.len();
+        let mean: Vec<f64> = b
+            .means
+            .chunks(n.max(1))
+            .map(|plane| plane.iter().map(|&v| v as f64).sum::<f64>() / n.max(1) as f64)
+            .collect();
+        let mut m = serde_json::json!({ "key": format!("{:016x}", b.hash), "mean": mean });
+        if let Some(a) = a {
+            let fit = analysis::fit_pair(&a, &b, &analysis::Config::from(&self.params));
+            m["prev_key"] = format!("{:016x}", a.hash).into();
+            m["cut"] = fit.cut.into();
+            m["fit"] = serde_json::to_value(&fit)?;
+        }
+        *last = Some(b);
+        Ok(Some(m))
+    }
+
+    fn use_measures(&mut self, measures: &[serde_json::Value]) -> Result<()> {
+        let key = |v: &serde_json::Value| v.as_str().and_then(|s| u64::from_str_radix(s, 16).ok());
+        for (i, m) in measures.iter().enumerate() {
+            let (Some(k), Some(pk), Some(fit)) =
+                (key(&m["key"]), key(&m["prev_key"]), m.get("fit"))
+            else {
+                continue;
+            };
+            let fit: PairFit = serde_json::from_value(fit.clone())
+                .with_context(|| format!("deflicker: analysis measure {i} is not a pair fit"))?;
+            self.given.insert((pk, k), Arc::new(fit));
+        }
+        Ok(())
     }
 
     /// The per-pixel part needs no neighbours, but the correction is measured on the whole

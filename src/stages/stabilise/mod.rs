@@ -299,6 +299,8 @@ pub struct Stabilise {
     pub params: StabiliseParams,
     /// Pairs read from `track_in`.
     given: HashMap<(u64, u64), PairMotion>,
+    /// `nitrate analyse`: the analysis of the frame measured last, the next one's `prev`.
+    measured_last: Mutex<Option<Arc<Analysis>>>,
     state: Mutex<State>,
     gpu_scratch: Mutex<Option<gpu::Scratch>>,
     pass_buffers: Mutex<Option<gpu::PassBuffers>>,
@@ -314,6 +316,7 @@ impl Stabilise {
         Ok(Stabilise {
             params,
             given,
+            measured_last: Mutex::new(None),
             state: Mutex::new(State::default()),
             gpu_scratch: Mutex::new(None),
             pass_buffers: Mutex::new(None),
@@ -508,6 +511,11 @@ impl Stabilise {
         Ok(plan)
     }
 
+    fn cpu_analysis(f: &Frame) -> Analysis {
+        let factor = motion::analysis_factor(f.width, f.height);
+        Analysis::new(f.width, f.height, factor, f.planes, &cpu::reduce(f, factor))
+    }
+
     fn sources(plan: &Plan) -> Vec<(usize, SourceMap)> {
         plan.sources
             .iter()
@@ -530,6 +538,54 @@ impl Stage for Stabilise {
 
     fn temporal_radius(&self) -> usize {
         self.params.window
+    }
+
+    /// The motion from the frame before (the CPU estimate a restore would make), keyed by the
+    /// two frames' content hashes as in the motion track:
+    /// `{"key", "prev_key", "pair": {"motion": {dx, dy, rot (radians), scale}, "gain", "lift",
+    /// "brk"}}`; the first frame has only its `key`.
+    fn measure(&self, prev: Option<&Frame>, frame: &Frame) -> Result<Option<serde_json::Value>> {
+        if let Some([x, y, w, h]) = self.params.roi {
+            if x + w > frame.width || y + h > frame.height {
+                bail!(
+                    "stabilise.roi [{x}, {y}, {w}, {h}] lies outside the {}x{} frame",
+                    frame.width,
+                    frame.height
+                );
+            }
+        }
+        let mut last = self.measured_last.lock().unwrap_or_else(|p| p.into_inner());
+        let a = match (prev, last.take()) {
+            (None, _) => None,
+            (Some(_), Some(a)) => Some(a),
+            (Some(p), None) => Some(Arc::new(Self::cpu_analysis(p))),
+        };
+        let b = Arc::new(Self::cpu_analysis(frame));
+        let mut m = serde_json::json!({ "key": track::key_text(b.hash) });
+        if let Some(a) = a {
+            let pair = motion::estimate(&a, &b, &self.config());
+            m["prev_key"] = track::key_text(a.hash).into();
+            m["pair"] = serde_json::to_value(pair)?;
+        }
+        *last = Some(b);
+        Ok(Some(m))
+    }
+
+    /// Pairs of the analysis serve as if read from a motion track (`track_in` wins where both
+    /// name a pair).
+    fn use_measures(&mut self, measures: &[serde_json::Value]) -> Result<()> {
+        let key = |v: &serde_json::Value| v.as_str().and_then(|s| u64::from_str_radix(s, 16).ok());
+        for (i, m) in measures.iter().enumerate() {
+            let (Some(k), Some(pk), Some(pair)) =
+                (key(&m["key"]), key(&m["prev_key"]), m.get("pair"))
+            else {
+                continue;
+            };
+            let pair: PairMotion = serde_json::from_value(pair.clone())
+                .with_context(|| format!("stabilise: analysis measure {i} is not a pair motion"))?;
+            self.given.entry((pk, k)).or_insert(pair);
+        }
+        Ok(())
     }
 
     /// The warp reads up to `max_shift` px plus the Lanczos reach away, but the motion is
@@ -588,17 +644,7 @@ impl Stage for Stabilise {
                 )
             })
             .collect();
-        let analyses = self.analyses(&keys, |i| {
-            let f = frames[i];
-            let factor = motion::analysis_factor(f.width, f.height);
-            Ok(Analysis::new(
-                f.width,
-                f.height,
-                factor,
-                f.planes,
-                &cpu::reduce(f, factor),
-            ))
-        })?;
+        let analyses = self.analyses(&keys, |i| Ok(Self::cpu_analysis(frames[i])))?;
         let plan = self.analyse(&analyses, center, CPU, |a, b, cfg| {
             Ok(motion::estimate(a, b, cfg))
         })?;
