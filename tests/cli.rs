@@ -408,13 +408,13 @@ fn unknown_stage_parameter_and_format_are_refused() {
     assert_refused(
         &input,
         &output,
-        &["--set", "levels.blak=0.1"],
+        &["--stages", "levels", "--set", "levels.blak=0.1"],
         &["has no parameter 'blak'", "did you mean 'black'?"],
     );
     assert_refused(
         &input,
         &output,
-        &["--set", "levels.gamma=50"],
+        &["--stages", "levels", "--set", "levels.gamma=50"],
         &["gamma = 50", "0.1 to 10"],
     );
     let masks = dir.path().join("masks");
