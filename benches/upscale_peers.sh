@@ -64,13 +64,14 @@ for flags in lanczos bicubic; do
     t0=$(date +%s.%N)
     "$FFMPEG" -v error -y -start_number "$start" -i "$work/low/$opat" \
         -vf "scale=$w:$h:flags=$flags+accurate_rnd,format=rgb48be" -start_number "$start" "$out/$opat"
-    score "ffmpeg $flags" "$out" "$(echo "$(date +%s.%N) - $t0" | bc)"
+    score "ffmpeg $flags" "$out" "$(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)")"
 done
 for method in lanczos edge multi; do
     out=$work/nitrate_$method
     t0=$(date +%s.%N)
     "$NITRATE" restore "$work/low" "$out" -q --overwrite --backend "$BACKEND" --format png16 \
-        --stages upscale --set upscale.method="$method" --set upscale.width="$w" --set upscale.height="$h"
-    score "nitrate upscale $method ($BACKEND)" "$out" "$(echo "$(date +%s.%N) - $t0" | bc)"
+        --stages upscale --set upscale.method="$method" --set upscale.width="$w" --set upscale.height="$h" \
+        2>"$work/$method.err" || { cat "$work/$method.err" >&2; exit 1; }
+    score "nitrate upscale $method ($BACKEND)" "$out" "$(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)")"
 done
 [[ ${KEEP:-0} == 1 || $# -eq 2 ]] || rm -rf "$work"

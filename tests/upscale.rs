@@ -271,8 +271,8 @@ fn gpu_matches_cpu_tiled_or_not() {
         "method = \"lanczos\"",
         "method = \"edge\"\nwidth = 101",
         "method = \"multi\"",
-        "method = \"multi\"\ntile = 64",
-        "method = \"multi\"\nfactor = 4\ntile = 96",
+        "method = \"multi\"\ntile = 64\ntolerance = 0.05\nprior = 0.3",
+        "method = \"multi\"\nfactor = 4\ntile = 96\niterations = 3\ntolerance = 0.05",
     ] {
         let s = stage(extra);
         let cpu = s.run_cpu(&window(&frames, 2)).unwrap();
@@ -284,7 +284,13 @@ fn gpu_matches_cpu_tiled_or_not() {
         let out = s.run_gpu(&gpu, &w).unwrap();
         let got = gpu.download(&out).unwrap();
         assert_eq!((got.width, got.height), (cpu.width, cpu.height), "{extra}");
-        common::compare(extra, &got, &cpu, GPU_TOLERANCE).assert_ok();
+        let c = common::compare(extra, &got, &cpu, GPU_TOLERANCE);
+        eprintln!(
+            "{}: GPU - CPU at most {:e}",
+            extra.replace('\n', ", "),
+            c.max_diff
+        );
+        c.assert_ok();
     }
 }
 
@@ -454,4 +460,36 @@ fn a_run_writes_the_new_size_in_every_format_and_preview_still_shows_it() {
     }
     // 8-bit sheet: within half a code value plus rounding.
     assert!(worst <= 0.6 / 255.0, "'after' panel differs by {worst}");
+}
+
+#[test]
+fn frames_beyond_a_cut_are_not_used() {
+    let (frames, _) = moving(96, 80, 3);
+    // Another shot after the centre: its frames must not be fused, even with every sample
+    // trusted (tolerance at its maximum).
+    let other: Vec<Frame> = (0..2)
+        .map(|t| area_resize(&nitrate::synth::scene_frame(96, 80, 3, t, 9), 48, 40))
+        .collect();
+    let s = stage("method = \"multi\"\ntolerance = 0.5\nprior = 0.3");
+    let cut = s
+        .run_cpu(&Window {
+            before: vec![&frames[1], &frames[0]],
+            center: &frames[2],
+            after: vec![&other[0], &other[1]],
+        })
+        .unwrap();
+    let one_side = s
+        .run_cpu(&Window {
+            before: vec![&frames[1], &frames[0]],
+            center: &frames[2],
+            after: vec![],
+        })
+        .unwrap();
+    assert!(
+        cut.data == one_side.data,
+        "frames of the next shot were used"
+    );
+    // And the same shot on both sides is used: the result differs from one side only.
+    let both = s.run_cpu(&window(&frames, 2)).unwrap();
+    assert!(max_diff(&both, &one_side) > 1e-3);
 }
