@@ -10,7 +10,9 @@ use std::process::Command;
 
 use nitrate::frame::{Frame, FrameMeta};
 use nitrate::io::{self, OutputFormat};
-use nitrate::stages::upscale::{cpu::area_resize, Upscale, UpscaleParams, GPU_TOLERANCE};
+use nitrate::stages::upscale::cpu::{area_resize, Plan};
+use nitrate::stages::upscale::gpu::tile_side;
+use nitrate::stages::upscale::{Upscale, UpscaleParams, GPU_TOLERANCE};
 use nitrate::stages::{self, Stage, Window};
 
 fn stage(toml: &str) -> Box<dyn Stage> {
@@ -297,12 +299,16 @@ fn gpu_matches_cpu_tiled_or_not() {
 #[test]
 fn gpu_tiles_fit_a_small_memory_budget() {
     let Some(gpu) = common::gpu() else { return };
-    let f = area_resize(&fine(300, 200, 3, 0.0, 0.0), 150, 100);
+    let f = area_resize(&fine(640, 400, 3, 0.0, 0.0), 320, 200);
     let whole = stage("method = \"edge\"")
         .run_cpu(&Window::single(&f))
         .unwrap();
-    // 16 MiB for intermediates of a 300x200 RGB output: the budget forces tiles.
-    let s = stage("method = \"edge\"\ngpu_memory_mb = 16");
+    // 16 MiB for the intermediates of a 640x400 RGB output: the budget forces tiles.
+    let table: toml::Table = toml::from_str("method = \"edge\"\ngpu_memory_mb = 16").unwrap();
+    let s = Upscale::from_table(&table).unwrap();
+    let plan = Plan::new(&s.params, 320, 200, 3, 640, 400);
+    let side = tile_side(&plan, &s.params);
+    assert!(side > 0 && side < 640, "tile side {side}");
     let out = s
         .run_gpu(&gpu, &Window::single(&gpu.upload(&f).unwrap()))
         .unwrap();
