@@ -171,8 +171,23 @@ fn main() {
             "upscale",
         ],
     };
-    for &name in &names {
-        let stages = vec![nitrate::stages::build(name, &toml::Table::new()).expect("stage")];
+    // upscale (2x: 2K to 4K) once per method, the default `multi` last.
+    let variants: Vec<(String, &str, &str)> = names
+        .iter()
+        .flat_map(|&name| match name {
+            "upscale" => ["lanczos", "edge", "multi"]
+                .iter()
+                .map(|m| (format!("upscale {m} 2x"), name, *m))
+                .collect::<Vec<_>>(),
+            _ => vec![(name.to_string(), name, "")],
+        })
+        .collect();
+    for (label, name, method) in &variants {
+        let mut table = toml::Table::new();
+        if !method.is_empty() {
+            table.insert("method".into(), toml::Value::String(method.to_string()));
+        }
+        let stages = vec![nitrate::stages::build(name, &table).expect("stage")];
         let mut chain = Chain::new(&stages, n, 0, n - 1);
         let mut out = Vec::new();
         let t = Instant::now();
@@ -183,8 +198,8 @@ fn main() {
             out.clear();
         }
         println!(
-            "{:<42} {:>8.1} frames/s (input clone included)",
-            format!("{name} alone (CPU)"),
+            "{:<42} {:>8.2} frames/s (input clone included)",
+            format!("{label} alone (CPU)"),
             rate(n, t)
         );
     }

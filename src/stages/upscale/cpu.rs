@@ -305,43 +305,58 @@ pub fn steering(plan: &Plan, tensor: &[f32], ux: f32, uy: f32) -> ([f32; 16], f3
 pub fn single(plan: &Plan, src: &Frame, tensor: &[f32], region: Rect) -> Vec<f32> {
     let (w, h) = (plan.w, plan.h);
     let n = w * h;
-    let mut out = vec![0.0f32; plan.planes * region.len()];
-    out.par_chunks_mut(region.w)
-        .enumerate()
-        .for_each(|(row, line)| {
-            let (p, ly) = (row / region.h, row % region.h);
+    let planes = plan.planes;
+    // One row of the region for every plane at once, so the steering weights are found once
+    // per pixel; the samples are computed exactly as per plane.
+    let rows: Vec<Vec<f32>> = (0..region.h)
+        .into_par_iter()
+        .map(|ly| {
             let y = region.y0 + ly;
-            let plane = &src.data[p * n..(p + 1) * n];
-            for (lx, o) in line.iter_mut().enumerate() {
+            let mut line = vec![0.0f32; planes * region.w];
+            for lx in 0..region.w {
                 let x = region.x0 + lx;
                 let (ix, wx) = (&plan.tx.index[x], &plan.tx.weight[x]);
                 let (iy, wy) = (&plan.ty.index[y], &plan.ty.weight[y]);
-                let mut acc = 0.0f32;
-                for j in 0..6 {
-                    let r = &plane[iy[j] as usize * w..];
-                    let mut l = 0.0f32;
-                    for i in 0..6 {
-                        l += wx[i] * r[ix[i] as usize];
-                    }
-                    acc += wy[j] * l;
-                }
-                if plan.edge > 0.0 {
+                let steer = (plan.edge > 0.0).then(|| {
                     let (ux, uy) = plan.src_pos(x, y);
                     let (wts, k) = steering(plan, tensor, ux, uy);
-                    let (fx, fy) = (ux.floor() as i32, uy.floor() as i32);
-                    let mut s = 0.0f32;
-                    for j in 0..4 {
-                        let sy = mirror(fy - 1 + j as i32, h as i32) as usize;
-                        for i in 0..4 {
-                            let sx = mirror(fx - 1 + i as i32, w as i32) as usize;
-                            s += wts[j * 4 + i] * plane[sy * w + sx];
+                    (wts, k, ux.floor() as i32, uy.floor() as i32)
+                });
+                for p in 0..planes {
+                    let plane = &src.data[p * n..(p + 1) * n];
+                    let mut acc = 0.0f32;
+                    for j in 0..6 {
+                        let r = &plane[iy[j] as usize * w..];
+                        let mut l = 0.0f32;
+                        for i in 0..6 {
+                            l += wx[i] * r[ix[i] as usize];
                         }
+                        acc += wy[j] * l;
                     }
-                    acc += plan.edge * k * (s - acc);
+                    if let Some((wts, k, fx, fy)) = &steer {
+                        let mut s = 0.0f32;
+                        for j in 0..4 {
+                            let sy = mirror(fy - 1 + j as i32, h as i32) as usize;
+                            for i in 0..4 {
+                                let sx = mirror(fx - 1 + i as i32, w as i32) as usize;
+                                s += wts[j * 4 + i] * plane[sy * w + sx];
+                            }
+                        }
+                        acc += plan.edge * k * (s - acc);
+                    }
+                    line[p * region.w + lx] = acc;
                 }
-                *o = acc;
             }
-        });
+            line
+        })
+        .collect();
+    let mut out = vec![0.0f32; planes * region.len()];
+    for (ly, line) in rows.iter().enumerate() {
+        for p in 0..planes {
+            let at = p * region.len() + ly * region.w;
+            out[at..at + region.w].copy_from_slice(&line[p * region.w..(p + 1) * region.w]);
+        }
+    }
     out
 }
 
