@@ -376,20 +376,21 @@ pub fn fuse(
     let n = plan.w * plan.h;
     let planes = plan.planes;
     let (num, den) = acc.split_at_mut(planes * r1.len());
-    let rows: Vec<(Vec<f32>, Vec<f32>)> = (0..planes * r1.h)
+    // One row for every plane at once: the vector, sample positions and distance weights are
+    // found once per pixel; each plane's residuals are computed exactly as per plane.
+    let rows: Vec<(Vec<f32>, Vec<f32>)> = (0..r1.h)
         .into_par_iter()
-        .map(|row| {
-            let (p, ly) = (row / r1.h, row % r1.h);
+        .map(|ly| {
             let y = r1.y0 + ly;
-            let plane = &nb.data[p * n..(p + 1) * n];
-            let est = &bs[p * r0.len()..(p + 1) * r0.len()];
-            let (mut nums, mut dens) = (vec![0.0f32; r1.w], vec![0.0f32; r1.w]);
+            let (mut nums, mut dens) = (vec![0.0f32; planes * r1.w], vec![0.0f32; planes * r1.w]);
             for lx in 0..r1.w {
                 let x = r1.x0 + lx;
                 let (ux, uy) = plan.src_pos(x, y);
                 let (vx, vy) = motion::cpu::field_at(field, ux, uy);
                 let (qx0, qy0) = ((ux + vx).floor() as i32, (uy + vy).floor() as i32);
-                let (mut s_num, mut s_den) = (0.0f32, 0.0f32);
+                // (sample index, output position, distance weight) of the samples in the frame.
+                let mut taps = [(0usize, 0.0f32, 0.0f32, 0.0f32); 4];
+                let mut count = 0;
                 for j in 0..2 {
                     for i in 0..2 {
                         let (qx, qy) = (qx0 + i, qy0 + j);
@@ -400,24 +401,34 @@ pub fn fuse(
                         let fy = (qy as f32 - vy + 0.5) * plan.sy - 0.5;
                         let (dx, dy) = (fx - x as f32, fy - y as f32);
                         let ws = (-(dx * dx + dy * dy) * plan.inv_spread2).exp();
-                        let s = plane[qy as usize * plan.w + qx as usize];
-                        let r = s - region_bilinear(est, r0, fx, fy);
+                        taps[count] = (qy as usize * plan.w + qx as usize, fx, fy, ws);
+                        count += 1;
+                    }
+                }
+                for p in 0..planes {
+                    let plane = &nb.data[p * n..(p + 1) * n];
+                    let est = &bs[p * r0.len()..(p + 1) * r0.len()];
+                    let (mut s_num, mut s_den) = (0.0f32, 0.0f32);
+                    for &(q, fx, fy, ws) in &taps[..count] {
+                        let r = plane[q] - region_bilinear(est, r0, fx, fy);
                         let wt = ws * (-(r * r) * plan.inv_tol2).exp();
                         s_num += wt * r;
                         s_den += wt;
                     }
+                    nums[p * r1.w + lx] = s_num;
+                    dens[p * r1.w + lx] = s_den;
                 }
-                nums[lx] = s_num;
-                dens[lx] = s_den;
             }
             (nums, dens)
         })
         .collect();
-    for (row, (nums, dens)) in rows.into_iter().enumerate() {
-        let at = row * r1.w;
-        for lx in 0..r1.w {
-            num[at + lx] += nums[lx];
-            den[at + lx] += dens[lx];
+    for (ly, (nums, dens)) in rows.into_iter().enumerate() {
+        for p in 0..planes {
+            let at = p * r1.len() + ly * r1.w;
+            for lx in 0..r1.w {
+                num[at + lx] += nums[p * r1.w + lx];
+                den[at + lx] += dens[p * r1.w + lx];
+            }
         }
     }
 }
