@@ -5,6 +5,7 @@
 //! run would give it. Each sheet row is one frame: before | after | split (left half before,
 //! right half after) | then, per stage, what that stage changed: the picture dimmed to grey with
 //! the size of the change laid over it in colour (full colour at [`FULL_SCALE`] of the range).
+//! Frames a stage enlarged (`upscale`) are shown area-averaged back to the input's size.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -221,20 +222,30 @@ pub fn run(job: &PreviewJob) -> Result<PreviewSummary> {
             .get(n)
             .with_context(|| format!("internal: frame {n} was not restored"))?;
         let input = s.input.as_ref().context("internal: no input kept")?;
-        let after = s.outputs.last().context("internal: no output kept")?;
+        // A stage that changes the size (`upscale`) is shown scaled back to the input's size
+        // by area averaging, so panels line up pixel for pixel.
+        let fit = |f: &Frame| {
+            if (f.width, f.height) == (input.width, input.height) {
+                f.clone()
+            } else {
+                crate::stages::upscale::cpu::area_resize(f, input.width, input.height)
+            }
+        };
+        let after = fit(s.outputs.last().context("internal: no output kept")?);
         let mut panels = vec![
             shrink(input, job.panel_width),
-            shrink(after, job.panel_width),
+            shrink(&after, job.panel_width),
             split(
                 &shrink(input, job.panel_width),
-                &shrink(after, job.panel_width),
+                &shrink(&after, job.panel_width),
             ),
         ];
-        let mut before = input;
+        let mut before = input.clone();
         for out in &s.outputs {
+            let out = fit(out);
             panels.push(change_overlay(
-                &shrink(before, job.panel_width),
-                &shrink(out, job.panel_width),
+                &shrink(&before, job.panel_width),
+                &shrink(&out, job.panel_width),
             ));
             before = out;
         }

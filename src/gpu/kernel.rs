@@ -32,6 +32,10 @@ const SHARED: &[(&str, &str)] = &[
         "shared/stabilise_pass.wgsl",
         include_str!("../../shaders/shared/stabilise_pass.wgsl"),
     ),
+    (
+        "shared/upscale.wgsl",
+        include_str!("../../shaders/shared/upscale.wgsl"),
+    ),
 ];
 
 /// A WGSL compute shader with exactly one `@compute` entry point, embedded in the binary:

@@ -325,6 +325,8 @@ fn resolve_target(job: &RestoreJob, src: &Source, plan: &Plan, numbers: &[i64]) 
         ))
     };
     let ff = Ffmpeg::locate(job.video.ffmpeg.as_deref())?;
+    // The encoder gets the chain's output size (`upscale` changes it).
+    let (width, height) = crate::stages::output_size(&job.stages, src.width, src.height);
     let spec = match &job.input {
         Input::Video(v) => EncodeSpec {
             path,
@@ -333,8 +335,8 @@ fn resolve_target(job: &RestoreJob, src: &Source, plan: &Plan, numbers: &[i64]) 
             colour: v.colour,
             primaries: v.primaries.clone(),
             trc: v.trc.clone(),
-            width: src.width,
-            height: src.height,
+            width,
+            height,
             rate: v.rate.unwrap_or((24, 1)),
             sar: v.sar,
             timecode: v.timecode.map(|tc| {
@@ -353,8 +355,8 @@ fn resolve_target(job: &RestoreJob, src: &Source, plan: &Plan, numbers: &[i64]) 
                 colour: Colour::BT709,
                 primaries: None,
                 trc: None,
-                width: src.width,
-                height: src.height,
+                width,
+                height,
                 rate: video::rational_rate(first.meta.frame_rate.unwrap_or(24.0)),
                 sar: None,
                 timecode: first.meta.timecode,

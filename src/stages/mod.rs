@@ -9,6 +9,7 @@ pub mod dust;
 pub mod levels;
 pub mod scratch;
 pub mod stabilise;
+pub mod upscale;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -69,6 +70,13 @@ pub fn check_shapes(
         }
     }
     Ok(())
+}
+
+/// The size of the frames a chain outputs for `width` x `height` input.
+pub fn output_size(stages: &[Box<dyn Stage>], width: usize, height: usize) -> (usize, usize) {
+    stages
+        .iter()
+        .fold((width, height), |(w, h), s| s.output_size(w, h))
 }
 
 /// Stages that can write masks of what they repaired (`restore --emit-masks DIR` sets their
@@ -184,6 +192,11 @@ pub trait Stage: Send + Sync {
     fn spatial_halo(&self) -> usize {
         0
     }
+    /// The size of the frames this stage outputs for `width` x `height` input (the same for
+    /// every stage but `upscale`); stages after it see the new size.
+    fn output_size(&self, width: usize, height: usize) -> (usize, usize) {
+        (width, height)
+    }
     /// Largest difference allowed between the GPU and CPU results (absolute up to 1, relative
     /// above); held by the parity tests and by `restore --check-gpu`.
     fn gpu_tolerance(&self) -> f32;
@@ -222,6 +235,7 @@ pub const STAGE_NAMES: &[(&str, &[&str])] = &[
     ("dust", &["dirt"]),
     ("scratch", &[]),
     ("colour", &["color"]),
+    ("upscale", &["superres"]),
 ];
 
 // KNOB_DOCS: each stage's parameters with their documentation, collected by build.rs from the
@@ -263,6 +277,7 @@ pub fn build(name: &str, params: &toml::Table) -> Result<Box<dyn Stage>> {
         "dust" => Ok(Box::new(dust::Dust::from_table(params)?)),
         "scratch" => Ok(Box::new(scratch::Scratch::from_table(params)?)),
         "colour" => Ok(Box::new(colour::Colour::from_table(params)?)),
+        "upscale" => Ok(Box::new(upscale::Upscale::from_table(params)?)),
         other => bail!("stage '{other}' is not built in this version"),
     }
 }

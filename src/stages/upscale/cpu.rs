@@ -1,0 +1,621 @@
+//! CPU reference of `upscale` (see the module documentation of [`super`]). The shaders
+//! `shaders/upscale_*.wgsl` do the same arithmetic in the same order, pass by pass:
+//! [`tensor`] (`upscale_tensor`), [`single`] (`upscale_single`), [`fuse`] (`upscale_fuse`),
+//! [`fuse_end`] (`upscale_fuse_end`), [`deconvolve`] (`upscale_deconv`) and [`put`]
+//! (`upscale_put`).
+//!
+//! Coordinates: output pixel `X` sits at source coordinate `(X + 0.5) * w / ow - 0.5`
+//! (pixel centres aligned, as an area downscale aligns them); source coordinate `c` sits at
+//! output coordinate `(c + 0.5) * ow / w - 0.5`.
+
+use rayon::prelude::*;
+
+use super::{Method, UpscaleParams};
+use crate::frame::Frame;
+use crate::motion::{self, Field};
+use crate::stages::stabilise::cpu::{lanczos3, mirror};
+
+/// Most taps per axis of the area-sampling PSF on the fine grid (factor 8 needs 9).
+pub const MAX_PSF_TAPS: usize = 12;
+
+/// Lanczos-3 taps along one axis: per output coordinate, six source indices (mirrored into
+/// the frame) and their normalised weights.
+#[derive(Clone, Debug)]
+pub struct Taps {
+    pub index: Vec<[u32; 6]>,
+    pub weight: Vec<[f32; 6]>,
+}
+
+impl Taps {
+    pub fn new(n_out: usize, n_src: usize) -> Self {
+        let ratio = n_src as f32 / n_out as f32;
+        let (mut index, mut weight) = (Vec::with_capacity(n_out), Vec::with_capacity(n_out));
+        for x in 0..n_out {
+            let u = (x as f32 + 0.5) * ratio - 0.5;
+            let f = u.floor();
+            weight.push(lanczos3(u - f));
+            index.push(std::array::from_fn(|k| {
+                mirror(f as i32 - 2 + k as i32, n_src as i32) as u32
+            }));
+        }
+        Taps { index, weight }
+    }
+}
+
+/// The area-sampling PSF along one axis on the fine grid: a box `s` output pixels wide
+/// (one source pixel), as weights for the offsets `-r..=r`.
+pub fn psf(s: f32) -> Vec<f32> {
+    let r = (s * 0.5 - 0.5).ceil().max(0.0) as i32;
+    (-r..=r)
+        .map(|t| {
+            let lo = (t as f32 - 0.5).max(-s * 0.5);
+            let hi = (t as f32 + 0.5).min(s * 0.5);
+            (hi - lo).max(0.0) / s
+        })
+        .collect()
+}
+
+/// A rectangle of the output grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rect {
+    pub x0: usize,
+    pub y0: usize,
+    pub w: usize,
+    pub h: usize,
+}
+
+impl Rect {
+    /// Grown by `m` on every side, clipped to a `ow` x `oh` frame.
+    pub fn expand(&self, m: usize, ow: usize, oh: usize) -> Rect {
+        let (x0, y0) = (self.x0.saturating_sub(m), self.y0.saturating_sub(m));
+        let (x1, y1) = (
+            (self.x0 + self.w + m).min(ow),
+            (self.y0 + self.h + m).min(oh),
+        );
+        Rect {
+            x0,
+            y0,
+            w: x1 - x0,
+            h: y1 - y0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.w * self.h
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Local index of global `(x, y)` after clamping it into the rectangle.
+    pub fn clamped(&self, x: i64, y: i64) -> usize {
+        let lx = (x - self.x0 as i64).clamp(0, self.w as i64 - 1) as usize;
+        let ly = (y - self.y0 as i64).clamp(0, self.h as i64 - 1) as usize;
+        ly * self.w + lx
+    }
+}
+
+/// Output tiles of side `tile` covering a `ow` x `oh` frame (one tile when `tile` is 0).
+pub fn tiles(ow: usize, oh: usize, tile: usize) -> Vec<Rect> {
+    let t = if tile == 0 { ow.max(oh) } else { tile };
+    let mut out = Vec::new();
+    for y0 in (0..oh).step_by(t) {
+        for x0 in (0..ow).step_by(t) {
+            out.push(Rect {
+                x0,
+                y0,
+                w: t.min(ow - x0),
+                h: t.min(oh - y0),
+            });
+        }
+    }
+    out
+}
+
+/// Everything a frame's passes share: sizes, tap tables, resolved knobs.
+pub struct Plan {
+    pub method: Method,
+    pub w: usize,
+    pub h: usize,
+    pub planes: usize,
+    pub ow: usize,
+    pub oh: usize,
+    /// Source pixels per output pixel, and output pixels per source pixel.
+    pub rx: f32,
+    pub ry: f32,
+    pub sx: f32,
+    pub sy: f32,
+    pub tx: Taps,
+    pub ty: Taps,
+    pub psf_x: Vec<f32>,
+    pub psf_y: Vec<f32>,
+    pub edge: f32,
+    /// `1 / (2 spread^2)` in output pixels, `1 / tolerance^2`.
+    pub inv_spread2: f32,
+    pub inv_tol2: f32,
+    pub prior: f32,
+    pub beta: f32,
+    pub iterations: usize,
+    /// Output-pixel margins: the deblurring's reach and the fusion's look-ups.
+    pub m_dec: usize,
+    pub m_fuse: usize,
+}
+
+/// Steering kernel: `1 / sigma^2` across and along the edge, in source pixels.
+pub const INV_SA2: f32 = 1.0 / (0.5 * 0.5);
+pub const INV_SL2: f32 = 1.0 / (1.5 * 1.5);
+/// Structure-tensor energy below which coherence fades (flat picture, grain).
+pub const TENSOR_EPS: f32 = 1e-4;
+
+impl Plan {
+    pub fn new(p: &UpscaleParams, w: usize, h: usize, planes: usize, ow: usize, oh: usize) -> Plan {
+        let (sx, sy) = (ow as f32 / w as f32, oh as f32 / h as f32);
+        let (psf_x, psf_y) = (psf(sx), psf(sy));
+        let r = psf_x.len().max(psf_y.len()) / 2;
+        let single = p.method == Method::Lanczos;
+        let iterations = if single || p.sharpen == 0.0 {
+            0
+        } else {
+            p.iterations
+        };
+        Plan {
+            method: p.method,
+            w,
+            h,
+            planes,
+            ow,
+            oh,
+            rx: w as f32 / ow as f32,
+            ry: h as f32 / oh as f32,
+            sx,
+            sy,
+            tx: Taps::new(ow, w),
+            ty: Taps::new(oh, h),
+            psf_x,
+            psf_y,
+            edge: if single { 0.0 } else { p.edge },
+            inv_spread2: 1.0 / (2.0 * p.spread * p.spread),
+            inv_tol2: 1.0 / (p.tolerance * p.tolerance),
+            prior: p.prior,
+            beta: p.sharpen,
+            iterations,
+            m_dec: iterations * r,
+            m_fuse: if p.method == Method::Multi {
+                sx.max(sy).ceil() as usize + 2
+            } else {
+                0
+            },
+        }
+    }
+
+    /// Source coordinates of output pixel `(x, y)`.
+    pub fn src_pos(&self, x: usize, y: usize) -> (f32, f32) {
+        (
+            (x as f32 + 0.5) * self.rx - 0.5,
+            (y as f32 + 0.5) * self.ry - 0.5,
+        )
+    }
+}
+
+/// Structure tensor of the source luma (mean of the planes), three planes `Jxx, Jxy, Jyy`:
+/// central differences (clamped at the edges), products summed over the 3x3 around.
+pub fn tensor(frame: &Frame) -> Vec<f32> {
+    let (w, h) = (frame.width, frame.height);
+    let luma = motion::cpu::luma(frame).data;
+    let at = |x: i64, y: i64| {
+        luma[(y.clamp(0, h as i64 - 1) as usize) * w + x.clamp(0, w as i64 - 1) as usize]
+    };
+    let grad = |x: i64, y: i64| {
+        (
+            (at(x + 1, y) - at(x - 1, y)) * 0.5,
+            (at(x, y + 1) - at(x, y - 1)) * 0.5,
+        )
+    };
+    let n = w * h;
+    let mut out = vec![0.0f32; 3 * n];
+    let sums: Vec<[f32; 3]> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let (x, y) = ((i % w) as i64, (i / w) as i64);
+            let mut s = [0.0f32; 3];
+            for dy in -1..=1 {
+                for dx in -1..=1 {
+                    let (gx, gy) = grad(
+                        (x + dx).clamp(0, w as i64 - 1),
+                        (y + dy).clamp(0, h as i64 - 1),
+                    );
+                    s[0] += gx * gx;
+                    s[1] += gx * gy;
+                    s[2] += gy * gy;
+                }
+            }
+            s
+        })
+        .collect();
+    for (i, s) in sums.iter().enumerate() {
+        for k in 0..3 {
+            out[k * n + i] = s[k];
+        }
+    }
+    out
+}
+
+fn lerp(a: f32, b: f32, t: f32) -> f32 {
+    a + (b - a) * t
+}
+
+/// Bilinear sample of a `w` x `h` plane at `(x, y)` clamped into it.
+fn bilinear(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let (fx, fy) = (x.floor(), y.floor());
+    let (x0, y0) = (fx as usize, fy as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let top = lerp(plane[y0 * w + x0], plane[y0 * w + x1], x - fx);
+    let bot = lerp(plane[y1 * w + x0], plane[y1 * w + x1], x - fx);
+    lerp(top, bot, y - fy)
+}
+
+/// Steering weights over the 4x4 source samples around source position `(ux, uy)` (rows
+/// first), normalised, and the coherence in 0..1 at which they are blended in.
+pub fn steering(plan: &Plan, tensor: &[f32], ux: f32, uy: f32) -> ([f32; 16], f32) {
+    let n = plan.w * plan.h;
+    let a = bilinear(&tensor[..n], plan.w, plan.h, ux, uy);
+    let b = bilinear(&tensor[n..2 * n], plan.w, plan.h, ux, uy);
+    let c = bilinear(&tensor[2 * n..], plan.w, plan.h, ux, uy);
+    let half = (a - c) * 0.5;
+    let disc = (half * half + b * b).sqrt();
+    let tr = a + c;
+    let coherence = 2.0 * disc / (tr + TENSOR_EPS);
+    let l1 = tr * 0.5 + disc;
+    // Across the edge: the eigenvector of the larger eigenvalue.
+    let (mut nx, mut ny) = (b, l1 - a);
+    let len2 = nx * nx + ny * ny;
+    if len2 < 1e-20 {
+        (nx, ny) = if a >= c { (1.0, 0.0) } else { (0.0, 1.0) };
+    } else {
+        let inv = 1.0 / len2.sqrt();
+        nx *= inv;
+        ny *= inv;
+    }
+    let (fx, fy) = (ux.floor(), uy.floor());
+    let mut wts = [0.0f32; 16];
+    let mut sum = 0.0f32;
+    for j in 0..4 {
+        for i in 0..4 {
+            let dx = fx - 1.0 + i as f32 - ux;
+            let dy = fy - 1.0 + j as f32 - uy;
+            let da = dx * nx + dy * ny;
+            let dl = dy * nx - dx * ny;
+            let wt = (-(da * da * INV_SA2 + dl * dl * INV_SL2)).exp();
+            wts[j * 4 + i] = wt;
+            sum += wt;
+        }
+    }
+    let inv = 1.0 / sum;
+    for v in &mut wts {
+        *v *= inv;
+    }
+    (wts, coherence.min(1.0))
+}
+
+/// The single-frame estimate (of the area-blurred picture) over `region`: Lanczos-3, blended
+/// toward the steering kernel by `edge * coherence` unless the method is `lanczos`.
+pub fn single(plan: &Plan, src: &Frame, tensor: &[f32], region: Rect) -> Vec<f32> {
+    let (w, h) = (plan.w, plan.h);
+    let n = w * h;
+    let planes = plan.planes;
+    // One row of the region for every plane at once, so the steering weights are found once
+    // per pixel; the samples are computed exactly as per plane.
+    let rows: Vec<Vec<f32>> = (0..region.h)
+        .into_par_iter()
+        .map(|ly| {
+            let y = region.y0 + ly;
+            let mut line = vec![0.0f32; planes * region.w];
+            for lx in 0..region.w {
+                let x = region.x0 + lx;
+                let (ix, wx) = (&plan.tx.index[x], &plan.tx.weight[x]);
+                let (iy, wy) = (&plan.ty.index[y], &plan.ty.weight[y]);
+                let steer = (plan.edge > 0.0).then(|| {
+                    let (ux, uy) = plan.src_pos(x, y);
+                    let (wts, k) = steering(plan, tensor, ux, uy);
+                    (wts, k, ux.floor() as i32, uy.floor() as i32)
+                });
+                for p in 0..planes {
+                    let plane = &src.data[p * n..(p + 1) * n];
+                    let mut acc = 0.0f32;
+                    for j in 0..6 {
+                        let r = &plane[iy[j] as usize * w..];
+                        let mut l = 0.0f32;
+                        for i in 0..6 {
+                            l += wx[i] * r[ix[i] as usize];
+                        }
+                        acc += wy[j] * l;
+                    }
+                    if let Some((wts, k, fx, fy)) = &steer {
+                        let mut s = 0.0f32;
+                        for j in 0..4 {
+                            let sy = mirror(fy - 1 + j as i32, h as i32) as usize;
+                            for i in 0..4 {
+                                let sx = mirror(fx - 1 + i as i32, w as i32) as usize;
+                                s += wts[j * 4 + i] * plane[sy * w + sx];
+                            }
+                        }
+                        acc += plan.edge * k * (s - acc);
+                    }
+                    line[p * region.w + lx] = acc;
+                }
+            }
+            line
+        })
+        .collect();
+    let mut out = vec![0.0f32; planes * region.len()];
+    for (ly, line) in rows.iter().enumerate() {
+        for p in 0..planes {
+            let at = p * region.len() + ly * region.w;
+            out[at..at + region.w].copy_from_slice(&line[p * region.w..(p + 1) * region.w]);
+        }
+    }
+    out
+}
+
+/// One neighbour's samples, registered by `field` (centre to neighbour), as residuals against
+/// the single-frame estimate `bs` (over `r0`), accumulated into `acc` (over `r1`: per plane
+/// the weighted residual sum, then the weight sum).
+pub fn fuse(
+    plan: &Plan,
+    nb: &Frame,
+    field: &Field,
+    bs: &[f32],
+    r0: Rect,
+    acc: &mut [f32],
+    r1: Rect,
+) {
+    let (w, h) = (plan.w as i32, plan.h as i32);
+    let n = plan.w * plan.h;
+    let planes = plan.planes;
+    let (num, den) = acc.split_at_mut(planes * r1.len());
+    // One row for every plane at once: the vector, sample positions and distance weights are
+    // found once per pixel; each plane's residuals are computed exactly as per plane.
+    let rows: Vec<(Vec<f32>, Vec<f32>)> = (0..r1.h)
+        .into_par_iter()
+        .map(|ly| {
+            let y = r1.y0 + ly;
+            let (mut nums, mut dens) = (vec![0.0f32; planes * r1.w], vec![0.0f32; planes * r1.w]);
+            for lx in 0..r1.w {
+                let x = r1.x0 + lx;
+                let (ux, uy) = plan.src_pos(x, y);
+                let (vx, vy) = motion::cpu::field_at(field, ux, uy);
+                let (qx0, qy0) = ((ux + vx).floor() as i32, (uy + vy).floor() as i32);
+                // (sample index, output position, distance weight) of the samples in the frame.
+                let mut taps = [(0usize, 0.0f32, 0.0f32, 0.0f32); 4];
+                let mut count = 0;
+                for j in 0..2 {
+                    for i in 0..2 {
+                        let (qx, qy) = (qx0 + i, qy0 + j);
+                        if qx < 0 || qy < 0 || qx >= w || qy >= h {
+                            continue;
+                        }
+                        let fx = (qx as f32 - vx + 0.5) * plan.sx - 0.5;
+                        let fy = (qy as f32 - vy + 0.5) * plan.sy - 0.5;
+                        let (dx, dy) = (fx - x as f32, fy - y as f32);
+                        let ws = (-(dx * dx + dy * dy) * plan.inv_spread2).exp();
+                        taps[count] = (qy as usize * plan.w + qx as usize, fx, fy, ws);
+                        count += 1;
+                    }
+                }
+                for p in 0..planes {
+                    let plane = &nb.data[p * n..(p + 1) * n];
+                    let est = &bs[p * r0.len()..(p + 1) * r0.len()];
+                    let (mut s_num, mut s_den) = (0.0f32, 0.0f32);
+                    for &(q, fx, fy, ws) in &taps[..count] {
+                        let r = plane[q] - region_bilinear(est, r0, fx, fy);
+                        let wt = ws * (-(r * r) * plan.inv_tol2).exp();
+                        s_num += wt * r;
+                        s_den += wt;
+                    }
+                    nums[p * r1.w + lx] = s_num;
+                    dens[p * r1.w + lx] = s_den;
+                }
+            }
+            (nums, dens)
+        })
+        .collect();
+    for (ly, (nums, dens)) in rows.into_iter().enumerate() {
+        for p in 0..planes {
+            let at = p * r1.len() + ly * r1.w;
+            for lx in 0..r1.w {
+                num[at + lx] += nums[p * r1.w + lx];
+                den[at + lx] += dens[p * r1.w + lx];
+            }
+        }
+    }
+}
+
+/// Bilinear sample of a region buffer at global output coordinates, clamped into the region.
+fn region_bilinear(buf: &[f32], r: Rect, x: f32, y: f32) -> f32 {
+    bilinear(buf, r.w, r.h, x - r.x0 as f32, y - r.y0 as f32)
+}
+
+/// The fused estimate over `r1`: the single-frame estimate (over `r0`) plus the neighbours'
+/// weighted mean residual, the single-frame estimate keeping weight `prior`.
+pub fn fuse_end(plan: &Plan, bs: &[f32], r0: Rect, acc: Option<&[f32]>, r1: Rect) -> Vec<f32> {
+    let n1 = r1.len();
+    let mut out = vec![0.0f32; plan.planes * n1];
+    out.par_chunks_mut(r1.w.max(1))
+        .enumerate()
+        .for_each(|(row, line)| {
+            let (p, ly) = (row / r1.h, row % r1.h);
+            for (lx, o) in line.iter_mut().enumerate() {
+                let (x, y) = ((r1.x0 + lx) as i64, (r1.y0 + ly) as i64);
+                let mut v = bs[p * r0.len() + r0.clamped(x, y)];
+                if let Some(acc) = acc {
+                    let i = p * n1 + ly * r1.w + lx;
+                    let (num, den) = (acc[i], acc[plan.planes * n1 + i]);
+                    v += num / (plan.prior + den);
+                }
+                *o = v;
+            }
+        });
+    out
+}
+
+/// One back-projection step over `r1`: `x + beta * (b - psf * x)`, the PSF read with mirrored
+/// frame borders and clamped into the region.
+pub fn deconvolve(plan: &Plan, x: &[f32], b: &[f32], r1: Rect) -> Vec<f32> {
+    let (rxp, ryp) = (plan.psf_x.len() / 2, plan.psf_y.len() / 2);
+    let n1 = r1.len();
+    let mut out = vec![0.0f32; plan.planes * n1];
+    out.par_chunks_mut(r1.w.max(1))
+        .enumerate()
+        .for_each(|(row, line)| {
+            let (p, ly) = (row / r1.h, row % r1.h);
+            let xs = &x[p * n1..(p + 1) * n1];
+            let gy = (r1.y0 + ly) as i32;
+            for (lx, o) in line.iter_mut().enumerate() {
+                let gx = (r1.x0 + lx) as i32;
+                let mut blur = 0.0f32;
+                for (j, wy) in plan.psf_y.iter().enumerate() {
+                    let yy = mirror(gy + j as i32 - ryp as i32, plan.oh as i32) as i64;
+                    let mut l = 0.0f32;
+                    for (i, wx) in plan.psf_x.iter().enumerate() {
+                        let xx = mirror(gx + i as i32 - rxp as i32, plan.ow as i32) as i64;
+                        l += wx * xs[r1.clamped(xx, yy)];
+                    }
+                    blur += wy * l;
+                }
+                let i = ly * r1.w + lx;
+                *o = xs[i] + plan.beta * (b[p * n1 + i] - blur);
+            }
+        });
+    out
+}
+
+/// The result over tile `t` from the estimate `x` (over `r1`), clamped to the range of the
+/// 4x4 source samples around each pixel unless the method is `lanczos`.
+pub fn put(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, t: Rect) -> Vec<f32> {
+    let (w, h) = (plan.w, plan.h);
+    let n = w * h;
+    let mut out = vec![0.0f32; plan.planes * t.len()];
+    out.par_chunks_mut(t.w).enumerate().for_each(|(row, line)| {
+        let (p, ly) = (row / t.h, row % t.h);
+        let plane = &src.data[p * n..(p + 1) * n];
+        let y = t.y0 + ly;
+        for (lx, o) in line.iter_mut().enumerate() {
+            let gx = t.x0 + lx;
+            let mut v = x[p * r1.len() + r1.clamped(gx as i64, y as i64)];
+            if plan.method != Method::Lanczos {
+                let (ux, uy) = plan.src_pos(gx, y);
+                let (fx, fy) = (ux.floor() as i32, uy.floor() as i32);
+                let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+                for j in 0..4 {
+                    let sy = mirror(fy - 1 + j, h as i32) as usize;
+                    for i in 0..4 {
+                        let sx = mirror(fx - 1 + i, w as i32) as usize;
+                        let s = plane[sy * w + sx];
+                        lo = lo.min(s);
+                        hi = hi.max(s);
+                    }
+                }
+                v = v.max(lo).min(hi);
+            }
+            *o = v;
+        }
+    });
+    out
+}
+
+/// The regions one output tile needs: `(r0, r1)`, where the single-frame estimate and the
+/// fused, deblurred estimate are computed.
+pub fn regions(plan: &Plan, t: Rect) -> (Rect, Rect) {
+    let r1 = t.expand(plan.m_dec, plan.ow, plan.oh);
+    (r1.expand(plan.m_fuse, plan.ow, plan.oh), r1)
+}
+
+/// Upscale `src` with its registered neighbours (frame and field from the centre to it), tile
+/// by tile (`tile` 0: whole frame).
+pub fn upscale(plan: &Plan, src: &Frame, registered: &[(&Frame, Field)], tile: usize) -> Frame {
+    let tensor = if plan.edge > 0.0 {
+        tensor(src)
+    } else {
+        Vec::new()
+    };
+    let mut out = Frame::new(plan.ow, plan.oh, plan.planes, src.meta.clone());
+    let on = plan.ow * plan.oh;
+    for t in tiles(plan.ow, plan.oh, tile) {
+        let (r0, r1) = regions(plan, t);
+        let bs = single(plan, src, &tensor, r0);
+        let result = if plan.method == Method::Lanczos {
+            put(plan, src, &bs, r0, t)
+        } else {
+            let acc = (!registered.is_empty()).then(|| {
+                let mut acc = vec![0.0f32; 2 * plan.planes * r1.len()];
+                for (nb, field) in registered {
+                    fuse(plan, nb, field, &bs, r0, &mut acc, r1);
+                }
+                acc
+            });
+            let b = fuse_end(plan, &bs, r0, acc.as_deref(), r1);
+            let mut x = b.clone();
+            for _ in 0..plan.iterations {
+                x = deconvolve(plan, &x, &b, r1);
+            }
+            put(plan, src, &x, r1, t)
+        };
+        for p in 0..plan.planes {
+            for ly in 0..t.h {
+                let at = p * on + (t.y0 + ly) * plan.ow + t.x0;
+                let from = p * t.len() + ly * t.w;
+                out.data[at..at + t.w].copy_from_slice(&result[from..from + t.w]);
+            }
+        }
+    }
+    out
+}
+
+/// Area (box) resize to `ow` x `oh`: each output pixel the mean of the source over its
+/// footprint, fractional pixels weighted by coverage. Used to show an upscaled frame next to
+/// its source at one size (preview), and by tests to make low-resolution frames.
+pub fn area_resize(src: &Frame, ow: usize, oh: usize) -> Frame {
+    let axis = |n_src: usize, n_out: usize| -> Vec<Vec<(usize, f32)>> {
+        let scale = n_src as f64 / n_out as f64;
+        (0..n_out)
+            .map(|o| {
+                let (a, b) = (o as f64 * scale, (o + 1) as f64 * scale);
+                let mut taps = Vec::new();
+                let mut i = a.floor() as usize;
+                while (i as f64) < b && i < n_src {
+                    let cover = (b.min(i as f64 + 1.0) - a.max(i as f64)) / scale;
+                    if cover > 0.0 {
+                        taps.push((i, cover as f32));
+                    }
+                    i += 1;
+                }
+                taps
+            })
+            .collect()
+    };
+    let (ax, ay) = (axis(src.width, ow), axis(src.height, oh));
+    let mut out = Frame::new(ow, oh, src.planes, src.meta.clone());
+    let n = src.plane_len();
+    out.data
+        .par_chunks_mut(ow.max(1))
+        .enumerate()
+        .for_each(|(row, line)| {
+            let (p, y) = (row / oh, row % oh);
+            let plane = &src.data[p * n..(p + 1) * n];
+            for (x, o) in line.iter_mut().enumerate() {
+                let mut acc = 0.0f32;
+                for &(sy, wy) in &ay[y] {
+                    let mut l = 0.0f32;
+                    for &(sx, wx) in &ax[x] {
+                        l += wx * plane[sy * src.width + sx];
+                    }
+                    acc += wy * l;
+                }
+                *o = acc;
+            }
+        });
+    out
+}
