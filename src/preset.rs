@@ -276,7 +276,7 @@ impl Preset {
             let resolved = stage.params_json();
             for (key, doc) in stages::knobs(&entry.name) {
                 out.push_str(&comment(doc));
-                let value = resolved.get(*key).cloned().unwrap_or_default();
+                let value = short_floats(resolved.get(*key).cloned().unwrap_or_default());
                 let line = match toml::Value::try_from(&value) {
                     Ok(v) if !value.is_null() => format!("{key} = {v}"),
                     _ => format!("# {key} = (not set)"),
@@ -290,6 +290,26 @@ impl Preset {
             }
         }
         Ok(out)
+    }
+}
+
+/// Numbers that are `f32` parameters widened to `f64` written as the `f32` prints (`0.002`, not
+/// `0.0020000000949949026`): the same value once parsed back into the parameter.
+fn short_floats(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(v) if n.is_f64() && (v as f32) as f64 == v => {
+                let short: f64 = format!("{}", v as f32).parse().unwrap_or(v);
+                serde_json::Number::from_f64(short).map_or(Value::Number(n), Value::Number)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(short_floats).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, short_floats(v))).collect())
+        }
+        other => other,
     }
 }
 
