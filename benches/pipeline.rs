@@ -3,7 +3,9 @@
 //! CPU with frames in memory (`scratch` on frames with two scratches), and on the GPU when an
 //! adapter exists: upload + download, upload + levels + download, packed DPX 10-bit
 //! upload/unpack + pack/download, `scratch` with the window resident, and upload + stabilise +
-//! download (the stage estimating its motion on the device).
+//! download and upload + denoise + download (the stages estimating their motion on the
+//! device). `denoise` runs on frames with added grain (on clean frames it finds no noise and
+//! has nothing to do).
 //!
 //! `cargo bench --bench pipeline` (frames: NITRATE_BENCH_FRAMES, default 24;
 //! NITRATE_BENCH_STAGE=name measures only that stage alone, on the CPU and on the GPU).
@@ -19,7 +21,7 @@ use nitrate::pipeline::chain::{Chain, Runner};
 use nitrate::pipeline::{restore, Backend, RestoreJob};
 use nitrate::stages::levels::{Levels, LevelsParams, PerChannel};
 use nitrate::stages::{Stage, Window};
-use nitrate::synth::scene_frame;
+use nitrate::synth::{hash01, scene_frame};
 use rayon::prelude::*;
 
 const W: usize = 2048;
@@ -81,6 +83,17 @@ fn with_scratches(f: &Frame, t: usize) -> Frame {
             }
         }
     }
+    f
+}
+
+/// `f` with grain of about 0.02 * sqrt(level), a new field every frame, for `denoise`.
+fn with_grain(f: &Frame, t: usize) -> Frame {
+    let mut f = f.clone();
+    f.data.par_iter_mut().enumerate().for_each(|(i, v)| {
+        // Sum of four uniforms, centred and scaled to unit variance: near enough gaussian.
+        let u: f32 = (0..4).map(|k| hash01(i as u64, t as u64, k, 5)).sum();
+        *v += 0.02 * v.clamp(0.0, 1.0).sqrt() * (u - 2.0) * 3f32.sqrt();
+    });
     f
 }
 
@@ -161,14 +174,31 @@ fn main() {
         .collect();
     let names: Vec<&str> = match &only {
         Some(n) => vec![n.as_str()],
-        None => vec!["levels", "deflicker", "stabilise", "dust", "colour"],
+        None => vec![
+            "levels",
+            "deflicker",
+            "stabilise",
+            "dust",
+            "colour",
+            "denoise",
+        ],
     };
+    let grainy: Vec<Frame> = if names.contains(&"denoise") {
+        frames
+            .iter()
+            .enumerate()
+            .map(|(t, f)| with_grain(f, t))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let input_for = |name: &str| if name == "denoise" { &grainy } else { &frames };
     for &name in &names {
         let stages = vec![nitrate::stages::build(name, &toml::Table::new()).expect("stage")];
         let mut chain = Chain::new(&stages, n, 0, n - 1);
         let mut out = Vec::new();
         let t = Instant::now();
-        for (i, f) in frames.iter().enumerate() {
+        for (i, f) in input_for(name).iter().enumerate() {
             chain
                 .push(i, f.clone(), &mut Cpu, &mut out)
                 .expect("stage runs");
@@ -212,12 +242,15 @@ fn main() {
     };
     println!("{}", gpu.describe());
     // Stages alone on the device: each frame uploaded, the chain run, the output downloaded.
-    for &name in names.iter().filter(|&&n| n == "stabilise") {
+    for &name in names
+        .iter()
+        .filter(|&&n| n == "stabilise" || n == "denoise")
+    {
         let stages = vec![nitrate::stages::build(name, &toml::Table::new()).expect("stage")];
         let mut chain = Chain::new(&stages, n, 0, n - 1);
         let mut out = Vec::new();
         let t = Instant::now();
-        for (i, f) in frames.iter().enumerate() {
+        for (i, f) in input_for(name).iter().enumerate() {
             let g = gpu.upload(f).expect("upload");
             chain
                 .push(i, g, &mut Gpu(&gpu), &mut out)
