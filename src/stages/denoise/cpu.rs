@@ -77,21 +77,21 @@ pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
     p
 }
 
-/// Mean of the 3x3 neighbourhood of every sample, edges clamped (9 samples summed in raster
-/// order, as the shader does).
+/// Mean of the 3x3 neighbourhood of every sample, edges clamped: rows of three summed, then
+/// three of those (the shader sums the nine in raster order: the same up to rounding).
 pub fn box3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
+    let mut rows = vec![0.0f32; w * h];
+    rows.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        let src = &plane[y * w..(y + 1) * w];
+        for (x, o) in row.iter_mut().enumerate() {
+            *o = src[x.saturating_sub(1)] + src[x] + src[(x + 1).min(w - 1)];
+        }
+    });
     let mut out = vec![0.0f32; w * h];
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        let (a, b, c) = (y.saturating_sub(1), y, (y + 1).min(h - 1));
         for (x, o) in row.iter_mut().enumerate() {
-            let mut s = 0.0f32;
-            for j in -1i32..=1 {
-                let yy = (y as i32 + j).clamp(0, h as i32 - 1) as usize;
-                for i in -1i32..=1 {
-                    let xx = (x as i32 + i).clamp(0, w as i32 - 1) as usize;
-                    s += plane[yy * w + xx];
-                }
-            }
-            *o = s * (1.0 / 9.0);
+            *o = (rows[a * w + x] + rows[b * w + x] + rows[c * w + x]) * (1.0 / 9.0);
         }
     });
     out

@@ -15,9 +15,10 @@
 //!    with the per-pixel vector choice of `compensate` at full resolution.
 //! 2. **Noise** ([`noise`]): the noise-level function (standard deviation against intensity,
 //!    [`noise::BINS`] bins, per channel) and the grain size, from the flattest blocks of the
-//!    centre and its same-shot neighbours (raw, not compensated). Measured per window, so it
-//!    follows the shot and a frame's result depends only on its window: chunked runs equal a
-//!    whole run. `sigma` and `grain_size` override the measurement. Recorded in the report.
+//!    centre and its nearest same-shot neighbours (raw, not compensated) and of their
+//!    differences (where still picture cancels). Measured per window, so it follows the shot
+//!    and a frame's result depends only on its window: chunked runs equal a whole run.
+//!    `sigma` and `grain_size` override the measurement. Recorded in the report.
 //! 3. **Temporal** ([`cpu::temporal`]): each compensated neighbour is averaged into the centre
 //!    with a weight that is 1 where its local (3x3) difference from the centre is what noise
 //!    explains and falls to 0 where it is not (motion compensation missed, occlusion, a cut
@@ -249,14 +250,14 @@ fn slots<'a, T>(window: &Window<'a, T>, radius: usize) -> Vec<(bool, usize, &'a 
     out
 }
 
-/// The centre and the neighbours in use, in temporal order (for the noise measurement, which
-/// pairs neighbouring frames).
+/// The centre and the nearest neighbour on each side where in use, in temporal order: what
+/// the noise is measured on (each frame, and the pairs of neighbouring frames).
 fn in_time_order<'a, T>(c: &'a T, slots: &[(bool, usize, &'a T)], used: &[bool]) -> Vec<&'a T> {
     let pick = |before: bool| {
         let mut v: Vec<(usize, &'a T)> = slots
             .iter()
             .zip(used)
-            .filter(|(s, &u)| u && s.0 == before)
+            .filter(|(s, &u)| u && s.0 == before && s.1 == 0)
             .map(|(s, _)| (s.1, s.2))
             .collect();
         v.sort_by_key(|&(d, _)| d);

@@ -12,8 +12,8 @@
 //! low percentile and the fitted plane understate the noise by a factor that depends on how
 //! correlated it is; the correlation of adjacent residuals on the flattest blocks tells the
 //! grain size (as the gaussian blur that would turn white noise into it), and the factor for
-//! that size is computed exactly ([`estimate`]) and divided out. Bins with fewer than
-//! [`MIN_BLOCKS`] blocks take the value of the nearest bin that has them.
+//! that size is computed exactly ([`estimate`]) and divided out. A bin with fewer than
+//! [`MIN_BLOCKS`] blocks in a measure takes that measure's nearest bin that has them.
 
 use serde::Serialize;
 
@@ -321,25 +321,34 @@ fn binned(stats: &[BlockStat]) -> Vec<Vec<BlockStat>> {
 /// the grain size, and with it how far the fitted plane and the picking of the lowest
 /// percentile understate correlated noise ([`expected`]), which is then corrected.
 pub fn estimate(spatial: &[BlockStat], temporal: &[BlockStat]) -> PlaneNoise {
-    let (mut sb, mut tb) = (binned(spatial), binned(temporal));
+    let per_bin = |stats: &[BlockStat]| -> [Option<((f64, f64, f64), usize)>; BINS] {
+        let mut bins = binned(stats);
+        std::array::from_fn(|i| {
+            (bins[i].len() >= MIN_BLOCKS).then(|| (measure(&mut bins[i]), bins[i].len()))
+        })
+    };
+    let (s, t) = (per_bin(spatial), per_bin(temporal));
+    // A bin short of blocks in one measure takes that measure's nearest bin, so a bin with
+    // texture but too few still blocks is still bounded by the still blocks around it.
+    let fill = |m: &[Option<((f64, f64, f64), usize)>; BINS], i: usize| {
+        (0..BINS)
+            .filter_map(|j| m[j].map(|v| (i.abs_diff(j), j, v.0 .0)))
+            .min_by_key(|&(d, j, _)| (d, j))
+            .map(|(_, _, q)| q)
+    };
     let mut raw: [Option<f64>; BINS] = [None; BINS];
     let (mut lag_sum, mut var_sum) = (0.0f64, 0.0f64);
     let mut used = 0;
     for i in 0..BINS {
-        let s = (sb[i].len() >= MIN_BLOCKS).then(|| measure(&mut sb[i]));
-        let t = (tb[i].len() >= MIN_BLOCKS).then(|| measure(&mut tb[i]));
-        let pick = match (s, t) {
-            (Some(s), Some(t)) => Some(if t.0 < s.0 {
-                (t, tb[i].len())
-            } else {
-                (s, sb[i].len())
-            }),
-            (Some(s), None) => Some((s, sb[i].len())),
-            (None, Some(t)) => Some((t, tb[i].len())),
-            (None, None) => None,
+        let (qs, qt) = (fill(&s, i), fill(&t, i));
+        let take_t = match (qs, qt) {
+            (Some(a), Some(b)) => b < a,
+            (None, Some(_)) => true,
+            _ => false,
         };
-        if let Some(((q, l, v), n)) = pick {
-            raw[i] = Some(q);
+        raw[i] = if take_t { qt } else { qs };
+        // The correlation from the bins measured directly.
+        if let Some(((_, l, v), n)) = if take_t { t[i] } else { s[i] } {
             lag_sum += l;
             var_sum += v;
             used += n;
@@ -365,16 +374,8 @@ pub fn estimate(spatial: &[BlockStat], temporal: &[BlockStat]) -> PlaneNoise {
         0.0
     });
     let scale = e.var * chi2_q10_ratio(e.dof);
-    let sigma: [Option<f32>; BINS] = raw.map(|q| q.map(|q| (q / scale).sqrt() as f32));
-    // Empty bins take the nearest measured one (the lower on a tie).
-    let filled: [f32; BINS] = std::array::from_fn(|i| {
-        (0..BINS)
-            .filter_map(|j| sigma[j].map(|s| (i.abs_diff(j), j, s)))
-            .min_by_key(|&(d, j, _)| (d, j))
-            .map_or(0.0, |(_, _, s)| s)
-    });
     PlaneNoise {
-        sigma: filled,
+        sigma: raw.map(|q| q.map_or(0.0, |q| (q / scale).sqrt() as f32)),
         grain_size: e.size.min(MAX_GRAIN),
         blocks: used,
     }
