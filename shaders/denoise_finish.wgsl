@@ -11,7 +11,8 @@ struct Params {
     plane: u32,
     keep: f32,
     regrain: f32,
-    _p1: u32,
+    // Nonzero: the grain follows the first plane's level (opponent planes).
+    first_level: u32,
 }
 
 @group(0) @binding(0) var<storage, read> center: array<f32>;
@@ -41,7 +42,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         for (var t = 0u; t <= 2u * r; t++) {
             s += table[base + T_TAPS + t] * rows[(id.y + t) * d.width + id.x];
         }
-        v += params.regrain * nlf(sig, x) * table[base + T_TAP_SCALE] * s;
+        let lvl = select(params.plane, 0u, params.first_level != 0u);
+        let level = den[sample_index(d, id.x, id.y, lvl)];
+        v += params.regrain * nlf(sig, level) * table[base + T_TAP_SCALE] * s;
     }
     dst[i] = v;
 }

@@ -13,7 +13,8 @@ struct Params {
     step: u32,
     plane: u32,
     strength: f32,
-    _p1: u32,
+    // Nonzero: the noise is looked up at the first plane's level (opponent planes).
+    first_level: u32,
     _p2: u32,
     _p3: u32,
 }
@@ -44,6 +45,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let px = patch_pos(id.x, d.width);
     let py = patch_pos(id.y, d.height);
     let pl = params.plane;
+    let lvl = select(pl, 0u, params.first_level != 0u);
     var sum = 0.0;
     var fsum = 0.0;
     for (var j = 0u; j < 8u; j++) {
@@ -51,7 +53,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         for (var i = 0u; i < 8u; i++) {
             let k = sample_index(d, min(px + i, d.width - 1u), yy, pl);
             p[j * 8u + i] = avg[k];
-            sum += avg[k];
+            sum += avg[sample_index(d, min(px + i, d.width - 1u), yy, lvl)];
             fsum += fac[k];
         }
     }

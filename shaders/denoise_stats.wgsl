@@ -10,7 +10,8 @@ struct Params {
     bw: u32,
     bh: u32,
     diff: u32,
-    _p1: u32,
+    // Nonzero: blocks are binned by the first plane's mean (opponent planes).
+    first_level: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -30,6 +31,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if id.x >= params.bw || id.y >= params.bh || id.z >= d.planes {
         return;
     }
+    let lvl = select(id.z, 0u, params.first_level != 0u);
     var m = 0.0;
     var s = 0.0;
     var sx = 0.0;
@@ -42,7 +44,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
                 v = src[k] - other[k];
             }
             blk[y * 8u + x] = v;
-            m += src[k];
+            m += src[sample_index(d, id.x * 8u + x, id.y * 8u + y, lvl)];
             s += v;
             sx += v * centred(x);
             sy += v * centred(y);

@@ -1,6 +1,7 @@
 // denoise: the centre averaged with its compensated neighbours, each weighted by how well its
 // local difference is explained by noise; also the factor by which that cut the noise
-// variance. CPU twin: `denoise::cpu::temporal` (with `box3` and `neighbour_weight`).
+// variance. CPU twin: `denoise::cpu::temporal` (with `box3` and `neighbour_weight`; the CPU sums
+// the 3x3 box by rows: the same up to rounding).
 
 // #include shared/common.wgsl
 // #include shared/denoise.wgsl
@@ -10,7 +11,8 @@ struct Params {
     dims: Dims,
     count: u32,
     strength: f32,
-    _p1: u32,
+    // Nonzero: the noise is looked up at the first plane's level (opponent planes).
+    first_level: u32,
     _p2: u32,
 }
 
@@ -72,7 +74,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     let i = sample_index(d, id.x, id.y, id.z);
     let cb = box3(4u, id.x, id.y, id.z);
-    let sd = params.strength * nlf(sig, cb) * table[base + T_DIFF_SD];
+    let lb = box3(4u, id.x, id.y, select(id.z, 0u, params.first_level != 0u));
+    let sd = params.strength * nlf(sig, lb) * table[base + T_DIFF_SD];
     var sw = 1.0;
     var sw2 = 1.0;
     var sv = center[i];

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::noise::sigma_at;
 use super::PlaneModel;
+use crate::frame::Frame;
 
 /// Patch side.
 pub const P: usize = 8;
@@ -77,6 +78,36 @@ pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
     p
 }
 
+/// R, G, B to the opponent planes the denoiser works in: the mean `(r + g + b) / 3`, red
+/// against blue `(r - b) / 2` and green against magenta `(r - 2g + b) / 4`. Grain the three
+/// dye layers share gathers in the first; the others carry little noise and little picture,
+/// so each plane's shrinkage fits its own signal and noise (as colour BM3D does).
+/// `shaders/denoise_opponent.wgsl` is the twin.
+pub fn to_opponent(f: &Frame) -> Frame {
+    let n = f.plane_len();
+    let mut out = f.clone();
+    for i in 0..n {
+        let (r, g, b) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
+        out.data[i] = (r + g + b) * (1.0 / 3.0);
+        out.data[n + i] = (r - b) * 0.5;
+        out.data[2 * n + i] = (r - 2.0 * g + b) * 0.25;
+    }
+    out
+}
+
+/// The inverse of [`to_opponent`]; `shaders/denoise_rgb.wgsl` is the twin.
+pub fn from_opponent(f: &Frame) -> Frame {
+    let n = f.plane_len();
+    let mut out = f.clone();
+    for i in 0..n {
+        let (y, c1, c2) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
+        out.data[i] = y + c1 + c2 * (2.0 / 3.0);
+        out.data[n + i] = y - c2 * (4.0 / 3.0);
+        out.data[2 * n + i] = y - c1 + c2 * (2.0 / 3.0);
+    }
+    out
+}
+
 /// Mean of the 3x3 neighbourhood of every sample, edges clamped: rows of three summed, then
 /// three of those (the shader sums the nine in raster order: the same up to rounding).
 pub fn box3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
@@ -109,17 +140,22 @@ pub fn neighbour_weight(d: f32, sd: f32) -> f32 {
 }
 
 /// Temporal step of one plane: the centre averaged with its compensated neighbours (in the
-/// order given), each weighted by [`neighbour_weight`]. Returns the average and, per sample,
-/// the factor by which averaging cut the noise variance (`Σw² / (Σw)²`, the centre weighing 1).
+/// order given), each weighted by [`neighbour_weight`]; the noise expected at a sample is the
+/// noise-level function at the 3x3 mean of `level` (the plane itself, or the centre's first
+/// opponent plane). Returns the average and, per sample, the factor by which averaging cut
+/// the noise variance (`Σw² / (Σw)²`, the centre weighing 1).
+#[allow(clippy::too_many_arguments)]
 pub fn temporal(
     c: &[f32],
     nb: &[&[f32]],
+    level: &[f32],
     w: usize,
     h: usize,
     m: &PlaneModel,
     strength: f32,
 ) -> (Vec<f32>, Vec<f32>) {
     let cb = box3(c, w, h);
+    let lb = box3(level, w, h);
     let nbb: Vec<Vec<f32>> = nb.iter().map(|n| box3(n, w, h)).collect();
     let mut avg = vec![0.0f32; w * h];
     let mut fac = vec![0.0f32; w * h];
@@ -129,7 +165,7 @@ pub fn temporal(
         .for_each(|(y, (arow, frow))| {
             for x in 0..w {
                 let i = y * w + x;
-                let sd = strength * sigma_at(&m.sigma, cb[i]) * m.diff_sd;
+                let sd = strength * sigma_at(&m.sigma, lb[i]) * m.diff_sd;
                 let (mut sw, mut sw2, mut sv) = (1.0f32, 1.0f32, c[i]);
                 for (n, b) in nb.iter().zip(&nbb) {
                     let wk = neighbour_weight(b[i] - cb[i], sd);
@@ -161,7 +197,8 @@ pub fn patch_pos(i: usize, len: usize, step: usize) -> usize {
 
 /// Shrink one patch of the temporal average `y` in the DCT domain. The noise left in the
 /// patch has variance `(strength * sigma(mean))² * mean(f)` (the noise-level function at the
-/// patch's mean, cut by the temporal averaging), spread over the coefficients as the grain's
+/// mean of the patch of `level`, `y` itself or the first opponent plane's average, cut by the
+/// temporal averaging), spread over the coefficients as the grain's
 /// spectrum says (`shape`). Each coefficient but the mean keeps the share its estimated signal
 /// power has of its power (empirical Wiener: `max(d² - n, 0) / (max(d² - n, 0) + n)`), so
 /// the patch mean is never moved (a constant frame stays constant). Returns the filtered patch
@@ -172,6 +209,7 @@ pub fn filter_patch(
     c: &[[f32; P]; P],
     y: &[f32],
     f: &[f32],
+    level: &[f32],
     w: usize,
     h: usize,
     px: usize,
@@ -186,7 +224,7 @@ pub fn filter_patch(
         for i in 0..P {
             let k = yy * w + (px + i).min(w - 1);
             p[j * P + i] = y[k];
-            sum += y[k];
+            sum += level[k];
             fsum += f[k];
         }
     }
@@ -206,9 +244,11 @@ pub fn filter_patch(
 }
 
 /// Filtered patches of one plane, row-major over the patch grid.
+#[allow(clippy::too_many_arguments)]
 pub fn patches(
     y: &[f32],
     f: &[f32],
+    level: &[f32],
     w: usize,
     h: usize,
     step: usize,
@@ -221,7 +261,7 @@ pub fn patches(
         .into_par_iter()
         .map(|i| {
             let (px, py) = (patch_pos(i % nx, w, step), patch_pos(i / nx, h, step));
-            filter_patch(&c, y, f, w, h, px, py, m, strength)
+            filter_patch(&c, y, f, level, w, h, px, py, m, strength)
         })
         .collect()
 }
@@ -313,11 +353,13 @@ pub fn grain_rows(key: u32, w: usize, h: usize, m: &PlaneModel) -> Vec<f32> {
 /// The output of one plane: the denoised `x`, plus `keep` of what was taken from the centre
 /// `c`, plus `regrain` times synthetic grain (`rows` from [`grain_rows`], blurred down the
 /// columns here, scaled to unit variance and then to the noise-level function at the output's
-/// level). `rows` is ignored when `regrain` is 0.
+/// level, `level` being the denoised plane itself or the first opponent plane). `rows` is
+/// ignored when `regrain` is 0.
 #[allow(clippy::too_many_arguments)]
 pub fn finish(
     c: &[f32],
     x: &[f32],
+    level: &[f32],
     rows: &[f32],
     w: usize,
     h: usize,
@@ -335,7 +377,7 @@ pub fn finish(
                 for (t, k) in m.taps.iter().enumerate() {
                     s += k * rows[(y + t) * w + xi];
                 }
-                v += regrain * sigma_at(&m.sigma, x[i]) * m.tap_scale * s;
+                v += regrain * sigma_at(&m.sigma, level[i]) * m.tap_scale * s;
             }
             *o = v;
         }

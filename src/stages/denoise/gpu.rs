@@ -41,6 +41,10 @@ const GRAIN: Kernel = Kernel {
     name: "denoise_grain",
     source: include_str!("../../../shaders/denoise_grain.wgsl"),
 };
+const OPPONENT: Kernel = Kernel {
+    name: "denoise_opponent",
+    source: include_str!("../../../shaders/denoise_opponent.wgsl"),
+};
 const FINISH: Kernel = Kernel {
     name: "denoise_finish",
     source: include_str!("../../../shaders/denoise_finish.wgsl"),
@@ -73,7 +77,7 @@ struct StatsUniform {
     bw: u32,
     bh: u32,
     diff: u32,
-    _p: u32,
+    first_level: u32,
 }
 
 /// Keep in sync with `struct Params` in `shaders/denoise_temporal.wgsl`.
@@ -83,7 +87,8 @@ struct TemporalUniform {
     dims: Dims,
     count: u32,
     strength: f32,
-    _p: [u32; 2],
+    first_level: u32,
+    _p: u32,
 }
 
 /// Keep in sync with `struct Params` in `shaders/denoise_patch.wgsl`.
@@ -96,7 +101,8 @@ struct PatchUniform {
     step: u32,
     plane: u32,
     strength: f32,
-    _p: [u32; 3],
+    first_level: u32,
+    _p: [u32; 2],
 }
 
 /// Keep in sync with `struct Params` in `shaders/denoise_gather.wgsl`.
@@ -128,7 +134,34 @@ struct FinishUniform {
     plane: u32,
     keep: f32,
     regrain: f32,
-    _p: u32,
+    first_level: u32,
+}
+
+/// Keep in sync with `struct Params` in `shaders/denoise_opponent.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct OpponentUniform {
+    dims: Dims,
+    inverse: u32,
+    _p: [u32; 3],
+}
+
+/// A three-plane frame to the opponent planes (`forward`) or back: the twin of
+/// [`cpu::to_opponent`] and [`cpu::from_opponent`].
+pub fn opponent(gpu: &GpuContext, f: &GpuFrame, forward: bool) -> Result<GpuFrame> {
+    let out = gpu.new_frame_like(f);
+    let u = OpponentUniform {
+        dims: Dims::of(f),
+        inverse: (!forward) as u32,
+        _p: [0; 3],
+    };
+    gpu.run_kernel(
+        &OPPONENT,
+        &[&f.buffer, &out.buffer],
+        bytemuck::bytes_of(&u),
+        GpuContext::workgroups(f.width, f.height, 1),
+    )?;
+    Ok(out)
 }
 
 /// Values per plane in the table; keep in sync with `TABLE_PLANE` in
@@ -227,8 +260,12 @@ pub fn compensate(
 
 /// Block statistics of every plane of `frames` (in temporal order) and of each neighbouring
 /// pair on the device, read back and pooled per plane in the order of
-/// [`noise::estimate_frames`], which finishes the estimate the same way.
-pub fn estimate_noise(gpu: &GpuContext, frames: &[&GpuFrame]) -> Result<Vec<PlaneNoise>> {
+/// [`noise::estimate_frames_by`], which finishes the estimate the same way.
+pub fn estimate_noise(
+    gpu: &GpuContext,
+    frames: &[&GpuFrame],
+    first_level: bool,
+) -> Result<Vec<PlaneNoise>> {
     let Some(first) = frames.first() else {
         return Ok(Vec::new());
     };
@@ -243,7 +280,7 @@ pub fn estimate_noise(gpu: &GpuContext, frames: &[&GpuFrame]) -> Result<Vec<Plan
                 bw: bw as u32,
                 bh: bh as u32,
                 diff: b.is_some() as u32,
-                _p: 0,
+                first_level: first_level as u32,
             };
             gpu.run_kernel(
                 &STATS,
@@ -281,7 +318,9 @@ pub fn denoise(
     nb: &[GpuFrame],
     noise: &[PlaneNoise],
     p: &DenoiseParams,
+    first_level: bool,
 ) -> Result<GpuFrame> {
+    let fl = first_level as u32;
     let (w, h) = (c.width, c.height);
     let models: Vec<PlaneModel> = noise.iter().map(PlaneModel::new).collect();
     let tbl = upload_vec(gpu, table(&models))?;
@@ -297,7 +336,8 @@ pub fn denoise(
             dims,
             count: nb.len() as u32,
             strength: p.strength,
-            _p: [0; 2],
+            first_level: fl,
+            _p: 0,
         };
         gpu.run_kernel(
             &TEMPORAL,
@@ -319,30 +359,26 @@ pub fn denoise(
     let patches = any.then(|| motion::gpu::scratch(gpu, nx * 65, ny, 1));
     let dummy = motion::gpu::scratch(gpu, 1, 1, 1);
     for (pi, m) in models.iter().enumerate() {
-        let finish = |den: &GpuFrame, rows: &GpuFrame, keep: f32, regrain: f32| {
+        let finish = |x: &GpuFrame, rows: &GpuFrame, keep: f32, regrain: f32, dst: &GpuFrame| {
             let u = FinishUniform {
                 dims,
                 plane: pi as u32,
                 keep,
                 regrain,
-                _p: 0,
+                first_level: fl,
             };
             gpu.run_kernel(
                 &FINISH,
-                &[
-                    &c.buffer,
-                    &den.buffer,
-                    &rows.buffer,
-                    &tbl.buffer,
-                    &out.buffer,
-                ],
+                &[&c.buffer, &x.buffer, &rows.buffer, &tbl.buffer, &dst.buffer],
                 bytemuck::bytes_of(&u),
                 GpuContext::workgroups(w, h, 1),
             )
         };
         if m.silent() {
-            // Nothing to remove: the plane as it is (x + 1 * (c - x) with x = c).
-            finish(c, &dummy, 1.0, 0.0)?;
+            // Nothing to remove: the plane as it is (x + 1 * (c - x) with x = c), also into
+            // the denoised planes, where other planes may read their level.
+            finish(c, &dummy, 1.0, 0.0, &den)?;
+            finish(c, &dummy, 1.0, 0.0, &out)?;
             continue;
         }
         let patches = patches.as_ref().expect("made when a plane is denoised");
@@ -353,7 +389,8 @@ pub fn denoise(
             step: p.step as u32,
             plane: pi as u32,
             strength: p.strength,
-            _p: [0; 3],
+            first_level: fl,
+            _p: [0; 2],
         };
         gpu.run_kernel(
             &PATCH,
@@ -389,9 +426,9 @@ pub fn denoise(
                 bytemuck::bytes_of(&u),
                 GpuContext::workgroups(w, h + 2 * r, 1),
             )?;
-            finish(&den, &rows, p.keep_grain, p.regrain)?;
+            finish(&den, &rows, p.keep_grain, p.regrain, &out)?;
         } else {
-            finish(&den, &dummy, p.keep_grain, 0.0)?;
+            finish(&den, &dummy, p.keep_grain, 0.0, &out)?;
         }
     }
     for f in [avg, fac, den, tbl] {

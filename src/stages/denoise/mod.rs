@@ -99,6 +99,11 @@ pub struct DenoiseParams {
     /// The grain size (pixels of gaussian blur of white noise) instead of the measured one.
     /// Range 0..3, default none (measured).
     pub grain_size: Option<f32>,
+    /// Denoise colour in opponent planes (the mean of R, G, B, red against blue, green against
+    /// magenta) rather than R, G, B: grain the dye layers share gathers in the first plane, and
+    /// each plane is shrunk by its own measured noise. Default true; no effect on monochrome.
+    /// Cost: two passes per sample.
+    pub opponent: bool,
     /// Pixels between overlapping 8x8 patches of the spatial filter. Range 1..8, default 4.
     /// Cost: the spatial filter's share grows with `(8 / step)²`; 2 is a little cleaner and
     /// four times slower there.
@@ -122,6 +127,7 @@ impl Default for DenoiseParams {
             radius: 2,
             sigma: None,
             grain_size: None,
+            opponent: true,
             step: 4,
             cut_threshold: 0.5,
             motion: MotionParams::default(),
@@ -228,8 +234,21 @@ pub struct NoiseRecord {
     pub neighbours: usize,
     /// `"measured"`, or which values came from the parameters.
     pub source: &'static str,
-    /// Per channel.
+    /// What the planes are: `"R, G, B"` (or the one grey plane), or the opponent planes
+    /// `"(R+G+B)/3, (R-B)/2, (R-2G+B)/4"`.
+    pub space: &'static str,
+    /// Per plane, in that space (the second and third opponent planes binned by the first's
+    /// level).
     pub planes: Vec<PlaneNoise>,
+}
+
+/// The planes' names in the report.
+fn space_name(opponent: bool, planes: usize) -> &'static str {
+    match (opponent, planes) {
+        (true, _) => "(R+G+B)/3, (R-B)/2, (R-2G+B)/4",
+        (false, 3) => "R, G, B",
+        _ => "as stored",
+    }
 }
 
 pub struct Denoise {
@@ -315,7 +334,7 @@ impl Denoise {
     pub fn from_table(table: &toml::Table) -> Result<Self> {
         let params: DenoiseParams = table.clone().try_into().context(
             "invalid parameters for stage 'denoise' (keys: strength, keep_grain, regrain, seed, \
-             radius, sigma, grain_size, step, cut_threshold, motion)",
+             radius, sigma, grain_size, opponent, step, cut_threshold, motion)",
         )?;
         Self::new(params)
     }
@@ -348,8 +367,10 @@ impl Denoise {
         keep
     }
 
-    /// The noise of each plane: measured on `frames` (the centre first), with the overrides.
-    fn noise_of(&self, measured: Vec<PlaneNoise>) -> (Vec<PlaneNoise>, &'static str) {
+    /// The noise of each plane as measured, with the overrides. A `sigma` given for R, G and B
+    /// becomes, in opponent planes, `sigma / √3`, `sigma / √2` and `sigma * √(3/8)` (the
+    /// planes' noise for independent noise of `sigma` in each channel).
+    fn noise_of(&self, measured: Vec<PlaneNoise>, opp: bool) -> (Vec<PlaneNoise>, &'static str) {
         let p = &self.params;
         let source = match (p.sigma, p.grain_size) {
             (None, None) => "measured",
@@ -357,11 +378,18 @@ impl Denoise {
             (None, Some(_)) => "sigma measured, grain size from parameters",
             (Some(_), Some(_)) => "sigma and grain size from parameters",
         };
+        let scale = |pi: usize| match (opp, pi) {
+            (false, _) => 1.0,
+            (true, 0) => (1.0f32 / 3.0).sqrt(),
+            (true, 1) => 0.5f32.sqrt(),
+            (true, _) => (3.0f32 / 8.0).sqrt(),
+        };
         let planes = measured
             .into_iter()
-            .map(|mut n| {
+            .enumerate()
+            .map(|(pi, mut n)| {
                 if let Some(s) = p.sigma {
-                    n.sigma = [s; noise::BINS];
+                    n.sigma = [s * scale(pi); noise::BINS];
                 }
                 if let Some(g) = p.grain_size {
                     n.grain_size = g;
@@ -477,13 +505,26 @@ impl Stage for Denoise {
             used[i] = true;
         }
         let raw = in_time_order(c, &sl, &used);
-        let (planes, source) = self.noise_of(noise::estimate_frames(&raw));
-        let out = denoise_cpu(c, &warped, &planes, &self.params);
+        let opp = self.params.opponent && c.planes == 3;
+        let (out, planes, source) = if opp {
+            let raw_t: Vec<Frame> = raw.iter().map(|f| cpu::to_opponent(f)).collect();
+            let raw_refs: Vec<&Frame> = raw_t.iter().collect();
+            let (planes, source) = self.noise_of(noise::estimate_frames_by(&raw_refs, true), true);
+            let ct = cpu::to_opponent(c);
+            let wt: Vec<Frame> = warped.iter().map(cpu::to_opponent).collect();
+            let out = denoise_cpu(&ct, &wt, &planes, &self.params, true);
+            (cpu::from_opponent(&out), planes, source)
+        } else {
+            let (planes, source) = self.noise_of(noise::estimate_frames(&raw), false);
+            let out = denoise_cpu(c, &warped, &planes, &self.params, false);
+            (out, planes, source)
+        };
         self.record(NoiseRecord {
             frame: c.meta.number,
             backend: "cpu",
             neighbours: warped.len(),
             source,
+            space: space_name(opp, c.planes),
             planes,
         });
         Ok(out)
@@ -524,10 +565,34 @@ impl Stage for Denoise {
                 }
             }
         }
-        let measured = gpu::estimate_noise(gpu, &in_time_order(c, &sl, &used))?;
-        let (planes, source) = self.noise_of(measured);
-        let out = gpu::denoise(gpu, c, &warped, &planes, &self.params)?;
-        let neighbours = warped.len();
+        let opp = self.params.opponent && c.planes == 3;
+        let raw = in_time_order(c, &sl, &used);
+        let (out, planes, source) = if opp {
+            let mut raw_t = Vec::with_capacity(raw.len());
+            for f in &raw {
+                raw_t.push(gpu::opponent(gpu, f, true)?);
+            }
+            let measured = gpu::estimate_noise(gpu, &raw_t.iter().collect::<Vec<_>>(), true)?;
+            let (planes, source) = self.noise_of(measured, true);
+            let mut wt = Vec::with_capacity(warped.len());
+            for f in warped.drain(..) {
+                wt.push(gpu::opponent(gpu, &f, true)?);
+                gpu.recycle(f);
+            }
+            let ct = gpu::opponent(gpu, c, true)?;
+            let out_t = gpu::denoise(gpu, &ct, &wt, &planes, &self.params, true)?;
+            let out = gpu::opponent(gpu, &out_t, false)?;
+            for f in raw_t.into_iter().chain(wt).chain([ct, out_t]) {
+                gpu.recycle(f);
+            }
+            (out, planes, source)
+        } else {
+            let measured = gpu::estimate_noise(gpu, &raw, false)?;
+            let (planes, source) = self.noise_of(measured, false);
+            let out = gpu::denoise(gpu, c, &warped, &planes, &self.params, false)?;
+            (out, planes, source)
+        };
+        let neighbours = used.iter().filter(|&&u| u).count();
         for f in warped {
             gpu.recycle(f);
         }
@@ -536,6 +601,7 @@ impl Stage for Denoise {
             backend: "gpu",
             neighbours,
             source,
+            space: space_name(opp, c.planes),
             planes,
         });
         Ok(out)
@@ -543,27 +609,73 @@ impl Stage for Denoise {
 }
 
 /// Denoise the centre `c` with its compensated neighbours `nb` and the noise of each plane:
-/// steps 3 to 5 of the module documentation.
-pub fn denoise_cpu(c: &Frame, nb: &[Frame], noise: &[PlaneNoise], p: &DenoiseParams) -> Frame {
+/// steps 3 to 5 of the module documentation. With `first_level` (opponent planes) the noise
+/// of every plane is looked up at the first plane's level.
+pub fn denoise_cpu(
+    c: &Frame,
+    nb: &[Frame],
+    noise: &[PlaneNoise],
+    p: &DenoiseParams,
+    first_level: bool,
+) -> Frame {
     let (w, h) = (c.width, c.height);
+    let models: Vec<PlaneModel> = noise.iter().map(PlaneModel::new).collect();
+    let lp = |pi: usize| if first_level { 0 } else { pi };
+    // A silent plane is left as it is; as a level it reads as the centre (what the temporal
+    // and spatial steps give with no noise).
+    let temporal: Vec<Option<(Vec<f32>, Vec<f32>)>> = (0..c.planes)
+        .map(|pi| {
+            (!models[pi].silent()).then(|| {
+                let nbp: Vec<&[f32]> = nb.iter().map(|f| f.plane(pi)).collect();
+                cpu::temporal(
+                    c.plane(pi),
+                    &nbp,
+                    c.plane(lp(pi)),
+                    w,
+                    h,
+                    &models[pi],
+                    p.strength,
+                )
+            })
+        })
+        .collect();
+    let avg = |pi: usize| {
+        temporal[pi]
+            .as_ref()
+            .map_or(c.plane(pi), |t| t.0.as_slice())
+    };
+    let den: Vec<Option<Vec<f32>>> = (0..c.planes)
+        .map(|pi| {
+            temporal[pi].as_ref().map(|(y, f)| {
+                let patches =
+                    cpu::patches(y, f, avg(lp(pi)), w, h, p.step, &models[pi], p.strength);
+                cpu::gather(&patches, w, h, p.step)
+            })
+        })
+        .collect();
+    let x = |pi: usize| den[pi].as_deref().unwrap_or(c.plane(pi));
     let mut out = c.clone();
-    for (pi, n) in noise.iter().enumerate() {
-        let m = PlaneModel::new(n);
+    for (pi, m) in models.iter().enumerate() {
         if m.silent() {
             continue;
         }
-        let cp = c.plane(pi);
-        let nbp: Vec<&[f32]> = nb.iter().map(|f| f.plane(pi)).collect();
-        let (y, f) = cpu::temporal(cp, &nbp, w, h, &m, p.strength);
-        let patches = cpu::patches(&y, &f, w, h, p.step, &m, p.strength);
-        let x = cpu::gather(&patches, w, h, p.step);
         let rows = if p.regrain > 0.0 {
             let key = cpu::grain_key(p.seed, c.meta.number.unwrap_or(0), pi);
-            cpu::grain_rows(key, w, h, &m)
+            cpu::grain_rows(key, w, h, m)
         } else {
             Vec::new()
         };
-        let o = cpu::finish(cp, &x, &rows, w, h, &m, p.keep_grain, p.regrain);
+        let o = cpu::finish(
+            c.plane(pi),
+            x(pi),
+            x(lp(pi)),
+            &rows,
+            w,
+            h,
+            m,
+            p.keep_grain,
+            p.regrain,
+        );
         out.plane_mut(pi).copy_from_slice(&o);
     }
     out

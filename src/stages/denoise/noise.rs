@@ -79,12 +79,19 @@ pub fn sigma_at(sigma: &[f32; BINS], v: f32) -> f32 {
 /// Per-block statistics of one plane (`w * h` samples, row-major): blocks wholly inside, in
 /// raster order. With `other`, the statistics of the difference `plane - other` (two frames'
 /// independent noise: texture that holds still cancels), halved so they read as one frame's
-/// noise; the mean is always `plane`'s. The sums run in a fixed order;
+/// noise. The mean (which bins the block) is `level`'s: the plane itself, or the first plane
+/// of an opponent frame, whose noise the other planes' follows. The sums run in a fixed order;
 /// `shaders/denoise_stats.wgsl` mirrors them.
-pub fn block_stats(plane: &[f32], other: Option<&[f32]>, w: usize, h: usize) -> Vec<BlockStat> {
+pub fn block_stats(
+    plane: &[f32],
+    other: Option<&[f32]>,
+    level: &[f32],
+    w: usize,
+    h: usize,
+) -> Vec<BlockStat> {
     let (bw, bh) = (w / B, h / B);
     (0..bw * bh)
-        .map(|i| block_stat(plane, other, w, (i % bw) * B, (i / bw) * B))
+        .map(|i| block_stat(plane, other, level, w, (i % bw) * B, (i / bw) * B))
         .collect()
 }
 
@@ -97,6 +104,7 @@ fn centred(i: usize) -> f32 {
 pub fn block_stat(
     plane: &[f32],
     other: Option<&[f32]>,
+    level: &[f32],
     w: usize,
     x0: usize,
     y0: usize,
@@ -109,7 +117,7 @@ pub fn block_stat(
     for y in 0..B {
         for x in 0..B {
             let v = at(x, y);
-            m += plane[(y0 + y) * w + x0 + x];
+            m += level[(y0 + y) * w + x0 + x];
             s += v;
             sx += v * centred(x);
             sy += v * centred(y);
@@ -382,21 +390,36 @@ pub fn estimate(spatial: &[BlockStat], temporal: &[BlockStat]) -> PlaneNoise {
 }
 
 /// The noise of every plane of frames of one shape, in temporal order and without a cut
-/// between them: [`estimate`] over each frame and each neighbouring pair.
+/// between them: [`estimate`] over each frame and each neighbouring pair, blocks binned by
+/// their own plane.
 pub fn estimate_frames(frames: &[&crate::frame::Frame]) -> Vec<PlaneNoise> {
+    estimate_frames_by(frames, false)
+}
+
+/// [`estimate_frames`]; with `first_level`, every plane's blocks are binned by the first
+/// plane (frames in the opponent space of [`super::cpu::to_opponent`]).
+pub fn estimate_frames_by(frames: &[&crate::frame::Frame], first_level: bool) -> Vec<PlaneNoise> {
     let Some(first) = frames.first() else {
         return Vec::new();
     };
+    let lp = |p: usize| if first_level { 0 } else { p };
     (0..first.planes)
         .map(|p| {
             let spatial: Vec<BlockStat> = frames
                 .iter()
-                .flat_map(|f| block_stats(f.plane(p), None, f.width, f.height))
+                .flat_map(|f| block_stats(f.plane(p), None, f.plane(lp(p)), f.width, f.height))
                 .collect();
             let temporal: Vec<BlockStat> = frames
                 .windows(2)
                 .flat_map(|f| {
-                    block_stats(f[0].plane(p), Some(f[1].plane(p)), f[0].width, f[0].height)
+                    let (a, b) = (f[0], f[1]);
+                    block_stats(
+                        a.plane(p),
+                        Some(b.plane(p)),
+                        a.plane(lp(p)),
+                        a.width,
+                        a.height,
+                    )
                 })
                 .collect();
             estimate(&spatial, &temporal)
