@@ -299,9 +299,12 @@ fn expected_for(ratio: f64) -> Expected {
     t[SIZES - 1]
 }
 
+/// `(10th percentile of var, Σ lag, Σ var)`, see [`measure`].
+type Measure = (f64, f64, f64);
+
 /// One bin's measurement: the 10th percentile of the residual variances, and the sums of lag
 /// and variance over the flattest quarter (for the correlation).
-fn measure(blocks: &mut [BlockStat]) -> (f64, f64, f64) {
+fn measure(blocks: &mut [BlockStat]) -> Measure {
     blocks.sort_by(|a, b| a.var.total_cmp(&b.var));
     let vars: Vec<f32> = blocks.iter().map(|b| b.var).collect();
     let q = quantile(&vars, QUANTILE).max(0.0);
@@ -329,7 +332,7 @@ fn binned(stats: &[BlockStat]) -> Vec<Vec<BlockStat>> {
 /// the grain size, and with it how far the fitted plane and the picking of the lowest
 /// percentile understate correlated noise ([`expected`]), which is then corrected.
 pub fn estimate(spatial: &[BlockStat], temporal: &[BlockStat]) -> PlaneNoise {
-    let per_bin = |stats: &[BlockStat]| -> [Option<((f64, f64, f64), usize)>; BINS] {
+    let per_bin = |stats: &[BlockStat]| -> [Option<(Measure, usize)>; BINS] {
         let mut bins = binned(stats);
         std::array::from_fn(|i| {
             (bins[i].len() >= MIN_BLOCKS).then(|| (measure(&mut bins[i]), bins[i].len()))
@@ -338,7 +341,7 @@ pub fn estimate(spatial: &[BlockStat], temporal: &[BlockStat]) -> PlaneNoise {
     let (s, t) = (per_bin(spatial), per_bin(temporal));
     // A bin short of blocks in one measure takes that measure's nearest bin, so a bin with
     // texture but too few still blocks is still bounded by the still blocks around it.
-    let fill = |m: &[Option<((f64, f64, f64), usize)>; BINS], i: usize| {
+    let fill = |m: &[Option<(Measure, usize)>; BINS], i: usize| {
         (0..BINS)
             .filter_map(|j| m[j].map(|v| (i.abs_diff(j), j, v.0 .0)))
             .min_by_key(|&(d, j, _)| (d, j))
