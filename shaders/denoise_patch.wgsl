@@ -25,6 +25,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> patches: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
+// Keep in sync with `denoise::cpu::WIENER_BETA`.
+const WIENER_BETA: f32 = 4.0;
+
 var<private> p: array<f32, 64>;
 var<private> r: array<f32, 64>;
 
@@ -88,7 +91,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     for (var k = 1u; k < 64u; k++) {
         let n = var_n * table[base + T_SHAPE + k];
         let dk = p[k];
-        let sg = max(dk * dk - n, 0.0);
+        let sg = max(dk * dk - WIENER_BETA * n, 0.0);
         var g = 1.0;
         if sg + n > 0.0 {
             g = sg / (sg + n);

@@ -492,6 +492,8 @@ fn gpu_matches_cpu() {
             keep_grain: 0.3,
             regrain: 1.0,
             step: 3,
+            per_pixel_motion: true,
+            opponent: false,
             ..DenoiseParams::default()
         },
     ] {

@@ -10,6 +10,14 @@ use super::noise::sigma_at;
 use super::PlaneModel;
 use crate::frame::Frame;
 
+/// How many times its noise power a coefficient's power must exceed before any of it counts
+/// as signal. The signal power is estimated from the one noisy coefficient (there is no
+/// pilot estimate), which overstates it; subtracting four times the noise power (about a
+/// 2-sigma threshold with a smooth Wiener knee above it) was best on `nitrate degrade
+/// --defects grain` over clean/bikes (43.99 dB against 42.64 dB at 1 on frames 20-25; 6
+/// gave 43.97, 9 gave 43.74). Keep in sync with `WIENER_BETA` in `shaders/denoise_patch.wgsl`.
+pub const WIENER_BETA: f32 = 4.0;
+
 /// Patch side.
 pub const P: usize = 8;
 
@@ -200,7 +208,8 @@ pub fn patch_pos(i: usize, len: usize, step: usize) -> usize {
 /// mean of the patch of `level`, `y` itself or the first opponent plane's average, cut by the
 /// temporal averaging), spread over the coefficients as the grain's
 /// spectrum says (`shape`). Each coefficient but the mean keeps the share its estimated signal
-/// power has of its power (empirical Wiener: `max(d² - n, 0) / (max(d² - n, 0) + n)`), so
+/// power has of its power (empirical Wiener, `s / (s + n)` with `s = max(d² - β n, 0)`,
+/// β = [`WIENER_BETA`]), so
 /// the patch mean is never moved (a constant frame stays constant). Returns the filtered patch
 /// and its aggregation weight `1 / (1 + Σ gain²)`: patches kept nearly whole count less, as
 /// they carry more noise (BM3D's weighting).
@@ -235,7 +244,7 @@ pub fn filter_patch(
     let mut g2 = 0.0f32;
     for (k, dk) in d.iter_mut().enumerate().skip(1) {
         let n = var * m.shape[k];
-        let sig = (*dk * *dk - n).max(0.0);
+        let sig = (*dk * *dk - WIENER_BETA * n).max(0.0);
         let g = if sig + n > 0.0 { sig / (sig + n) } else { 1.0 };
         *dk *= g;
         g2 += g * g;

@@ -234,13 +234,14 @@ impl Motion {
 }
 
 /// Frame `f` compensated onto the centre: the field from the half-resolution pyramids,
-/// doubled, applied at full resolution.
+/// doubled, applied at full resolution (per-pixel vector choice with `per_pixel`).
 pub fn compensate(
     gpu: &GpuContext,
     center: &Motion,
     other: &Motion,
     f: &GpuFrame,
     mp: &MotionParams,
+    per_pixel: bool,
 ) -> Result<GpuFrame> {
     let field = motion::gpu::estimate(gpu, &center.half, &other.half, mp)?;
     let n = field.width * field.height * 2;
@@ -255,7 +256,14 @@ pub fn compensate(
         bytemuck::bytes_of(&u),
         GpuContext::workgroups(field.width, field.height * 2, 1),
     )?;
-    motion::gpu::compensate(gpu, f, &field, &center.luma, &other.luma, &full_params(mp))
+    let fp = full_params(mp);
+    let out = if per_pixel {
+        motion::gpu::compensate(gpu, f, &field, &center.luma, &other.luma, &fp)
+    } else {
+        motion::gpu::warp(gpu, f, &field, &fp)
+    };
+    gpu.recycle(field);
+    out
 }
 
 /// Block statistics of every plane of `frames` (in temporal order) and of each neighbouring

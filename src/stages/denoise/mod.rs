@@ -12,7 +12,7 @@
 //!    any beyond it) are compensated onto the centre with [`crate::motion`]. The motion is
 //!    estimated on half-resolution luma: averaging four samples halves the grain that block
 //!    matching would otherwise follow, and costs a quarter; the field is scaled up and applied
-//!    with the per-pixel vector choice of `compensate` at full resolution.
+//!    at full resolution by `warp` (or, with `per_pixel_motion`, `compensate`).
 //! 2. **Noise** ([`noise`]): the noise-level function (standard deviation against intensity,
 //!    [`noise::BINS`] bins, per channel) and the grain size, from the flattest blocks of the
 //!    centre and its nearest same-shot neighbours (raw, not compensated) and of their
@@ -99,6 +99,12 @@ pub struct DenoiseParams {
     /// The grain size (pixels of gaussian blur of white noise) instead of the measured one.
     /// Range 0..3, default none (measured).
     pub grain_size: Option<f32>,
+    /// Choose each pixel's motion vector among the neighbouring blocks' by matching a 3x3
+    /// patch (`motion` `compensate`: sharper at the edges of moving objects), rather than
+    /// interpolating the block vectors (`warp`). Default false: the temporal weights already
+    /// reject samples that do not match, and the choice costs about half the stage's time
+    /// on the CPU.
+    pub per_pixel_motion: bool,
     /// Denoise colour in opponent planes (the mean of R, G, B, red against blue, green against
     /// magenta) rather than R, G, B: grain the dye layers share gathers in the first plane, and
     /// each plane is shrunk by its own measured noise. Default true; no effect on monochrome.
@@ -127,6 +133,7 @@ impl Default for DenoiseParams {
             radius: 2,
             sigma: None,
             grain_size: None,
+            per_pixel_motion: false,
             opponent: true,
             step: 4,
             cut_threshold: 0.5,
@@ -334,7 +341,7 @@ impl Denoise {
     pub fn from_table(table: &toml::Table) -> Result<Self> {
         let params: DenoiseParams = table.clone().try_into().context(
             "invalid parameters for stage 'denoise' (keys: strength, keep_grain, regrain, seed, \
-             radius, sigma, grain_size, opponent, step, cut_threshold, motion)",
+             radius, sigma, grain_size, per_pixel_motion, opponent, step, cut_threshold, motion)",
         )?;
         Self::new(params)
     }
@@ -501,7 +508,11 @@ impl Stage for Denoise {
             let cm = cm.as_ref().expect("motion of the centre");
             let field = motion::cpu::estimate(&cm.half, &nms[i].half, mp);
             let field = scale_field(&field, w, h);
-            warped.push(motion::cpu::compensate(s.2, &field, &cm.luma, &nms[i].luma));
+            warped.push(if self.params.per_pixel_motion {
+                motion::cpu::compensate(s.2, &field, &cm.luma, &nms[i].luma)
+            } else {
+                motion::cpu::warp(s.2, &field)
+            });
             used[i] = true;
         }
         let raw = in_time_order(c, &sl, &used);
@@ -560,7 +571,8 @@ impl Stage for Denoise {
             let keep = self.same_shot(&cm.thumbnail(gpu)?, &thumbs);
             for (i, s) in sl.iter().enumerate() {
                 if keep[i] {
-                    warped.push(gpu::compensate(gpu, &cm, &nms[i], s.2, mp)?);
+                    let pp = self.params.per_pixel_motion;
+                    warped.push(gpu::compensate(gpu, &cm, &nms[i], s.2, mp, pp)?);
                     used[i] = true;
                 }
             }
