@@ -116,6 +116,35 @@ pub fn from_opponent(f: &Frame) -> Frame {
     out
 }
 
+/// `b` moved onto the centre's grid by `field`: the same arithmetic as
+/// [`crate::motion::cpu::warp`] (and `shaders/motion_warp.wgsl`), the vector interpolated
+/// once per pixel for all planes instead of once per sample.
+pub fn warp(b: &Frame, field: &crate::motion::Field) -> Frame {
+    use crate::motion::cpu::{field_at, sample};
+    let (w, h, n) = (b.width, b.height, b.plane_len());
+    let mut out = b.clone();
+    let rows: Vec<Vec<f32>> = (0..h)
+        .into_par_iter()
+        .map(|y| {
+            let mut row = vec![0.0f32; w * b.planes];
+            for x in 0..w {
+                let (vx, vy) = field_at(field, x as f32, y as f32);
+                for p in 0..b.planes {
+                    let src = &b.data[p * n..(p + 1) * n];
+                    row[p * w + x] = sample(src, w, h, x as f32 + vx, y as f32 + vy);
+                }
+            }
+            row
+        })
+        .collect();
+    for (y, row) in rows.iter().enumerate() {
+        for p in 0..b.planes {
+            out.data[p * n + y * w..p * n + (y + 1) * w].copy_from_slice(&row[p * w..(p + 1) * w]);
+        }
+    }
+    out
+}
+
 /// Mean of the 3x3 neighbourhood of every sample, edges clamped: rows of three summed, then
 /// three of those (the shader sums the nine in raster order: the same up to rounding).
 pub fn box3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {

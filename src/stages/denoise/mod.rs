@@ -511,7 +511,7 @@ impl Stage for Denoise {
             warped.push(if self.params.per_pixel_motion {
                 motion::cpu::compensate(s.2, &field, &cm.luma, &nms[i].luma)
             } else {
-                motion::cpu::warp(s.2, &field)
+                cpu::warp(s.2, &field)
             });
             used[i] = true;
         }
