@@ -36,11 +36,14 @@
 # swscale with accurate rounding and full chroma interpolation.
 #
 # Sweeps (all cheap on small sets; QUICK=1 keeps only the first of each):
-#   hqdn3d        luma_spatial 4 (default), 2, 8 (chroma and temporal follow the defaults' ratios)
-#   nlmeans       s 1 (default), 3; patch 7, research 15 (defaults)
-#   bm3d          sigma 4, 8, 16 (single-input basic estimate; sigma in 8-bit code units as
-#                 FFmpeg scales it by bit depth)
-#   fftdnoiz      sigma 4, then 8 with one frame before and after (temporal)
+#   hqdn3d        luma_spatial 4 (default), 2, 6, 8 (chroma and temporal follow the defaults'
+#                 ratios)
+#   nlmeans       s 1 (default), 2, 3, 4; patch 7, research 15 (defaults)
+#   bm3d          sigma 4, 8, 16, 32, 48, 64 (single-input basic estimate; sigma in 8-bit code
+#                 units as FFmpeg scales it by bit depth)
+#   fftdnoiz      sigma 4, then 8, 16, 24, 32 with one frame before and after (temporal)
+#   (the denoiser sweeps reach past the best setting for `nitrate degrade --defects grain` at
+#   strength 1 over clean/bikes: hqdn3d 6-8, nlmeans 3, bm3d 32-48, fftdnoiz 24-32)
 #   atadenoise    defaults (9 frames), then 15 frames
 #   tmedian       radius 1, 2
 #   removegrain   mode 4 (3x3 median), 17 (clipping to the neighbourhood's min/max pairs)
@@ -294,17 +297,26 @@ run roundtrip "no filter, through $y8 (8-bit)" "$y8" ""
 
 run hqdn3d "luma_spatial=4 (default)" "$y16" "hqdn3d=4"
 sweep && run hqdn3d "luma_spatial=2" "$y16" "hqdn3d=2"
+sweep && run hqdn3d "luma_spatial=6" "$y16" "hqdn3d=6"
 sweep && run hqdn3d "luma_spatial=8" "$y16" "hqdn3d=8"
 
 run nlmeans "s=1 p=7 r=15 (default)" "$y8" "nlmeans=s=1"
+sweep && run nlmeans "s=2 p=7 r=15" "$y8" "nlmeans=s=2"
 sweep && run nlmeans "s=3 p=7 r=15" "$y8" "nlmeans=s=3"
+sweep && run nlmeans "s=4 p=7 r=15" "$y8" "nlmeans=s=4"
 
 run bm3d "sigma=4" "$p16" "bm3d=sigma=4"
 sweep && run bm3d "sigma=8" "$p16" "bm3d=sigma=8"
 sweep && run bm3d "sigma=16" "$p16" "bm3d=sigma=16"
+sweep && run bm3d "sigma=32" "$p16" "bm3d=sigma=32"
+sweep && run bm3d "sigma=48" "$p16" "bm3d=sigma=48"
+sweep && run bm3d "sigma=64" "$p16" "bm3d=sigma=64"
 
 run fftdnoiz "sigma=4" "$p16" "fftdnoiz=sigma=4"
 sweep && run fftdnoiz "sigma=8 prev=1 next=1" "$p16" "fftdnoiz=sigma=8:prev=1:next=1"
+sweep && run fftdnoiz "sigma=16 prev=1 next=1" "$p16" "fftdnoiz=sigma=16:prev=1:next=1"
+sweep && run fftdnoiz "sigma=24 prev=1 next=1" "$p16" "fftdnoiz=sigma=24:prev=1:next=1"
+sweep && run fftdnoiz "sigma=32 prev=1 next=1" "$p16" "fftdnoiz=sigma=32:prev=1:next=1"
 
 run atadenoise "s=9 (default)" "$p16" "atadenoise"
 sweep && run atadenoise "s=15" "$p16" "atadenoise=s=15"

@@ -3,8 +3,9 @@
 //! CPU with frames in memory (`scratch` on frames with two scratches; `upscale` 2x, so 2K to
 //! 4K), and on the GPU when an
 //! adapter exists: upload + download, upload + levels + download, packed DPX 10-bit
-//! upload/unpack + pack/download, `scratch` with the window resident, and upload + stabilise
-//! (or upscale) + download (the stage estimating its motion on the device).
+//! upload/unpack + pack/download, `scratch` with the window resident, and upload + stabilise,
+//! denoise or upscale + download (the stages estimating their motion on the device). `denoise`
+//! runs on frames with added grain (on clean frames it finds no noise and has nothing to do).
 //!
 //! `cargo bench --bench pipeline` (frames: NITRATE_BENCH_FRAMES, default 24;
 //! NITRATE_BENCH_STAGE=name measures only that stage alone, on the CPU and on the GPU).
@@ -20,7 +21,7 @@ use nitrate::pipeline::chain::{Chain, Runner};
 use nitrate::pipeline::{restore, Backend, RestoreJob};
 use nitrate::stages::levels::{Levels, LevelsParams, PerChannel};
 use nitrate::stages::{Stage, Window};
-use nitrate::synth::scene_frame;
+use nitrate::synth::{hash01, scene_frame};
 use rayon::prelude::*;
 
 const W: usize = 2048;
@@ -82,6 +83,17 @@ fn with_scratches(f: &Frame, t: usize) -> Frame {
             }
         }
     }
+    f
+}
+
+/// `f` with grain of about 0.02 * sqrt(level), a new field every frame, for `denoise`.
+fn with_grain(f: &Frame, t: usize) -> Frame {
+    let mut f = f.clone();
+    f.data.par_iter_mut().enumerate().for_each(|(i, v)| {
+        // Sum of four uniforms, centred and scaled to unit variance: near enough gaussian.
+        let u: f32 = (0..4).map(|k| hash01(i as u64, t as u64, k, 5)).sum();
+        *v += 0.02 * v.clamp(0.0, 1.0).sqrt() * (u - 2.0) * 3f32.sqrt();
+    });
     f
 }
 
@@ -169,8 +181,19 @@ fn main() {
             "dust",
             "colour",
             "upscale",
+            "denoise",
         ],
     };
+    let grainy: Vec<Frame> = if names.contains(&"denoise") {
+        frames
+            .iter()
+            .enumerate()
+            .map(|(t, f)| with_grain(f, t))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let input_for = |name: &str| if name == "denoise" { &grainy } else { &frames };
     // upscale (2x: 2K to 4K) once per method, the default `multi` last.
     let variants: Vec<(String, &str, &str)> = names
         .iter()
@@ -191,7 +214,7 @@ fn main() {
         let mut chain = Chain::new(&stages, n, 0, n - 1);
         let mut out = Vec::new();
         let t = Instant::now();
-        for (i, f) in frames.iter().enumerate() {
+        for (i, f) in input_for(name).iter().enumerate() {
             chain
                 .push(i, f.clone(), &mut Cpu, &mut out)
                 .expect("stage runs");
@@ -237,13 +260,13 @@ fn main() {
     // Stages alone on the device: each frame uploaded, the chain run, the output downloaded.
     'stages: for &name in names
         .iter()
-        .filter(|&&n| n == "stabilise" || n == "upscale")
+        .filter(|&&n| n == "stabilise" || n == "upscale" || n == "denoise")
     {
         let stages = vec![nitrate::stages::build(name, &toml::Table::new()).expect("stage")];
         let mut chain = Chain::new(&stages, n, 0, n - 1);
         let mut out = Vec::new();
         let t = Instant::now();
-        for (i, f) in frames.iter().enumerate() {
+        for (i, f) in input_for(name).iter().enumerate() {
             let g = gpu.upload(f).expect("upload");
             // A 4K output frame exceeds the storage binding of some adapters (lavapipe).
             if let Err(e) = chain.push(i, g, &mut Gpu(&gpu), &mut out) {

@@ -5,6 +5,7 @@
 
 pub mod colour;
 pub mod deflicker;
+pub mod denoise;
 pub mod dust;
 pub mod levels;
 pub mod scratch;
@@ -234,6 +235,7 @@ pub const STAGE_NAMES: &[(&str, &[&str])] = &[
     ("stabilise", &["stabilize"]),
     ("dust", &["dirt"]),
     ("scratch", &[]),
+    ("denoise", &[]),
     ("colour", &["color"]),
     ("upscale", &["superres"]),
 ];
@@ -276,6 +278,7 @@ pub fn build(name: &str, params: &toml::Table) -> Result<Box<dyn Stage>> {
         "stabilise" => Ok(Box::new(stabilise::Stabilise::from_table(params)?)),
         "dust" => Ok(Box::new(dust::Dust::from_table(params)?)),
         "scratch" => Ok(Box::new(scratch::Scratch::from_table(params)?)),
+        "denoise" => Ok(Box::new(denoise::Denoise::from_table(params)?)),
         "colour" => Ok(Box::new(colour::Colour::from_table(params)?)),
         "upscale" => Ok(Box::new(upscale::Upscale::from_table(params)?)),
         other => bail!("stage '{other}' is not built in this version"),

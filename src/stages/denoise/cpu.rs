@@ -1,0 +1,424 @@
+//! CPU reference of `denoise`, one function per shader: [`temporal`]
+//! (`shaders/denoise_temporal.wgsl`), [`filter_patch`] (`denoise_patch.wgsl`), [`gather`]
+//! (`denoise_gather.wgsl`), [`grain_rows`] (`denoise_grain.wgsl`) and [`finish`]
+//! (`denoise_finish.wgsl`). Every function works on one plane; the sums run in the order the
+//! shaders use, so the two differ only by rounding.
+
+use rayon::prelude::*;
+
+use super::noise::sigma_at;
+use super::PlaneModel;
+use crate::frame::Frame;
+
+/// How many times its noise power a coefficient's power must exceed before any of it counts
+/// as signal. The signal power is estimated from the one noisy coefficient (there is no
+/// pilot estimate), which overstates it; subtracting four times the noise power (about a
+/// 2-sigma threshold with a smooth Wiener knee above it) was best on `nitrate degrade
+/// --defects grain` over clean/bikes (43.99 dB against 42.64 dB at 1 on frames 20-25; 6
+/// gave 43.97, 9 gave 43.74). Keep in sync with `WIENER_BETA` in `shaders/denoise_patch.wgsl`.
+pub const WIENER_BETA: f32 = 4.0;
+
+/// Patch side.
+pub const P: usize = 8;
+
+/// The orthonormal 8-point DCT-II matrix, `c[u][x]`.
+pub fn dct_matrix() -> [[f32; P]; P] {
+    std::array::from_fn(|u| {
+        let a = if u == 0 {
+            (1.0f64 / P as f64).sqrt()
+        } else {
+            (2.0f64 / P as f64).sqrt()
+        };
+        std::array::from_fn(|x| {
+            (a * (std::f64::consts::PI * (2 * x + 1) as f64 * u as f64 / (2 * P) as f64).cos())
+                as f32
+        })
+    })
+}
+
+/// 2D DCT of a patch (row-major `p[y * 8 + x]`): `c p cᵀ`, rows first.
+pub fn forward(c: &[[f32; P]; P], p: &[f32; 64]) -> [f32; 64] {
+    let mut r = [0.0f32; 64];
+    for y in 0..P {
+        for u in 0..P {
+            let mut s = 0.0f32;
+            for x in 0..P {
+                s += c[u][x] * p[y * P + x];
+            }
+            r[y * P + u] = s;
+        }
+    }
+    let mut d = [0.0f32; 64];
+    for v in 0..P {
+        for u in 0..P {
+            let mut s = 0.0f32;
+            for y in 0..P {
+                s += c[v][y] * r[y * P + u];
+            }
+            d[v * P + u] = s;
+        }
+    }
+    d
+}
+
+/// Inverse of [`forward`]: `cᵀ d c`, columns first.
+pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
+    let mut r = [0.0f32; 64];
+    for y in 0..P {
+        for u in 0..P {
+            let mut s = 0.0f32;
+            for v in 0..P {
+                s += c[v][y] * d[v * P + u];
+            }
+            r[y * P + u] = s;
+        }
+    }
+    let mut p = [0.0f32; 64];
+    for y in 0..P {
+        for x in 0..P {
+            let mut s = 0.0f32;
+            for u in 0..P {
+                s += c[u][x] * r[y * P + u];
+            }
+            p[y * P + x] = s;
+        }
+    }
+    p
+}
+
+/// R, G, B to the opponent planes the denoiser works in: the mean `(r + g + b) / 3`, red
+/// against blue `(r - b) / 2` and green against magenta `(r - 2g + b) / 4`. Grain the three
+/// dye layers share gathers in the first; the others carry little noise and little picture,
+/// so each plane's shrinkage fits its own signal and noise (as colour BM3D does).
+/// `shaders/denoise_opponent.wgsl` is the twin.
+pub fn to_opponent(f: &Frame) -> Frame {
+    let n = f.plane_len();
+    let mut out = f.clone();
+    for i in 0..n {
+        let (r, g, b) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
+        out.data[i] = (r + g + b) * (1.0 / 3.0);
+        out.data[n + i] = (r - b) * 0.5;
+        out.data[2 * n + i] = (r - 2.0 * g + b) * 0.25;
+    }
+    out
+}
+
+/// The inverse of [`to_opponent`]; `shaders/denoise_rgb.wgsl` is the twin.
+pub fn from_opponent(f: &Frame) -> Frame {
+    let n = f.plane_len();
+    let mut out = f.clone();
+    for i in 0..n {
+        let (y, c1, c2) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
+        out.data[i] = y + c1 + c2 * (2.0 / 3.0);
+        out.data[n + i] = y - c2 * (4.0 / 3.0);
+        out.data[2 * n + i] = y - c1 + c2 * (2.0 / 3.0);
+    }
+    out
+}
+
+/// `b` moved onto the centre's grid by `field`: the same arithmetic as
+/// [`crate::motion::cpu::warp`] (and `shaders/motion_warp.wgsl`), the vector interpolated
+/// once per pixel for all planes instead of once per sample.
+pub fn warp(b: &Frame, field: &crate::motion::Field) -> Frame {
+    use crate::motion::cpu::{field_at, sample};
+    let (w, h, n) = (b.width, b.height, b.plane_len());
+    let mut out = b.clone();
+    let rows: Vec<Vec<f32>> = (0..h)
+        .into_par_iter()
+        .map(|y| {
+            let mut row = vec![0.0f32; w * b.planes];
+            for x in 0..w {
+                let (vx, vy) = field_at(field, x as f32, y as f32);
+                for p in 0..b.planes {
+                    let src = &b.data[p * n..(p + 1) * n];
+                    row[p * w + x] = sample(src, w, h, x as f32 + vx, y as f32 + vy);
+                }
+            }
+            row
+        })
+        .collect();
+    for (y, row) in rows.iter().enumerate() {
+        for p in 0..b.planes {
+            out.data[p * n + y * w..p * n + (y + 1) * w].copy_from_slice(&row[p * w..(p + 1) * w]);
+        }
+    }
+    out
+}
+
+/// Mean of the 3x3 neighbourhood of every sample, edges clamped: rows of three summed, then
+/// three of those (the shader sums the nine in raster order: the same up to rounding).
+pub fn box3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
+    let mut rows = vec![0.0f32; w * h];
+    rows.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        let src = &plane[y * w..(y + 1) * w];
+        for (x, o) in row.iter_mut().enumerate() {
+            *o = src[x.saturating_sub(1)] + src[x] + src[(x + 1).min(w - 1)];
+        }
+    });
+    let mut out = vec![0.0f32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        let (a, b, c) = (y.saturating_sub(1), y, (y + 1).min(h - 1));
+        for (x, o) in row.iter_mut().enumerate() {
+            *o = (rows[a * w + x] + rows[b * w + x] + rows[c * w + x]) * (1.0 / 9.0);
+        }
+    });
+    out
+}
+
+/// Weight of a compensated neighbour at one sample: 1 while the 3x3 mean of its difference
+/// from the centre `d` is within two standard deviations `sd` of what noise alone gives,
+/// falling linearly to 0 at four (motion the compensation missed, occlusion).
+pub fn neighbour_weight(d: f32, sd: f32) -> f32 {
+    if sd > 0.0 {
+        ((4.0 * sd - d.abs()) / (2.0 * sd)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// Temporal step of one plane: the centre averaged with its compensated neighbours (in the
+/// order given), each weighted by [`neighbour_weight`]; the noise expected at a sample is the
+/// noise-level function at the 3x3 mean of `level` (the plane itself, or the centre's first
+/// opponent plane). Returns the average and, per sample, the factor by which averaging cut
+/// the noise variance (`Σw² / (Σw)²`, the centre weighing 1).
+#[allow(clippy::too_many_arguments)]
+pub fn temporal(
+    c: &[f32],
+    nb: &[&[f32]],
+    level: &[f32],
+    w: usize,
+    h: usize,
+    m: &PlaneModel,
+    strength: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let cb = box3(c, w, h);
+    let lb = box3(level, w, h);
+    let nbb: Vec<Vec<f32>> = nb.iter().map(|n| box3(n, w, h)).collect();
+    let mut avg = vec![0.0f32; w * h];
+    let mut fac = vec![0.0f32; w * h];
+    avg.par_chunks_mut(w)
+        .zip(fac.par_chunks_mut(w))
+        .enumerate()
+        .for_each(|(y, (arow, frow))| {
+            for x in 0..w {
+                let i = y * w + x;
+                let sd = strength * sigma_at(&m.sigma, lb[i]) * m.diff_sd;
+                let (mut sw, mut sw2, mut sv) = (1.0f32, 1.0f32, c[i]);
+                for (n, b) in nb.iter().zip(&nbb) {
+                    let wk = neighbour_weight(b[i] - cb[i], sd);
+                    sw += wk;
+                    sw2 += wk * wk;
+                    sv += wk * n[i];
+                }
+                arow[x] = sv / sw;
+                frow[x] = sw2 / (sw * sw);
+            }
+        });
+    (avg, fac)
+}
+
+/// Patches along one axis of `len` samples at `step`: the last one is moved back to end at the
+/// edge, so every sample is covered.
+pub fn patch_count(len: usize, step: usize) -> usize {
+    if len <= P {
+        1
+    } else {
+        (len - P).div_ceil(step) + 1
+    }
+}
+
+/// Start of patch `i` along an axis of `len` samples.
+pub fn patch_pos(i: usize, len: usize, step: usize) -> usize {
+    (i * step).min(len.saturating_sub(P))
+}
+
+/// Shrink one patch of the temporal average `y` in the DCT domain. The noise left in the
+/// patch has variance `(strength * sigma(mean))² * mean(f)` (the noise-level function at the
+/// mean of the patch of `level`, `y` itself or the first opponent plane's average, cut by the
+/// temporal averaging), spread over the coefficients as the grain's
+/// spectrum says (`shape`). Each coefficient but the mean keeps the share its estimated signal
+/// power has of its power (empirical Wiener, `s / (s + n)` with `s = max(d² - β n, 0)`,
+/// β = [`WIENER_BETA`]), so
+/// the patch mean is never moved (a constant frame stays constant). Returns the filtered patch
+/// and its aggregation weight `1 / (1 + Σ gain²)`: patches kept nearly whole count less, as
+/// they carry more noise (BM3D's weighting).
+#[allow(clippy::too_many_arguments)]
+pub fn filter_patch(
+    c: &[[f32; P]; P],
+    y: &[f32],
+    f: &[f32],
+    level: &[f32],
+    w: usize,
+    h: usize,
+    px: usize,
+    py: usize,
+    m: &PlaneModel,
+    strength: f32,
+) -> ([f32; 64], f32) {
+    let mut p = [0.0f32; 64];
+    let (mut sum, mut fsum) = (0.0f32, 0.0f32);
+    for j in 0..P {
+        let yy = (py + j).min(h - 1);
+        for i in 0..P {
+            let k = yy * w + (px + i).min(w - 1);
+            p[j * P + i] = y[k];
+            sum += level[k];
+            fsum += f[k];
+        }
+    }
+    let mean = sum * (1.0 / 64.0);
+    let s = strength * sigma_at(&m.sigma, mean);
+    let var = s * s * (fsum * (1.0 / 64.0));
+    let mut d = forward(c, &p);
+    let mut g2 = 0.0f32;
+    for (k, dk) in d.iter_mut().enumerate().skip(1) {
+        let n = var * m.shape[k];
+        let sig = (*dk * *dk - WIENER_BETA * n).max(0.0);
+        let g = if sig + n > 0.0 { sig / (sig + n) } else { 1.0 };
+        *dk *= g;
+        g2 += g * g;
+    }
+    (inverse(c, &d), 1.0 / (1.0 + g2))
+}
+
+/// Filtered patches of one plane, row-major over the patch grid.
+#[allow(clippy::too_many_arguments)]
+pub fn patches(
+    y: &[f32],
+    f: &[f32],
+    level: &[f32],
+    w: usize,
+    h: usize,
+    step: usize,
+    m: &PlaneModel,
+    strength: f32,
+) -> Vec<([f32; 64], f32)> {
+    let c = dct_matrix();
+    let (nx, ny) = (patch_count(w, step), patch_count(h, step));
+    (0..nx * ny)
+        .into_par_iter()
+        .map(|i| {
+            let (px, py) = (patch_pos(i % nx, w, step), patch_pos(i / nx, h, step));
+            filter_patch(&c, y, f, level, w, h, px, py, m, strength)
+        })
+        .collect()
+}
+
+/// First patch along an axis that may cover sample `x`.
+pub fn first_cover(x: usize, step: usize) -> usize {
+    if x >= P - 1 {
+        (x - (P - 1)).div_ceil(step)
+    } else {
+        0
+    }
+}
+
+/// Each sample the weighted mean of the patches covering it, patch rows then columns in order.
+pub fn gather(patches: &[([f32; 64], f32)], w: usize, h: usize, step: usize) -> Vec<f32> {
+    let (nx, ny) = (patch_count(w, step), patch_count(h, step));
+    let mut out = vec![0.0f32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let (mut sv, mut sw) = (0.0f32, 0.0f32);
+            let mut j = first_cover(y, step);
+            while j < ny && patch_pos(j, h, step) <= y {
+                let py = patch_pos(j, h, step);
+                let mut i = first_cover(x, step);
+                while i < nx && patch_pos(i, w, step) <= x {
+                    let px = patch_pos(i, w, step);
+                    let (p, wt) = &patches[j * nx + i];
+                    sv += wt * p[(y - py) * P + (x - px)];
+                    sw += wt;
+                    i += 1;
+                }
+                j += 1;
+            }
+            *o = sv / sw;
+        }
+    });
+    out
+}
+
+/// lowbias32 (Chris Wellons): a 32-bit integer hash, the same in `denoise_grain.wgsl`.
+pub fn hash32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+/// The grain stream of one plane of one frame.
+pub fn grain_key(seed: u64, frame: i64, plane: usize) -> u32 {
+    let f = frame as u64;
+    let mut k = hash32(plane as u32);
+    k = hash32(k ^ (f >> 32) as u32);
+    k = hash32(k ^ f as u32);
+    k = hash32(k ^ (seed >> 32) as u32);
+    hash32(k ^ seed as u32)
+}
+
+/// Unit gaussian white noise at integer `(x, y)` of a stream (Box–Muller on two hashes):
+/// defined everywhere, so blurring it needs no edge rule.
+pub fn gauss(key: u32, x: i32, y: i32) -> f32 {
+    let h1 = hash32(key ^ hash32(x as u32 ^ hash32(y as u32)));
+    let h2 = hash32(h1 ^ 0x9e37_79b9);
+    let u1 = ((h1 >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0);
+    let u2 = (h2 >> 8) as f32 * (1.0 / 16_777_216.0);
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+/// The horizontal pass of the grain blur: rows `-r..h + r` (`r` the kernel radius) of white
+/// noise blurred along x by the plane's kernel.
+pub fn grain_rows(key: u32, w: usize, h: usize, m: &PlaneModel) -> Vec<f32> {
+    let r = m.taps.len() / 2;
+    let rows = h + 2 * r;
+    let mut out = vec![0.0f32; w * rows];
+    out.par_chunks_mut(w).enumerate().for_each(|(yy, row)| {
+        let y = yy as i32 - r as i32;
+        for (x, o) in row.iter_mut().enumerate() {
+            let mut s = 0.0f32;
+            for (t, k) in m.taps.iter().enumerate() {
+                s += k * gauss(key, x as i32 + t as i32 - r as i32, y);
+            }
+            *o = s;
+        }
+    });
+    out
+}
+
+/// The output of one plane: the denoised `x`, plus `keep` of what was taken from the centre
+/// `c`, plus `regrain` times synthetic grain (`rows` from [`grain_rows`], blurred down the
+/// columns here, scaled to unit variance and then to the noise-level function at the output's
+/// level, `level` being the denoised plane itself or the first opponent plane). `rows` is
+/// ignored when `regrain` is 0.
+#[allow(clippy::too_many_arguments)]
+pub fn finish(
+    c: &[f32],
+    x: &[f32],
+    level: &[f32],
+    rows: &[f32],
+    w: usize,
+    h: usize,
+    m: &PlaneModel,
+    keep: f32,
+    regrain: f32,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; w * h];
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (xi, o) in row.iter_mut().enumerate() {
+            let i = y * w + xi;
+            let mut v = x[i] + keep * (c[i] - x[i]);
+            if regrain > 0.0 {
+                let mut s = 0.0f32;
+                for (t, k) in m.taps.iter().enumerate() {
+                    s += k * rows[(y + t) * w + xi];
+                }
+                v += regrain * sigma_at(&m.sigma, level[i]) * m.tap_scale * s;
+            }
+            *o = v;
+        }
+    });
+    out
+}
