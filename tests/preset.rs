@@ -87,6 +87,14 @@ fn shipped_presets_parse_build_and_run() {
         })
         .unwrap_or_else(|e| panic!("preset '{name}' does not run: {e:#}"));
         assert_eq!(summary.frames_written, 5, "{name}");
+        // Every frame comes out at the chain's size (remaster-4k doubles it).
+        let want = nitrate::stages::output_size(&preset.build().unwrap(), 48, 32);
+        let upscales = preset.chain.iter().any(|e| e.name == "upscale");
+        assert_eq!(want == (48, 32), !upscales, "{name}");
+        for t in 0..5 {
+            let f = nitrate::io::read_frame(&output.join(format!("f_{t:04}.png"))).unwrap();
+            assert_eq!((f.width, f.height), want, "{name}: frame {t}");
+        }
     }
 }
 
