@@ -1,8 +1,8 @@
 //! `dust`: one-frame spots are removed on a static and on a panning scene, the rest of the
 //! picture is left exactly as it was, a fast-moving object is left alone, masks go out and
 //! come in, bad input is refused clearly, a spike where motion failed around it is no dirt, a
-//! repair moves a sample no further than it stands out, and the GPU agrees with the CPU
-//! reference.
+//! spike where one side's frames disagree around it is no dirt either, a repair moves a sample
+//! no further than it stands out, and the GPU agrees with the CPU reference.
 
 mod common;
 
@@ -345,6 +345,43 @@ fn a_spike_where_the_neighbours_disagree_around_it_is_left_alone() {
         nb: [Some(&p), Some(&n), Some(&p), Some(&n)],
     };
     assert_eq!(cpu::detect_pixel(&failed, x0, y0, &s) & cpu::C_POS, 0);
+}
+
+#[test]
+fn a_spike_where_one_side_loses_the_motion_is_left_alone() {
+    // The frames just before and after agree with each other everywhere, and so do the frames
+    // two away; but each side's own pair disagrees around the spike (a figure that the
+    // compensation follows on the nearer frames and loses on the farther ones): an occlusion,
+    // not dirt. Where the far frames match the near ones, the same spike is dirt.
+    let (w, h, x0, y0) = (32, 32, 16, 16);
+    let mut center = vec![0.5f32; w * h];
+    center[y0 * w + x0] = 0.9;
+    let near = vec![0.5f32; w * h];
+    let far: Vec<f32> = (0..w * h)
+        .map(|k| {
+            let (dx, dy) = ((k % w).abs_diff(x0), (k / w).abs_diff(y0));
+            if dx.max(dy) >= 2 && (k % w + k / w) % 2 == 0 {
+                0.8
+            } else {
+                0.5
+            }
+        })
+        .collect();
+    let s = settings();
+    let still = Lumas {
+        width: w,
+        height: h,
+        center: &center,
+        nb: [Some(&near), Some(&near), Some(&near), Some(&near)],
+    };
+    assert_ne!(cpu::detect_pixel(&still, x0, y0, &s) & cpu::C_POS, 0);
+    let lost = Lumas {
+        width: w,
+        height: h,
+        center: &center,
+        nb: [Some(&near), Some(&near), Some(&far), Some(&far)],
+    };
+    assert_eq!(cpu::detect_pixel(&lost, x0, y0, &s) & cpu::C_POS, 0);
 }
 
 #[test]
