@@ -145,10 +145,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         if abs(lum(sa, k) - lum(sb, k)) >= 0.5 * abs(d) {
             cb = 0u;
         }
-        // Motion failure: the neighbours disagree over a wider area.
-        var wide = wide_disagreement(sa, sb, id.x, id.y);
         if both && p2 && n2 {
-            wide = max(wide, wide_disagreement(3u, 4u, id.x, id.y));
             let r2 = spike(0u, 3u, 4u, id.x, id.y);
             var ok = r2.x < -0.5 * r2.y;
             if d > 0.0 {
@@ -158,8 +155,18 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
                 cb = 0u;
             }
         }
-        if params.wide_factor * wide >= abs(d) {
-            cb = 0u;
+        // Motion failure: the neighbours disagree over a wider area (either side's pair too,
+        // with the frames two away); read only where a candidate remains.
+        if cb != 0u {
+            var wide = wide_disagreement(sa, sb, id.x, id.y);
+            if both && p2 && n2 {
+                wide = max(wide, wide_disagreement(3u, 4u, id.x, id.y));
+                wide = max(wide, wide_disagreement(1u, 3u, id.x, id.y));
+                wide = max(wide, wide_disagreement(2u, 4u, id.x, id.y));
+            }
+            if params.wide_factor * wide >= abs(d) {
+                cb = 0u;
+            }
         }
         out |= cb;
         if abs(d) > 0.25 * thr {

@@ -97,9 +97,25 @@ pub fn block_cost(a: &Plane, b: &Plane, block: usize, bx: usize, by: usize, v: (
     let bs = block as i32;
     let x0 = bx as i32 * bs - bs / 2;
     let y0 = by as i32 * bs - bs / 2;
+    let n = 2 * bs;
+    let inside = |p: &Plane, (x, y): (i32, i32)| {
+        x >= 0 && y >= 0 && x + n <= p.width as i32 && y + n <= p.height as i32
+    };
     let mut s = 0.0f32;
-    for j in 0..2 * bs {
-        for i in 0..2 * bs {
+    if inside(a, (x0, y0)) && inside(b, (x0 + v.0, y0 + v.1)) {
+        // No clamping needed: the same sum, read straight from the rows.
+        for j in 0..n {
+            let ra = (y0 + j) as usize * a.width;
+            let rb = (y0 + j + v.1) as usize * b.width;
+            for i in 0..n {
+                let (xa, xb) = ((x0 + i) as usize, (x0 + i + v.0) as usize);
+                s += (a.data[ra + xa] - b.data[rb + xb]).abs();
+            }
+        }
+        return s * (1.0 / (4 * bs * bs) as f32);
+    }
+    for j in 0..n {
+        for i in 0..n {
             let (x, y) = (x0 + i, y0 + j);
             s += (a.clamped(x, y) - b.clamped(x + v.0, y + v.1)).abs();
         }
@@ -227,6 +243,9 @@ pub fn block_cost_frac(
     let bs = block as i32;
     let x0 = bx as i32 * bs - bs / 2;
     let y0 = by as i32 * bs - bs / 2;
+    if let Some(s) = block_cost_frac_inside(a, b, bs, (x0, y0), v) {
+        return s;
+    }
     let mut s = 0.0f32;
     for j in 0..2 * bs {
         for i in 0..2 * bs {
@@ -236,6 +255,55 @@ pub fn block_cost_frac(
         }
     }
     s * (1.0 / (4 * bs * bs) as f32)
+}
+
+/// [`block_cost_frac`] where the window lies inside A and every bilinear sample of B (both
+/// taps) inside B, with `x + v` exact for every pixel (a vector that is a multiple of a
+/// quarter pixel, as the search makes): then every sample has the same taps offset and
+/// weights, found once, and the sum is the same, term by term, as sampling each pixel.
+/// `None` where that does not hold (frame edges, other vectors).
+fn block_cost_frac_inside(
+    a: &Plane,
+    b: &Plane,
+    bs: i32,
+    (x0, y0): (i32, i32),
+    v: (f32, f32),
+) -> Option<f32> {
+    let quarter = |c: f32| (c * 4.0).fract() == 0.0 && c.abs() < 4096.0;
+    if !quarter(v.0) || !quarter(v.1) || a.width != b.width || a.height != b.height {
+        return None;
+    }
+    let (fx, fy) = (v.0.floor(), v.1.floor());
+    let (tx, ty) = (v.0 - fx, v.1 - fy);
+    let (ox, oy) = (fx as i32, fy as i32);
+    let (w, h) = (a.width as i32, a.height as i32);
+    let n = 2 * bs;
+    let inside = x0 >= 0
+        && y0 >= 0
+        && x0 + n <= w
+        && y0 + n <= h
+        && x0 + ox >= 0
+        && y0 + oy >= 0
+        && x0 + ox + n < w
+        && y0 + oy + n < h;
+    if !inside {
+        return None;
+    }
+    let (wu, bd) = (b.width, &b.data);
+    let mut s = 0.0f32;
+    for j in 0..n {
+        let ya = (y0 + j) as usize;
+        let yb = (y0 + j + oy) as usize;
+        let (ra, r0, r1) = (ya * wu, yb * wu, (yb + 1) * wu);
+        for i in 0..n {
+            let xa = (x0 + i) as usize;
+            let xb = (x0 + i + ox) as usize;
+            let top = lerp(bd[r0 + xb], bd[r0 + xb + 1], tx);
+            let bot = lerp(bd[r1 + xb], bd[r1 + xb + 1], tx);
+            s += (a.data[ra + xa] - lerp(top, bot, ty)).abs();
+        }
+    }
+    Some(s * (1.0 / (4 * bs * bs) as f32))
 }
 
 /// The motion field from A to B: where each block of A is found in B.
@@ -333,12 +401,15 @@ pub fn candidates(field: &Field, x: f32, y: f32) -> [(f32, f32); 5] {
 /// Sum of absolute luma differences over the 3x3 patch at `(x, y)` between A and B moved by
 /// `v`, B read at the nearest pixel; coordinates clamped.
 pub fn patch_cost(a: &Plane, b: &Plane, x: usize, y: usize, v: (f32, f32)) -> f32 {
+    // The nearest pixel of B per column and per row, found once for the nine samples.
+    let near = |p: i32, c: f32| (p as f32 + c + 0.5).floor() as i32;
+    let (x, y) = (x as i32, y as i32);
+    let bxs = [near(x - 1, v.0), near(x, v.0), near(x + 1, v.0)];
+    let bys = [near(y - 1, v.1), near(y, v.1), near(y + 1, v.1)];
     let mut s = 0.0f32;
-    for j in -1i32..=1 {
-        for i in -1i32..=1 {
-            let (xx, yy) = (x as i32 + i, y as i32 + j);
-            let bx = (xx as f32 + v.0 + 0.5).floor() as i32;
-            let by = (yy as f32 + v.1 + 0.5).floor() as i32;
+    for (j, &by) in bys.iter().enumerate() {
+        for (i, &bx) in bxs.iter().enumerate() {
+            let (xx, yy) = (x + i as i32 - 1, y + j as i32 - 1);
             s += (a.clamped(xx, yy) - b.clamped(bx, by)).abs();
         }
     }

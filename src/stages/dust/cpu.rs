@@ -144,12 +144,7 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
         if (a[k] - b[k]).abs() >= 0.5 * d.abs() {
             cb = 0;
         }
-        // Motion failure: the neighbours, which the dirt does not touch, disagree over a wider
-        // area around the candidate (compensation off by a block, an occlusion).
-        let (w, h, r) = (lm.width, lm.height, s.wide_radius);
-        let mut wide = wide_disagreement(a, b, w, h, x, y, r);
         if let Some((a2, b2)) = confirm {
-            wide = wide.max(wide_disagreement(a2, b2, w, h, x, y, r));
             let (d2, thr2) = spike(c, a2, b2, lm, x, y, s);
             let ok = if d > 0.0 {
                 d2 > 0.5 * thr2
@@ -160,8 +155,23 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
                 cb = 0;
             }
         }
-        if s.wide_factor * wide >= d.abs() {
-            cb = 0;
+        // Motion failure: the neighbours, which the dirt does not touch, disagree over a wider
+        // area around the candidate (compensation off by a block, an occlusion): the pair
+        // either side, and with the frames two away each side's own pair (a figure whose
+        // motion the compensation loses between the frames before, or after). Only where a
+        // candidate remains: the rest never reads it.
+        if cb != 0 {
+            let (w, h, r) = (lm.width, lm.height, s.wide_radius);
+            let mut wide = wide_disagreement(a, b, w, h, x, y, r);
+            if let Some((a2, b2)) = confirm {
+                wide = wide
+                    .max(wide_disagreement(a2, b2, w, h, x, y, r))
+                    .max(wide_disagreement(a, a2, w, h, x, y, r))
+                    .max(wide_disagreement(b, b2, w, h, x, y, r));
+            }
+            if s.wide_factor * wide >= d.abs() {
+                cb = 0;
+            }
         }
         bits |= cb;
         if d.abs() > 0.25 * thr {

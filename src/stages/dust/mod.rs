@@ -11,7 +11,9 @@
 //!    (where they do not, the picture moved in a way compensation could not follow). Nor is
 //!    it a candidate where those pairs disagree over the wider area around it by more than a
 //!    sixth of its spike: the dirt does not touch them, so that is motion failure (a figure
-//!    moving too fast for block motion), and a false repair there costs clean picture.
+//!    moving too fast for block motion), and a false repair there costs clean picture. With
+//!    the frames two away, the same holds for each side's own pair (-1 against -2, +1 against
+//!    +2): a figure the compensation loses on one side only.
 //!    `t0` follows `sensitivity`. The first and last frames of a sequence or shot have
 //!    neighbours on one side only, where picture coming into view looks just like dirt: there
 //!    the spike is taken against the two frames on that side at eight times the threshold,
