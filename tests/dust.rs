@@ -328,6 +328,9 @@ fn a_clean_sequence_is_left_exactly_alone() {
     let stage = Dust::new(DustParams::default()).unwrap();
     let out = stage.run_cpu(&window(&frames, 2)).unwrap();
     assert_eq!(out.data, frames[2].data);
+    let report = stage.report().unwrap();
+    assert_eq!(report["repaired"]["pixels"], 0, "{report}");
+    assert_eq!(report["repaired"]["frames_touched"], 0, "{report}");
 }
 
 /// Settings as the stage derives them from the defaults with all four neighbours present.
@@ -466,6 +469,17 @@ fn masks_are_emitted_and_read() {
             }
         }
     }
+    // The run's record counts the pixels the emitted mask marks, one region per spot at most.
+    let report = stage.report().unwrap();
+    let logged = &report["repaired"]["frames"]["102"];
+    let marked = mask.iter().filter(|&&v| v > 0).count();
+    assert_eq!(logged["pixels"], marked as u64, "{report}");
+    let regions = logged["regions"].as_u64().unwrap() as usize;
+    assert!(
+        (1..=s.len()).contains(&regions),
+        "{regions} regions for {} spots",
+        s.len()
+    );
 
     // A hand-painted (or infrared) mask over a defect too faint to detect gets it repaired.
     let painted = dir.path().join("painted");
@@ -580,6 +594,7 @@ fn gpu_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let mut outliers = 0;
     let mut total = 0;
+    let mut repaired = 0;
     for (vx, vy, seed) in [(0.0, 0.0, 5), (2.5, -1.25, 6)] {
         let (_, mut frames, _) = dirty_window(vx, vy, seed);
         frames[3] = with_fast_object(frames[3].clone(), 3);
@@ -591,6 +606,8 @@ fn gpu_matches_cpu() {
             };
             let stage = Dust::new(DustParams::default()).unwrap();
             let want = stage.run_cpu(&w).unwrap();
+            let logged = |stage: &Dust| stage.report().unwrap()["repaired"]["pixels"].as_u64();
+            let cpu_pixels = logged(&stage).unwrap();
             let up: Vec<_> = frames.iter().map(|f| gpu.upload(f).unwrap()).collect();
             let gw = Window {
                 before: (c - before..c).rev().map(|i| &up[i]).collect(),
@@ -598,6 +615,13 @@ fn gpu_matches_cpu() {
                 after: (c + 1..=c + after).map(|i| &up[i]).collect(),
             };
             let got = gpu.download(&stage.run_gpu(&gpu, &gw).unwrap()).unwrap();
+            // The GPU run logs the frame's repair again: the same pixels, but for near-ties.
+            let gpu_pixels = logged(&stage).unwrap();
+            repaired += cpu_pixels;
+            assert!(
+                gpu_pixels.abs_diff(cpu_pixels) <= 2 + cpu_pixels / 100,
+                "repaired pixels: GPU {gpu_pixels}, CPU {cpu_pixels}"
+            );
             let cmp = common::compare(
                 &format!("dust pan ({vx}, {vy}) centre {c}"),
                 &got,
@@ -610,6 +634,10 @@ fn gpu_matches_cpu() {
             total += got.data.len();
         }
     }
+    assert!(
+        repaired > 0,
+        "nothing was repaired: the comparison shows nothing"
+    );
     // Samples beyond rounding: only where a near-tie fell the other way.
     assert!(
         outliers * 1000 <= total,

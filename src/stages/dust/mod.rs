@@ -246,6 +246,8 @@ pub struct Dust {
     pub params: DustParams,
     /// External masks by frame number, and the pattern they were found by (for messages).
     masks: Option<(HashMap<i64, PathBuf>, String)>,
+    /// What was repaired in each frame, for the run's record.
+    repaired: super::RepairLog,
 }
 
 impl Dust {
@@ -264,7 +266,11 @@ impl Dust {
             }
             None => None,
         };
-        Ok(Dust { params, masks })
+        Ok(Dust {
+            params,
+            masks,
+            repaired: Default::default(),
+        })
     }
 
     pub fn from_table(table: &toml::Table) -> Result<Self> {
@@ -311,16 +317,17 @@ impl Dust {
 
     /// Write the soft repair mask of frame `number` when `emit_masks` is set.
     fn emit(&self, number: Option<i64>, w: usize, h: usize, alpha: &[f32]) -> Result<()> {
+        let bytes: Vec<u8> = alpha
+            .iter()
+            .map(|&a| (a.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        self.repaired.note(number, &bytes, w);
         let Some(dir) = &self.params.emit_masks else {
             return Ok(());
         };
         let Some(number) = number else {
             bail!("dust.emit_masks: the frame has no sequence number to name its mask by");
         };
-        let bytes: Vec<u8> = alpha
-            .iter()
-            .map(|&a| (a.clamp(0.0, 1.0) * 255.0).round() as u8)
-            .collect();
         super::write_mask(Path::new(dir), "dust", number, w, h, &bytes)
     }
 
@@ -378,6 +385,11 @@ impl Stage for Dust {
 
     fn params_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    /// Pixels (repair mask above 0) and regions repaired, per frame.
+    fn report(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "repaired": self.repaired.json() }))
     }
 
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
@@ -468,10 +480,10 @@ impl Stage for Dust {
         }
         let s = Settings::new(&self.params, kept.each_ref().map(|k| k.is_some()));
         let (out, alpha) = gpu::run(gpu, c, &cp, kept, ext.as_deref(), mp, &s)?;
-        if self.params.emit_masks.is_some() {
-            let a = gpu.download(&alpha)?;
-            self.emit(c.meta.number, c.width, c.height, &a.data)?;
-        }
+        // The mask comes back for the record of what was repaired (and for `emit_masks`).
+        let a = gpu.download(&alpha)?;
+        self.emit(c.meta.number, c.width, c.height, &a.data)?;
+        gpu.recycle(alpha);
         Ok(out)
     }
 }
