@@ -5,6 +5,7 @@
 // #include shared/common.wgsl
 
 // #include shared/motion_field.wgsl
+// #include shared/block_field.wgsl
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read> field: array<f32>;

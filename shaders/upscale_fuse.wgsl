@@ -4,6 +4,7 @@
 
 // #include shared/common.wgsl
 // #include shared/upscale.wgsl
+// #include shared/block_field.wgsl
 
 @group(0) @binding(0) var<storage, read> nb: array<f32>;
 // Block field from the centre to the neighbour: vx plane, then vy plane.
@@ -12,24 +13,6 @@
 @group(0) @binding(2) var<storage, read> bs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
-
-fn grid_pos(p: f32, n: u32) -> vec3<f32> {
-    let f = clamp((p + 0.5) / f32(params.block) - 0.5, 0.0, f32(n - 1u));
-    let i0 = floor(f);
-    return vec3<f32>(i0, min(i0 + 1.0, f32(n - 1u)), f - i0);
-}
-
-fn field_bilinear(plane: u32, gx: vec3<f32>, gy: vec3<f32>) -> f32 {
-    let c = params.cols;
-    let base = plane * c * params.rows;
-    let x0 = u32(gx.x);
-    let x1 = u32(gx.y);
-    let y0 = u32(gy.x);
-    let y1 = u32(gy.y);
-    let top = lerp(field[base + y0 * c + x0], field[base + y0 * c + x1], gx.z);
-    let bot = lerp(field[base + y1 * c + x0], field[base + y1 * c + x1], gx.z);
-    return lerp(top, bot, gy.z);
-}
 
 // Bilinear sample of the r0 estimate of plane p at global output coordinates, clamped.
 fn est(p: u32, x0: f32, y0: f32) -> f32 {

@@ -29,6 +29,10 @@ const SHARED: &[(&str, &str)] = &[
         include_str!("../../shaders/shared/motion_field.wgsl"),
     ),
     (
+        "shared/block_field.wgsl",
+        include_str!("../../shaders/shared/block_field.wgsl"),
+    ),
+    (
         "shared/denoise.wgsl",
         include_str!("../../shaders/shared/denoise.wgsl"),
     ),

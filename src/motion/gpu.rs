@@ -111,24 +111,30 @@ impl Pyramid {
         let sizes = level_sizes(frame.width, frame.height, n);
         let mut levels = vec![luma(gpu, frame)?];
         for &(w, h) in &sizes[1..] {
-            let prev = levels.last().unwrap();
-            let out = scratch(gpu, w, h, 1);
-            let u = ReduceUniform {
-                src_w: prev.width as u32,
-                src_h: prev.height as u32,
-                out_w: w as u32,
-                out_h: h as u32,
-            };
-            gpu.run_kernel(
-                &REDUCE,
-                &[&prev.buffer, &out.buffer],
-                bytemuck::bytes_of(&u),
-                GpuContext::workgroups(w, h, 1),
-            )?;
+            let out = reduce(gpu, levels.last().unwrap(), w, h)?;
             levels.push(out);
         }
         Ok(Pyramid { levels })
     }
+}
+
+/// A one-plane device frame 2x2 box-averaged to `w` x `h` (at most half its size). CPU twin:
+/// [`super::cpu::reduce`].
+pub fn reduce(gpu: &GpuContext, src: &GpuFrame, w: usize, h: usize) -> Result<GpuFrame> {
+    let out = scratch(gpu, w, h, 1);
+    let u = ReduceUniform {
+        src_w: src.width as u32,
+        src_h: src.height as u32,
+        out_w: w as u32,
+        out_h: h as u32,
+    };
+    gpu.run_kernel(
+        &REDUCE,
+        &[&src.buffer, &out.buffer],
+        bytemuck::bytes_of(&u),
+        GpuContext::workgroups(w, h, 1),
+    )?;
+    Ok(out)
 }
 
 /// The mean of the planes of a device frame, one plane (level 0 of a [`Pyramid`]).

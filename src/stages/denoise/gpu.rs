@@ -1,5 +1,5 @@
 //! GPU `denoise`: motion by [`crate::motion::gpu`] on half-resolution luma
-//! (`shaders/denoise_half.wgsl`, `denoise_scale.wgsl`), block statistics for the noise
+//! (`motion::gpu::reduce`, then `shaders/denoise_scale.wgsl`), block statistics for the noise
 //! measurement (`denoise_stats.wgsl`, finished on the CPU by [`super::noise::estimate`] from the
 //! same numbers), then `denoise_temporal.wgsl`, `denoise_patch.wgsl`, `denoise_gather.wgsl`,
 //! `denoise_grain.wgsl` and `denoise_finish.wgsl`, twins of the functions in [`super::cpu`].
@@ -13,10 +13,6 @@ use crate::gpu::{Dims, GpuContext, GpuFrame, Kernel};
 use crate::motion::{self, MotionParams};
 use crate::stages::deflicker::cuts::Thumbnail;
 
-const HALF: Kernel = Kernel {
-    name: "denoise_half",
-    source: include_str!("../../../shaders/denoise_half.wgsl"),
-};
 const SCALE: Kernel = Kernel {
     name: "denoise_scale",
     source: include_str!("../../../shaders/denoise_scale.wgsl"),
@@ -49,16 +45,6 @@ const FINISH: Kernel = Kernel {
     name: "denoise_finish",
     source: include_str!("../../../shaders/denoise_finish.wgsl"),
 };
-
-/// Keep in sync with `struct Params` in `shaders/denoise_half.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct HalfUniform {
-    src_w: u32,
-    out_w: u32,
-    out_h: u32,
-    _pad: u32,
-}
 
 /// Keep in sync with `struct Params` in `shaders/denoise_scale.wgsl`.
 #[repr(C)]
@@ -206,19 +192,7 @@ impl Motion {
     pub fn of(gpu: &GpuContext, frame: &GpuFrame, mp: &MotionParams) -> Result<Self> {
         let luma = motion::gpu::luma(gpu, frame)?;
         let (hw, hh) = (frame.width / 2, frame.height / 2);
-        let half = motion::gpu::scratch(gpu, hw, hh, 1);
-        let u = HalfUniform {
-            src_w: frame.width as u32,
-            out_w: hw as u32,
-            out_h: hh as u32,
-            _pad: 0,
-        };
-        gpu.run_kernel(
-            &HALF,
-            &[&luma.buffer, &half.buffer],
-            bytemuck::bytes_of(&u),
-            GpuContext::workgroups(hw, hh, 1),
-        )?;
+        let half = motion::gpu::reduce(gpu, &luma, hw, hh)?;
         let pyramid = motion::gpu::Pyramid::of(gpu, &half, mp)?;
         Ok(Motion {
             luma,
