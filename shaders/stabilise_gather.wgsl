@@ -1,5 +1,5 @@
 // stabilise: a frame's fingerprint, the samples at a list of indices, into slot `slot`.
-// CPU twin: `stages::stabilise::cpu::fingerprint`.
+// CPU twin: `stages::fingerprint`.
 
 // Keep in sync with `GatherUniform` in src/stages/stabilise/gpu.rs.
 struct Params {

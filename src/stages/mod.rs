@@ -12,7 +12,9 @@ pub mod scratch;
 pub mod stabilise;
 pub mod upscale;
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -110,6 +112,64 @@ pub fn write_mask(
     )
     .with_context(|| format!("{}: cannot encode the mask", path.display()))?;
     crate::io::write_atomic(&path, &bytes)
+}
+
+/// Samples gathered for a frame's fingerprint.
+pub const FINGERPRINT_SAMPLES: usize = 512;
+
+/// Indices of the samples of a frame's fingerprint: spread over the whole buffer, off the
+/// regular lattice. The GPU gathers the same ones (`shaders/stabilise_gather.wgsl`).
+pub fn fingerprint_indices(len: usize) -> Vec<u32> {
+    if len == 0 {
+        return vec![0; FINGERPRINT_SAMPLES];
+    }
+    (0..FINGERPRINT_SAMPLES)
+        .map(|k| {
+            let i = ((k as u64 * len as u64) / FINGERPRINT_SAMPLES as u64) as usize;
+            (i + (k * 7919) % (len / FINGERPRINT_SAMPLES).max(1)).min(len - 1) as u32
+        })
+        .collect()
+}
+
+/// The samples at [`fingerprint_indices`].
+pub fn fingerprint(frame: &Frame) -> Vec<f32> {
+    fingerprint_indices(frame.data.len())
+        .into_iter()
+        .map(|i| frame.data.get(i as usize).copied().unwrap_or(0.0))
+        .collect()
+}
+
+/// Identity of a frame for a stage's analysis cache: where its samples live (data pointer or
+/// GPU buffer), its shape, and a hash of its [`fingerprint`], so a buffer reused for another
+/// frame is not mistaken for the one before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameKey {
+    place: u64,
+    shape: (usize, usize, usize),
+    fingerprint: u64,
+}
+
+impl FrameKey {
+    pub fn new(place: u64, shape: (usize, usize, usize), samples: &[f32]) -> Self {
+        let mut h = DefaultHasher::new();
+        for v in samples {
+            v.to_bits().hash(&mut h);
+        }
+        FrameKey {
+            place,
+            shape,
+            fingerprint: h.finish(),
+        }
+    }
+
+    /// The key of a CPU frame.
+    pub fn of(frame: &Frame) -> Self {
+        FrameKey::new(
+            frame.data.as_ptr() as u64,
+            (frame.width, frame.height, frame.planes),
+            &fingerprint(frame),
+        )
+    }
 }
 
 /// What a defect stage repaired in each frame, for the run's record: pixels touched and the

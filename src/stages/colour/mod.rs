@@ -53,6 +53,8 @@ pub mod gpu;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+
+use crate::stages::FrameKey;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{bail, Context, Result};
@@ -252,35 +254,6 @@ pub struct Point {
     pub grey_blocks: usize,
     #[serde(flatten)]
     pub estimate: Estimate,
-}
-
-/// Per-frame identity for the CPU thumbnail cache: where the samples live, the shape, and a
-/// fingerprint of a few hundred samples (a reused buffer is not taken for the frame before).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FrameKey {
-    ptr: usize,
-    shape: (usize, usize, usize),
-    fingerprint: u64,
-}
-
-impl FrameKey {
-    fn of(frame: &Frame) -> Self {
-        const SAMPLES: usize = 512;
-        let n = frame.data.len();
-        let mut h = DefaultHasher::new();
-        if n > 0 {
-            for k in 0..SAMPLES {
-                let i = ((k as u64 * n as u64) / SAMPLES as u64) as usize;
-                let i = (i + (k * 7919) % (n / SAMPLES).max(1)).min(n - 1);
-                frame.data[i].to_bits().hash(&mut h);
-            }
-        }
-        FrameKey {
-            ptr: frame.data.as_ptr() as usize,
-            shape: (frame.width, frame.height, frame.planes),
-            fingerprint: h.finish(),
-        }
-    }
 }
 
 #[derive(Default)]

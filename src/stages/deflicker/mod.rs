@@ -57,9 +57,9 @@ pub mod cpu;
 pub mod cuts;
 pub mod gpu;
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+
+use crate::stages::FrameKey;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -162,37 +162,6 @@ pub struct CurvePoint {
     /// What the analysis found for this frame.
     #[serde(flatten)]
     pub summary: analysis::Summary,
-}
-
-/// Per-frame identity for the CPU thumbnail cache: where the samples live, the shape, and a
-/// fingerprint of a few hundred samples, so a buffer reused for another frame is not mistaken
-/// for the one before (the thumbnail, and so the result, depends only on the frame's content).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FrameKey {
-    ptr: usize,
-    shape: (usize, usize, usize),
-    fingerprint: u64,
-}
-
-impl FrameKey {
-    fn of(frame: &Frame) -> Self {
-        const SAMPLES: usize = 512;
-        let n = frame.data.len();
-        let mut h = DefaultHasher::new();
-        if n > 0 {
-            for k in 0..SAMPLES {
-                // Spread over the whole buffer, off the regular lattice.
-                let i = ((k as u64 * n as u64) / SAMPLES as u64) as usize;
-                let i = (i + (k * 7919) % (n / SAMPLES).max(1)).min(n - 1);
-                frame.data[i].to_bits().hash(&mut h);
-            }
-        }
-        FrameKey {
-            ptr: frame.data.as_ptr() as usize,
-            shape: (frame.width, frame.height, frame.planes),
-            fingerprint: h.finish(),
-        }
-    }
 }
 
 #[derive(Default)]

@@ -10,9 +10,6 @@ use super::path::Source;
 use super::Fill;
 use crate::frame::Frame;
 
-/// Samples gathered for a frame's fingerprint.
-pub const FINGERPRINT_SAMPLES: usize = 512;
-
 /// Box average of `factor` x `factor` blocks of every plane: `(width / factor) x
 /// (height / factor)` samples per plane (a partial last row or column of blocks is dropped),
 /// planar. Each block is summed row by row, left to right, in `f32` from 0, then multiplied by
@@ -42,28 +39,6 @@ pub fn reduce(frame: &Frame, factor: usize) -> Vec<f32> {
             }
         });
     out
-}
-
-/// Indices of the samples of a frame's fingerprint: spread over the whole buffer, off the
-/// regular lattice.
-pub fn fingerprint_indices(len: usize) -> Vec<u32> {
-    if len == 0 {
-        return vec![0; FINGERPRINT_SAMPLES];
-    }
-    (0..FINGERPRINT_SAMPLES)
-        .map(|k| {
-            let i = ((k as u64 * len as u64) / FINGERPRINT_SAMPLES as u64) as usize;
-            (i + (k * 7919) % (len / FINGERPRINT_SAMPLES).max(1)).min(len - 1) as u32
-        })
-        .collect()
-}
-
-/// The samples at [`fingerprint_indices`].
-pub fn fingerprint(frame: &Frame) -> Vec<f32> {
-    fingerprint_indices(frame.data.len())
-        .into_iter()
-        .map(|i| frame.data.get(i as usize).copied().unwrap_or(0.0))
-        .collect()
 }
 
 /// Index `i` reflected into `0..n` (…, 2, 1, 0, 1, 2, …, n - 2, n - 1, n - 2, …): the edge

@@ -8,12 +8,13 @@
 
 use anyhow::{bail, Result};
 
-use super::cpu::{fingerprint_indices, SourceMap, FINGERPRINT_SAMPLES};
+use super::cpu::SourceMap;
 use super::motion::{self, Analysis, Lattice, Level, Measure, A, B, DX, DY, GAIN, LIFT, SUMS};
 use super::Fill;
 use crate::frame::{Frame, FrameMeta};
 use crate::gpu::{Dims, GpuContext, GpuFrame, Kernel};
 use crate::stages::deflicker::cuts::Thumbnail;
+use crate::stages::{fingerprint_indices, FINGERPRINT_SAMPLES};
 
 const GATHER: Kernel = Kernel {
     name: "stabilise_gather",
@@ -252,7 +253,7 @@ fn flat(gpu: &GpuContext, data: Vec<f32>) -> Result<GpuFrame> {
 }
 
 /// The fingerprints of `frames` (all of one shape), the same samples as
-/// `cpu::fingerprint`.
+/// `stages::fingerprint`.
 pub fn fingerprints(
     gpu: &GpuContext,
     frames: &[&GpuFrame],

@@ -60,7 +60,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{Stage, Window};
+use super::{FrameKey, Stage, Window};
 use crate::frame::Frame;
 use crate::gpu::{GpuContext, GpuFrame};
 use cpu::SourceMap;
@@ -237,30 +237,6 @@ impl StabiliseParams {
     /// Border cut away by `crop`.
     pub fn crop_margin(&self) -> usize {
         self.max_shift.ceil() as usize
-    }
-}
-
-/// Identity of a frame for the analysis cache: where it lives (data pointer or GPU buffer),
-/// its shape, and a hash of [`cpu::FINGERPRINT_SAMPLES`] samples spread over it, so a buffer
-/// reused for another frame is not mistaken for the one before.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FrameKey {
-    place: u64,
-    shape: (usize, usize, usize),
-    fingerprint: u64,
-}
-
-impl FrameKey {
-    fn new(place: u64, shape: (usize, usize, usize), samples: &[f32]) -> Self {
-        let mut h = DefaultHasher::new();
-        for v in samples {
-            v.to_bits().hash(&mut h);
-        }
-        FrameKey {
-            place,
-            shape,
-            fingerprint: h.finish(),
-        }
     }
 }
 
@@ -640,7 +616,7 @@ impl Stage for Stabilise {
                 FrameKey::new(
                     place_of(&(f.data.as_ptr() as usize)),
                     (f.width, f.height, f.planes),
-                    &cpu::fingerprint(f),
+                    &super::fingerprint(f),
                 )
             })
             .collect();
