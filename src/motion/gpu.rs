@@ -79,6 +79,19 @@ struct WarpUniform {
     _pad: u32,
 }
 
+impl WarpUniform {
+    /// Moving `frame` by the block `field` of `params.block`-pixel blocks.
+    fn new(frame: &GpuFrame, field: &GpuFrame, params: &MotionParams) -> Self {
+        WarpUniform {
+            dims: Dims::of(frame),
+            cols: field.width as u32,
+            rows: field.height as u32,
+            block: params.block as u32,
+            _pad: 0,
+        }
+    }
+}
+
 /// A device buffer shaped as a `width` x `height` frame of `planes` planes, contents undefined.
 /// Used for planes and fields of other shapes than the frames a stage receives.
 pub fn scratch(gpu: &GpuContext, width: usize, height: usize, planes: usize) -> GpuFrame {
@@ -210,13 +223,7 @@ pub fn warp(
     params: &MotionParams,
 ) -> Result<GpuFrame> {
     let out = gpu.new_frame_like(b);
-    let u = WarpUniform {
-        dims: Dims::of(b),
-        cols: field.width as u32,
-        rows: field.height as u32,
-        block: params.block as u32,
-        _pad: 0,
-    };
+    let u = WarpUniform::new(b, field, params);
     gpu.run_kernel(
         &WARP,
         &[&b.buffer, &field.buffer, &out.buffer],
@@ -237,13 +244,7 @@ pub fn compensate(
     params: &MotionParams,
 ) -> Result<GpuFrame> {
     let out = gpu.new_frame_like(bf);
-    let u = WarpUniform {
-        dims: Dims::of(bf),
-        cols: field.width as u32,
-        rows: field.height as u32,
-        block: params.block as u32,
-        _pad: 0,
-    };
+    let u = WarpUniform::new(bf, field, params);
     gpu.run_kernel(
         &COMPENSATE,
         &[&bf.buffer, &field.buffer, &a.buffer, &b.buffer, &out.buffer],
