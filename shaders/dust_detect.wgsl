@@ -15,6 +15,12 @@ struct Params {
     wide_factor: f32,
     // Threshold factor for detection from one side only.
     one_sided: f32,
+    // A frame two away counts where it matches the one between within this share of the spike.
+    consistent: f32,
+    // Threshold factor on the frame border, falling to 1 at `edge` pixels in.
+    edge_k: f32,
+    edge: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> lc: array<f32>;
@@ -93,6 +99,15 @@ fn spike(v: u32, a: u32, b: u32, x: u32, y: u32) -> vec2<f32> {
     return vec2<f32>(beyond(lum(v, k), lum(a, k), lum(b, k)), thr);
 }
 
+// CPU twin: `edge_factor`.
+fn edge_factor(x: u32, y: u32) -> f32 {
+    if params.edge == 0u {
+        return 1.0;
+    }
+    let d = f32(min(min(x, y), min(params.w - 1u - x, params.h - 1u - y)));
+    return 1.0 + (params.edge_k - 1.0) * max(1.0 - d / f32(params.edge), 0.0);
+}
+
 fn spike_bits(d: f32, thr: f32, pos: u32, neg: u32, strong: u32) -> u32 {
     var out = 0u;
     if d > thr {
@@ -139,14 +154,29 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if sa != 0u {
         let r = spike(0u, sa, sb, id.x, id.y);
         let d = r.x;
-        let thr = r.y * scale;
+        let thr = r.y * scale * edge_factor(id.x, id.y);
         var cb = spike_bits(d, thr, C_POS, C_NEG, C_STRONG);
         // Neighbours that disagree with each other are no evidence of dirt.
         if abs(lum(sa, k) - lum(sb, k)) >= 0.5 * abs(d) {
             cb = 0u;
         }
-        if both && p2 && n2 {
-            let r2 = spike(0u, 3u, 4u, id.x, id.y);
+        // A frame two away counts only where it matches the frame between it and the centre.
+        let far = both && p2 && n2;
+        var ua = false;
+        var ub = false;
+        if far {
+            ua = abs(lum(3u, k) - lum(1u, k)) < params.consistent * abs(d);
+            ub = abs(lum(4u, k) - lum(2u, k)) < params.consistent * abs(d);
+        }
+        if far && (ua || ub) {
+            var u = 3u;
+            var v = 4u;
+            if !ub {
+                v = 3u;
+            } else if !ua {
+                u = 4u;
+            }
+            let r2 = spike(0u, u, v, id.x, id.y);
             var ok = r2.x < -0.5 * r2.y;
             if d > 0.0 {
                 ok = r2.x > 0.5 * r2.y;
@@ -156,12 +186,16 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             }
         }
         // Motion failure: the neighbours disagree over a wider area (either side's pair too,
-        // with the frames two away); read only where a candidate remains.
+        // with the frames two away that count); read only where a candidate remains.
         if cb != 0u {
             var wide = wide_disagreement(sa, sb, id.x, id.y);
-            if both && p2 && n2 {
+            if far && ua && ub {
                 wide = max(wide, wide_disagreement(3u, 4u, id.x, id.y));
+            }
+            if far && ua {
                 wide = max(wide, wide_disagreement(1u, 3u, id.x, id.y));
+            }
+            if far && ub {
                 wide = max(wide, wide_disagreement(2u, 4u, id.x, id.y));
             }
             if params.wide_factor * wide >= abs(d) {

@@ -81,6 +81,17 @@ fn wide_disagreement(
     s / ((2 * r + 1) * (2 * r + 1)) as f32
 }
 
+/// Threshold factor at `(x, y)`: `edge_k` on the frame border, falling linearly to 1 at
+/// `edge` pixels in. Picture entering or leaving view there (a handlebar swinging in, a
+/// figure at the edge) is in no neighbour and looks just like dirt.
+pub fn edge_factor(x: usize, y: usize, w: usize, h: usize, s: &Settings) -> f32 {
+    if s.edge == 0 {
+        return 1.0;
+    }
+    let d = x.min(y).min(w - 1 - x).min(h - 1 - y) as f32;
+    1.0 + (s.edge_k - 1.0) * (1.0 - d / s.edge as f32).max(0.0)
+}
+
 /// How far `v` lies outside the range of the pair `(a, b)` at pixel `(x, y)`, and the local
 /// threshold for it: `t0` plus `noise_factor` times the pair's local disagreement.
 fn spike(
@@ -137,37 +148,61 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
     };
     if let Some((a, b, confirm, scale)) = pair {
         let (d, thr) = spike(c, a, b, lm, x, y, s);
-        let thr = thr * scale;
+        let thr = thr * scale * edge_factor(x, y, lm.width, lm.height, s);
         let mut cb = spike_bits(d, thr, [C_POS, C_NEG, C_STRONG]);
         // Neighbours that disagree with each other (occlusion, motion blur, a compensation
         // that failed) are no evidence of dirt.
         if (a[k] - b[k]).abs() >= 0.5 * d.abs() {
             cb = 0;
         }
+        // A frame two away counts only where it matches the frame between it and the centre
+        // (to within `s.consistent` of the spike): one that compensation lost (a block off,
+        // a figure moving fast) says nothing about the centre, and must not veto strong dirt
+        // that the frames just before and after agree on.
+        let (ua, ub) = match confirm {
+            Some((a2, b2)) => (
+                (a2[k] - a[k]).abs() < s.consistent * d.abs(),
+                (b2[k] - b[k]).abs() < s.consistent * d.abs(),
+            ),
+            None => (false, false),
+        };
         if let Some((a2, b2)) = confirm {
-            let (d2, thr2) = spike(c, a2, b2, lm, x, y, s);
-            let ok = if d > 0.0 {
-                d2 > 0.5 * thr2
-            } else {
-                d2 < -0.5 * thr2
+            let far = match (ua, ub) {
+                (true, true) => Some((a2, b2)),
+                (true, false) => Some((a2, a2)),
+                (false, true) => Some((b2, b2)),
+                (false, false) => None,
             };
-            if !ok {
-                cb = 0;
+            if let Some((u, v)) = far {
+                let (d2, thr2) = spike(c, u, v, lm, x, y, s);
+                let ok = if d > 0.0 {
+                    d2 > 0.5 * thr2
+                } else {
+                    d2 < -0.5 * thr2
+                };
+                if !ok {
+                    cb = 0;
+                }
             }
         }
         // Motion failure: the neighbours, which the dirt does not touch, disagree over a wider
         // area around the candidate (compensation off by a block, an occlusion): the pair
-        // either side, and with the frames two away each side's own pair (a figure whose
-        // motion the compensation loses between the frames before, or after). Only where a
-        // candidate remains: the rest never reads it.
+        // either side, and with the frames two away that count, each side's own pair (a
+        // figure whose motion the compensation loses between the frames before, or after).
+        // Only where a candidate remains: the rest never reads it.
         if cb != 0 {
             let (w, h, r) = (lm.width, lm.height, s.wide_radius);
             let mut wide = wide_disagreement(a, b, w, h, x, y, r);
             if let Some((a2, b2)) = confirm {
-                wide = wide
-                    .max(wide_disagreement(a2, b2, w, h, x, y, r))
-                    .max(wide_disagreement(a, a2, w, h, x, y, r))
-                    .max(wide_disagreement(b, b2, w, h, x, y, r));
+                if ua && ub {
+                    wide = wide.max(wide_disagreement(a2, b2, w, h, x, y, r));
+                }
+                if ua {
+                    wide = wide.max(wide_disagreement(a, a2, w, h, x, y, r));
+                }
+                if ub {
+                    wide = wide.max(wide_disagreement(b, b2, w, h, x, y, r));
+                }
             }
             if s.wide_factor * wide >= d.abs() {
                 cb = 0;

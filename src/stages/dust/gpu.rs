@@ -51,6 +51,10 @@ struct DetectUniform {
     noise_factor: f32,
     wide_factor: f32,
     one_sided: f32,
+    consistent: f32,
+    edge_k: f32,
+    edge: u32,
+    _pad: u32,
 }
 
 /// Keep in sync with `struct Params` in `shaders/dust_clean.wgsl` and `dust_spread_h.wgsl`.
@@ -144,6 +148,10 @@ pub fn run(
         noise_factor: s.noise_factor,
         wide_factor: s.wide_factor,
         one_sided: s.one_sided,
+        consistent: s.consistent,
+        edge_k: s.edge_k,
+        edge: s.edge as u32,
+        _pad: 0,
     };
     gpu.run_kernel(
         &DETECT,

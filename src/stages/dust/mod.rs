@@ -13,7 +13,13 @@
 //!    sixth of its spike: the dirt does not touch them, so that is motion failure (a figure
 //!    moving too fast for block motion), and a false repair there costs clean picture. With
 //!    the frames two away, the same holds for each side's own pair (-1 against -2, +1 against
-//!    +2): a figure the compensation loses on one side only.
+//!    +2): a figure the compensation loses on one side only. A frame two away takes part (in
+//!    the confirmation and in these checks) only where it matches the frame between it and the
+//!    centre to within a quarter of the spike: one that compensation lost says nothing, and
+//!    must not veto dirt the frames just before and after agree on.
+//!    Near the frame border (a twentieth of the larger side: 32 px at 640 wide) the threshold
+//!    rises, to four times on the border, as picture entering or leaving view there is in no
+//!    neighbour.
 //!    `t0` follows `sensitivity`. The first and last frames of a sequence or shot have
 //!    neighbours on one side only, where picture coming into view looks just like dirt: there
 //!    the spike is taken against the two frames on that side at eight times the threshold,
@@ -208,6 +214,13 @@ pub struct Settings {
     pub wide_factor: f32,
     /// Threshold factor for detection from the frames on one side only.
     pub one_sided: f32,
+    /// A frame two away counts for the confirmation and the motion-failure check only where it
+    /// differs from the frame between it and the centre by less than this share of the spike.
+    pub consistent: f32,
+    /// Threshold factor on the frame border ([`cpu::edge_factor`]), falling to 1 at `edge`
+    /// pixels in (0: no border band).
+    pub edge_k: f32,
+    pub edge: usize,
 }
 
 /// Motion-failure veto and repair limit, chosen on `degrade --defects dust,blotches` of the
@@ -219,9 +232,18 @@ const REPAIR_MARGIN: f32 = 0.5;
 /// Only strong dirt is taken from the frames on one side: picture that moves in or out of
 /// view, or that compensation misses, looks like dirt there (chosen on the same clip).
 const ONE_SIDED: f32 = 8.0;
+/// Frames two away that compensation lost vetoed strong dirt on a fast-moving figure (bikes:
+/// inside the masks +0.9 dB); a quarter of the spike keeps them where they follow.
+const CONSISTENT: f32 = 0.25;
+/// Picture entering at the frame border (a handlebar, a hand) made half the false repairs
+/// left on the bikes clip; four times the threshold on the border, falling to 1 at 32 px in
+/// (a twentieth of the 640 px width: motion, and so the band, scales with the picture),
+/// removed most of them (outside the masks +1.2 dB with `consistent`).
+const EDGE_K: f32 = 4.0;
+const EDGE_SHARE: usize = 20;
 
 impl Settings {
-    fn new(p: &DustParams, nb: [bool; 4]) -> Self {
+    fn new(p: &DustParams, nb: [bool; 4], width: usize, height: usize) -> Self {
         let t0 = p.t0();
         Settings {
             t0,
@@ -238,6 +260,9 @@ impl Settings {
             wide_factor: WIDE_FACTOR,
             margin: REPAIR_MARGIN,
             one_sided: ONE_SIDED,
+            consistent: CONSISTENT,
+            edge_k: EDGE_K,
+            edge: width.max(height) / EDGE_SHARE,
         }
     }
 }
@@ -436,7 +461,7 @@ impl Stage for Dust {
             center: &cp.levels[0].data,
             nb: std::array::from_fn(|i| lumas[i].as_ref().map(|l| l.data.as_slice())),
         };
-        let s = Settings::new(&self.params, nb.map(|f| f.is_some()));
+        let s = Settings::new(&self.params, nb.map(|f| f.is_some()), w, h);
         let bits = cpu::clean(&cpu::detect(&lm, &s), w, h);
         let hbits = cpu::spread_h(&bits, w, h, if s.pm_check { s.pm_radius } else { 0 });
         let flag = cpu::decide(&hbits, ext.as_deref(), &s, w, h);
@@ -478,7 +503,12 @@ impl Stage for Dust {
                 kept[i] = Some((f, p));
             }
         }
-        let s = Settings::new(&self.params, kept.each_ref().map(|k| k.is_some()));
+        let s = Settings::new(
+            &self.params,
+            kept.each_ref().map(|k| k.is_some()),
+            c.width,
+            c.height,
+        );
         let (out, alpha) = gpu::run(gpu, c, &cp, kept, ext.as_deref(), mp, &s)?;
         // The mask comes back for the record of what was repaired (and for `emit_masks`).
         let a = gpu.download(&alpha)?;
