@@ -92,7 +92,10 @@ pub struct DustParams {
     /// Range 0..10, default 2.5.
     pub noise_factor: f32,
     /// Pixels around a spike on the neighbouring frames within which a candidate counts as
-    /// moving picture and is kept. Range 0..64, default 16; 0 turns the check off.
+    /// moving picture and is kept. Range 0..64, default 16; 0 turns the check off. Larger
+    /// keeps more of a figure moving fast close to the camera (bikes clip, dust and blotches:
+    /// outside the defects 44.7 dB at 16, 46.6 at 24, 47.6 at 32) and loses dirt that has
+    /// other dirt near it on both neighbouring frames (inside 23.0, 22.9, 22.5 dB).
     pub pm_radius: usize,
     /// Pixels the mask may grow by into weak candidates, to cover soft edges of dirt.
     /// Range 0..8, default 3.
