@@ -71,6 +71,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             reference,
             restored,
             mask,
+            detected,
             margin,
             json,
         } => {
@@ -78,6 +79,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 reference,
                 restored,
                 mask,
+                detected,
                 margin,
             })?;
             if json {

@@ -53,6 +53,10 @@ pub enum Command {
         /// Defect masks (nonzero = damaged), matched by name, e.g. `degrade`'s OUT/mask.
         #[arg(long)]
         mask: Option<PathBuf>,
+        /// Repair masks to score against --mask (detection recall and precision, pixels and
+        /// regions), matched by name, e.g. `restore --emit-masks DIR`'s DIR/dust.
+        #[arg(long, requires = "mask")]
+        detected: Option<PathBuf>,
         /// Border in pixels left out of every measure.
         #[arg(long, default_value_t = 0)]
         margin: usize,

@@ -34,6 +34,20 @@
 //! - `flicker_rms = sqrt((1/(n-1)) sum_{t>=1} (e_t - e_{t-1})^2)` and
 //!   `flicker_max = max_t |e_t - e_{t-1}|` of the luma error `e_t`; 0 for a single frame.
 //!
+//! # Detection
+//!
+//! With `detected` masks as well (what a defect stage reports it repaired, e.g. `restore
+//! --emit-masks DIR`'s `DIR/dust`), each frame's detection is counted against the truth masks,
+//! on the same cropped area:
+//! - pixels: `pixel_recall = |truth ∩ detected| / |truth|`,
+//!   `pixel_precision = |truth ∩ detected| / |detected|`;
+//! - 8-connected regions: `region_recall` is the share of truth regions with at least one
+//!   detected pixel, `region_precision` the share of detected regions that touch at least one
+//!   truth pixel (a detected region touching none is a false repair).
+//!
+//! Over the sequence the counts are summed before the ratios are taken; a ratio with nothing
+//! to divide by is `null`.
+//!
 //! # JSON
 //!
 //! [`CompareReport::to_json`]: PSNR fields are a number of dB, the **string `"inf"`** for
@@ -64,6 +78,8 @@ pub struct CompareOptions {
     pub restored: PathBuf,
     /// Defect masks (nonzero = defect), matched by stem; one per reference frame.
     pub mask: Option<PathBuf>,
+    /// Repair masks to score against `mask` (nonzero = repaired), matched by stem.
+    pub detected: Option<PathBuf>,
     /// Border in pixels left out of every measure.
     pub margin: usize,
 }
@@ -85,6 +101,8 @@ pub struct FrameReport {
     pub psnr_out_mask: Option<f64>,
     /// Squared-error sums inside and outside the mask, when there is one.
     pub mask: Option<MaskedSums>,
+    /// Detection counts, when repair masks were given.
+    pub detection: Option<Detection>,
     /// Translation of the restored frame against the reference, px.
     pub dx: f64,
     pub dy: f64,
@@ -117,6 +135,86 @@ pub struct Summary {
     pub flicker_max: f64,
     /// Mean of the luma error (a steady lift or loss of brightness).
     pub mean_luma_error: f64,
+    /// Detection over all frames, when repair masks were given.
+    pub detection: Option<DetectionSummary>,
+}
+
+/// One frame's repair mask counted against its truth mask (see the module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Detection {
+    pub truth_pixels: u64,
+    pub detected_pixels: u64,
+    /// Pixels both in the truth and in the repair mask.
+    pub hit_pixels: u64,
+    pub truth_regions: u64,
+    /// Truth regions with at least one detected pixel.
+    pub found_regions: u64,
+    pub detected_regions: u64,
+    /// Detected regions touching at least one truth pixel.
+    pub true_regions: u64,
+}
+
+impl Detection {
+    /// Count `detected` against `truth` (one flag per pixel, `width` pixels a row).
+    pub fn of(truth: &[bool], detected: &[bool], width: usize) -> Self {
+        assert_eq!(truth.len(), detected.len(), "mask sizes");
+        let (truth_labels, truth_regions) = metrics::label_regions(truth, width);
+        let (detected_labels, detected_regions) = metrics::label_regions(detected, width);
+        let mut found = vec![false; truth_regions as usize + 1];
+        let mut touching = vec![false; detected_regions as usize + 1];
+        let mut hit_pixels = 0;
+        for i in 0..truth.len() {
+            if truth[i] && detected[i] {
+                hit_pixels += 1;
+                found[truth_labels[i] as usize] = true;
+                touching[detected_labels[i] as usize] = true;
+            }
+        }
+        Detection {
+            truth_pixels: truth.iter().filter(|&&t| t).count() as u64,
+            detected_pixels: detected.iter().filter(|&&d| d).count() as u64,
+            hit_pixels,
+            truth_regions: truth_regions as u64,
+            found_regions: found.iter().filter(|&&f| f).count() as u64,
+            detected_regions: detected_regions as u64,
+            true_regions: touching.iter().filter(|&&t| t).count() as u64,
+        }
+    }
+
+    /// Pool another frame's counts into these.
+    pub fn add(&mut self, o: &Detection) {
+        self.truth_pixels += o.truth_pixels;
+        self.detected_pixels += o.detected_pixels;
+        self.hit_pixels += o.hit_pixels;
+        self.truth_regions += o.truth_regions;
+        self.found_regions += o.found_regions;
+        self.detected_regions += o.detected_regions;
+        self.true_regions += o.true_regions;
+    }
+}
+
+/// Pooled detection counts and their ratios.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DetectionSummary {
+    #[serde(flatten)]
+    pub counts: Detection,
+    pub pixel_recall: Option<f64>,
+    pub pixel_precision: Option<f64>,
+    pub region_recall: Option<f64>,
+    pub region_precision: Option<f64>,
+}
+
+impl DetectionSummary {
+    pub fn of(c: Detection) -> Self {
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        DetectionSummary {
+            counts: c,
+            pixel_recall: ratio(c.hit_pixels, c.truth_pixels),
+            pixel_precision: ratio(c.hit_pixels, c.detected_pixels),
+            region_recall: ratio(c.found_regions, c.truth_regions),
+            region_precision: ratio(c.true_regions, c.detected_regions),
+        }
+    }
 }
 
 /// Everything `nitrate compare` found.
@@ -125,6 +223,7 @@ pub struct CompareReport {
     pub reference: String,
     pub restored: String,
     pub mask: Option<String>,
+    pub detected: Option<String>,
     pub margin: usize,
     pub frames: Vec<FrameReport>,
     pub summary: Summary,
@@ -188,26 +287,15 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
         bail!(msg);
     }
 
+    if opts.detected.is_some() && opts.mask.is_none() {
+        bail!("repair masks (detected) are scored against truth masks: give the masks too");
+    }
     let masks = match &opts.mask {
-        Some(m) => {
-            let seq =
-                Sequence::discover(m).with_context(|| format!("mask frames {}", m.display()))?;
-            let map = by_stem(&seq)?;
-            let missing: Vec<String> = reference
-                .frames
-                .iter()
-                .map(|f| stem(&f.path))
-                .filter(|s| !map.contains_key(s))
-                .collect();
-            if !missing.is_empty() {
-                bail!(
-                    "{}: no mask for frame {} (masks are matched to frames by name)",
-                    seq.pattern,
-                    name_list(&missing)
-                );
-            }
-            Some(map)
-        }
+        Some(m) => Some(masks_by_stem(m, "mask", &reference)?),
+        None => None,
+    };
+    let detected = match &opts.detected {
+        Some(m) => Some(masks_by_stem(m, "repair mask", &reference)?),
         None => None,
     };
 
@@ -216,6 +304,7 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
         reference: PathBuf,
         restored: PathBuf,
         mask: Option<PathBuf>,
+        detected: Option<PathBuf>,
     }
     let jobs: Vec<Job> = reference
         .frames
@@ -225,6 +314,7 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
             Job {
                 restored: restored_by_stem[&name].clone(),
                 mask: masks.as_ref().map(|m| m[&name].clone()),
+                detected: detected.as_ref().map(|m| m[&name].clone()),
                 reference: f.path.clone(),
                 name,
             }
@@ -250,7 +340,7 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
                     a.planes
                 );
             }
-            if let Some(m) = &j.mask {
+            for m in j.mask.iter().chain(&j.detected) {
                 let mi = read_info(m)?;
                 if (mi.width, mi.height) != (a.width, a.height) {
                     bail!(
@@ -291,9 +381,21 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
                     Some(m) => Some(mask_flags(&read_frame(m)?)),
                     None => None,
                 };
-                measure_frame(&j.name, &a, &b, mask.as_deref(), opts.margin).with_context(|| {
-                    format!("{} against {}", j.restored.display(), j.reference.display())
-                })
+                let mut report = measure_frame(&j.name, &a, &b, mask.as_deref(), opts.margin)
+                    .with_context(|| {
+                        format!("{} against {}", j.restored.display(), j.reference.display())
+                    })?;
+                if let (Some(truth), Some(d)) = (&mask, &j.detected) {
+                    let repaired = mask_flags(&read_frame(d)?);
+                    let (w, h) = (a.width, a.height);
+                    let inner = |m: &[bool]| crop_flags(m, w, h, opts.margin);
+                    report.detection = Some(Detection::of(
+                        &inner(truth),
+                        &inner(&repaired),
+                        w - 2 * opts.margin,
+                    ));
+                }
+                Ok(report)
             })
             .collect();
         for m in measured {
@@ -305,10 +407,47 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
         reference: reference.pattern,
         restored: restored.pattern,
         mask: opts.mask.as_ref().map(|m| m.display().to_string()),
+        detected: opts.detected.as_ref().map(|m| m.display().to_string()),
         margin: opts.margin,
         frames,
         summary,
     })
+}
+
+/// Masks in `dir` by stem, one for every reference frame.
+fn masks_by_stem(
+    dir: &Path,
+    what: &str,
+    reference: &Sequence,
+) -> Result<BTreeMap<String, PathBuf>> {
+    let seq =
+        Sequence::discover(dir).with_context(|| format!("{what} frames {}", dir.display()))?;
+    let map = by_stem(&seq)?;
+    let missing: Vec<String> = reference
+        .frames
+        .iter()
+        .map(|f| stem(&f.path))
+        .filter(|s| !map.contains_key(s))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: no {what} for frame {} ({what}s are matched to frames by name)",
+            seq.pattern,
+            name_list(&missing)
+        );
+    }
+    Ok(map)
+}
+
+/// The flags of a `width` x `height` mask inside a border of `margin` pixels.
+fn crop_flags(mask: &[bool], width: usize, height: usize, margin: usize) -> Vec<bool> {
+    (margin..height - margin)
+        .flat_map(|y| {
+            mask[y * width + margin..(y + 1) * width - margin]
+                .iter()
+                .copied()
+        })
+        .collect()
 }
 
 /// Per-pixel mask flags from a decoded mask image: a pixel is inside if any plane is nonzero.
@@ -351,13 +490,7 @@ pub fn measure_frame(
     }
     let a = metrics::crop(reference, margin);
     let b = metrics::crop(restored, margin);
-    let masked = mask.map(|m| {
-        let cw = w - 2 * margin;
-        let inner: Vec<bool> = (margin..h - margin)
-            .flat_map(|y| m[y * w + margin..y * w + margin + cw].iter().copied())
-            .collect();
-        metrics::masked_error(&a, &b, &inner, 0)
-    });
+    let masked = mask.map(|m| metrics::masked_error(&a, &b, &crop_flags(m, w, h, margin), 0));
     let ((mse, ssim), (offset, luma_error)) = rayon::join(
         || rayon::join(|| metrics::mse(&a, &b), || metrics::ssim(&a, &b)),
         || {
@@ -376,6 +509,7 @@ pub fn measure_frame(
         psnr_in_mask: masked.and_then(|m| m.psnr_in()),
         psnr_out_mask: masked.and_then(|m| m.psnr_out()),
         mask: masked,
+        detection: None,
         dx: offset.0,
         dy: offset.1,
         luma_error,
@@ -400,6 +534,10 @@ pub fn summarise(frames: &[FrameReport]) -> Summary {
     let (shake_x, shake_y) = (residual_shake(&dx), residual_shake(&dy));
     let luma: Vec<f64> = frames.iter().map(|f| f.luma_error).collect();
     let (flicker_rms, flicker_max) = flicker(&luma);
+    let mut detection: Option<Detection> = None;
+    for d in frames.iter().filter_map(|f| f.detection.as_ref()) {
+        detection.get_or_insert_with(Detection::default).add(d);
+    }
     Summary {
         frames: n,
         mean_psnr: if n == 0 {
@@ -421,6 +559,7 @@ pub fn summarise(frames: &[FrameReport]) -> Summary {
         flicker_rms,
         flicker_max,
         mean_luma_error: luma.iter().sum::<f64>() / nf,
+        detection: detection.map(DetectionSummary::of),
     }
 }
 
@@ -567,6 +706,30 @@ impl fmt::Display for CompareReport {
                 "  masks    {} dB inside, {} dB outside",
                 db(s.psnr_in_mask),
                 db(s.psnr_out_mask)
+            )?;
+        }
+        if let Some(d) = &s.detection {
+            let c = &d.counts;
+            let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.3}", r));
+            writeln!(
+                f,
+                "  detected pixels: recall {} ({} of {}), precision {} ({} of {} repaired)",
+                pct(d.pixel_recall),
+                c.hit_pixels,
+                c.truth_pixels,
+                pct(d.pixel_precision),
+                c.hit_pixels,
+                c.detected_pixels
+            )?;
+            writeln!(
+                f,
+                "  detected regions: recall {} ({} of {}), precision {} ({} of {} touch a defect)",
+                pct(d.region_recall),
+                c.found_regions,
+                c.truth_regions,
+                pct(d.region_precision),
+                c.true_regions,
+                c.detected_regions
             )?;
         }
         writeln!(

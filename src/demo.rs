@@ -76,6 +76,7 @@ pub fn run(args: &DemoArgs, backend: Backend) -> Result<()> {
             reference: damage.clean_dir.clone(),
             restored: dir.to_path_buf(),
             mask: Some(damage.mask_dir.clone()),
+            detected: None,
             margin: 8,
         })
     };

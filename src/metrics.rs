@@ -1015,3 +1015,33 @@ mod tests {
         assert!(re.iter().all(|&v| (v - 1.0).abs() < 1e-12) && im.iter().all(|&v| v.abs() < 1e-12));
     }
 }
+
+/// Labels of the 8-connected regions of `mask` (`width` pixels a row): 0 outside the mask,
+/// 1..=count inside, in raster order of each region's first pixel; and the count.
+pub fn label_regions(mask: &[bool], width: usize) -> (Vec<u32>, u32) {
+    let height = mask.len() / width.max(1);
+    let mut labels = vec![0u32; mask.len()];
+    let mut stack = Vec::new();
+    let mut count = 0;
+    for start in 0..mask.len() {
+        if !mask[start] || labels[start] != 0 {
+            continue;
+        }
+        count += 1;
+        labels[start] = count;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % width, i / width);
+            for ny in y.saturating_sub(1)..=(y + 1).min(height - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(width - 1) {
+                    let j = ny * width + nx;
+                    if mask[j] && labels[j] == 0 {
+                        labels[j] = count;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+    }
+    (labels, count)
+}

@@ -24,6 +24,7 @@ fn opts(reference: &Path, restored: &Path, mask: Option<&Path>, margin: usize) -
         reference: reference.to_path_buf(),
         restored: restored.to_path_buf(),
         mask: mask.map(Path::to_path_buf),
+        detected: None,
         margin,
     }
 }
@@ -608,4 +609,66 @@ fn translation_survives_ghosting_noise_and_spots() {
     }
     let (dx, dy) = metrics::estimate_translation(&reference, &ghost);
     assert!(dx.abs() < 3.0 && dy.abs() < 3.0, "({dx}, {dy})");
+}
+
+#[test]
+fn detection_counts_pixels_and_regions_against_the_truth() {
+    let (tmp, a, b, m) = dirs();
+    let d = tmp.path().join("repaired");
+    let (w, h) = (40, 30);
+    let frames: Vec<Frame> = (0..2).map(|t| scene_frame(w, h, 3, t, 5)).collect();
+    write_seq(&a, &frames, OutputFormat::Png { bits: 16 });
+    write_seq(&b, &frames, OutputFormat::Png { bits: 16 });
+    // Truth: a 4x4 square (16 px) and a diagonal pair (one 8-connected region of 2 px) in
+    // frame 1; a 3x3 square (9 px) in frame 2.
+    let square4 = |x: usize, y: usize| (5..9).contains(&x) && (5..9).contains(&y);
+    let diagonal = |x: usize, y: usize| (x, y) == (20, 20) || (x, y) == (21, 21);
+    let square3 = |x: usize, y: usize| (30..33).contains(&x) && (10..13).contains(&y);
+    let truth = [
+        mask_frame(w, h, |x, y| square4(x, y) || diagonal(x, y)),
+        mask_frame(w, h, square3),
+    ];
+    // Repaired: half of the 4x4 square plus 4 px beside it (one region touching the truth),
+    // and a false 2x1 region far away, in frame 1; nothing in frame 2.
+    let repaired = [
+        mask_frame(w, h, |x, y| {
+            ((5..11).contains(&x) && (5..7).contains(&y)) || ((34..36).contains(&x) && y == 25)
+        }),
+        mask_frame(w, h, |_, _| false),
+    ];
+    write_seq(&m, &truth, OutputFormat::Png { bits: 8 });
+    write_seq(&d, &repaired, OutputFormat::Png { bits: 8 });
+    let mut o = opts(&a, &b, Some(&m), 0);
+    o.detected = Some(d.clone());
+    let report = compare::run(&o).unwrap();
+    let f1 = report.frames[0].detection.unwrap();
+    assert_eq!(
+        (f1.truth_pixels, f1.detected_pixels, f1.hit_pixels),
+        (18, 14, 8)
+    );
+    assert_eq!((f1.truth_regions, f1.found_regions), (2, 1));
+    assert_eq!((f1.detected_regions, f1.true_regions), (2, 1));
+    let s = report.summary.detection.unwrap();
+    assert_eq!(s.counts.truth_pixels, 27);
+    assert_eq!(s.pixel_recall, Some(8.0 / 27.0));
+    assert_eq!(s.pixel_precision, Some(8.0 / 14.0));
+    assert_eq!(s.region_recall, Some(1.0 / 3.0));
+    assert_eq!(s.region_precision, Some(0.5));
+    let table = report.to_string();
+    assert!(table.contains("recall 0.296 (8 of 27)"), "{table}");
+    assert_eq!(report.to_json()["summary"]["detection"]["hit_pixels"], 8);
+
+    // A margin crops the repair masks too: 7 px leaves a corner of the square and the pair.
+    o.margin = 7;
+    let cropped = compare::run(&o).unwrap().frames[0].detection.unwrap();
+    assert_eq!((cropped.truth_pixels, cropped.hit_pixels), (4 + 2, 0));
+
+    // Repair masks without truth masks, and a missing repair mask, are refused by name.
+    let mut no_truth = opts(&a, &b, None, 0);
+    no_truth.detected = Some(d.clone());
+    let err = compare::run(&no_truth).unwrap_err().to_string();
+    assert!(err.contains("truth masks"), "{err}");
+    std::fs::remove_file(d.join("000002.png")).unwrap();
+    let err = format!("{:#}", compare::run(&o).unwrap_err());
+    assert!(err.contains("no repair mask for frame 000002"), "{err}");
 }

@@ -214,31 +214,8 @@ impl RepairLog {
 
 /// Number of 8-connected regions of non-zero pixels.
 fn regions(mask: &[u8], width: usize) -> u64 {
-    let height = mask.len() / width.max(1);
-    let mut seen = vec![false; mask.len()];
-    let mut stack = Vec::new();
-    let mut count = 0;
-    for start in 0..mask.len() {
-        if mask[start] == 0 || seen[start] {
-            continue;
-        }
-        count += 1;
-        seen[start] = true;
-        stack.push(start);
-        while let Some(i) = stack.pop() {
-            let (x, y) = (i % width, i / width);
-            for ny in y.saturating_sub(1)..=(y + 1).min(height - 1) {
-                for nx in x.saturating_sub(1)..=(x + 1).min(width - 1) {
-                    let j = ny * width + nx;
-                    if mask[j] != 0 && !seen[j] {
-                        seen[j] = true;
-                        stack.push(j);
-                    }
-                }
-            }
-        }
-    }
-    count
+    let inside: Vec<bool> = mask.iter().map(|&v| v != 0).collect();
+    crate::metrics::label_regions(&inside, width).1 as u64
 }
 
 /// One restoration operation with a CPU reference and a GPU implementation.
