@@ -36,52 +36,63 @@ pub fn dct_matrix() -> [[f32; P]; P] {
     })
 }
 
-/// 2D DCT of a patch (row-major `p[y * 8 + x]`): `c p cᵀ`, rows first.
+/// 2D DCT of a patch (row-major `p[y * 8 + x]`): `c p cᵀ`, rows first. Every output sums
+/// its eight products in index order (`x`, then `y`), as the shader does; the loops run over
+/// eight outputs at once so the compiler can vectorise them.
 pub fn forward(c: &[[f32; P]; P], p: &[f32; 64]) -> [f32; 64] {
+    let ct = transpose(c);
     let mut r = [0.0f32; 64];
     for y in 0..P {
-        for u in 0..P {
-            let mut s = 0.0f32;
-            for x in 0..P {
-                s += c[u][x] * p[y * P + x];
+        let mut acc = [0.0f32; P];
+        for x in 0..P {
+            let v = p[y * P + x];
+            for u in 0..P {
+                acc[u] += ct[x][u] * v;
             }
-            r[y * P + u] = s;
         }
+        r[y * P..(y + 1) * P].copy_from_slice(&acc);
     }
     let mut d = [0.0f32; 64];
     for v in 0..P {
-        for u in 0..P {
-            let mut s = 0.0f32;
-            for y in 0..P {
-                s += c[v][y] * r[y * P + u];
+        let mut acc = [0.0f32; P];
+        for y in 0..P {
+            let k = c[v][y];
+            for u in 0..P {
+                acc[u] += k * r[y * P + u];
             }
-            d[v * P + u] = s;
         }
+        d[v * P..(v + 1) * P].copy_from_slice(&acc);
     }
     d
 }
 
-/// Inverse of [`forward`]: `cᵀ d c`, columns first.
+fn transpose(c: &[[f32; P]; P]) -> [[f32; P]; P] {
+    std::array::from_fn(|i| std::array::from_fn(|j| c[j][i]))
+}
+
+/// Inverse of [`forward`]: `cᵀ d c`, columns first (sums in index order: `v`, then `u`).
 pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
     let mut r = [0.0f32; 64];
     for y in 0..P {
-        for u in 0..P {
-            let mut s = 0.0f32;
-            for v in 0..P {
-                s += c[v][y] * d[v * P + u];
+        let mut acc = [0.0f32; P];
+        for v in 0..P {
+            let k = c[v][y];
+            for u in 0..P {
+                acc[u] += k * d[v * P + u];
             }
-            r[y * P + u] = s;
         }
+        r[y * P..(y + 1) * P].copy_from_slice(&acc);
     }
     let mut p = [0.0f32; 64];
     for y in 0..P {
-        for x in 0..P {
-            let mut s = 0.0f32;
-            for u in 0..P {
-                s += c[u][x] * r[y * P + u];
+        let mut acc = [0.0f32; P];
+        for u in 0..P {
+            let v = r[y * P + u];
+            for x in 0..P {
+                acc[x] += c[u][x] * v;
             }
-            p[y * P + x] = s;
         }
+        p[y * P..(y + 1) * P].copy_from_slice(&acc);
     }
     p
 }
@@ -117,21 +128,41 @@ pub fn from_opponent(f: &Frame) -> Frame {
 }
 
 /// `b` moved onto the centre's grid by `field`: the same arithmetic as
-/// [`crate::motion::cpu::warp`] (and `shaders/motion_warp.wgsl`), the vector interpolated
-/// once per pixel for all planes instead of once per sample.
+/// [`crate::motion::cpu::warp`] (and `shaders/motion_warp.wgsl`), bit for bit, with the
+/// block-grid positions of every column and row found once and the vector interpolated once
+/// per pixel for all planes.
 pub fn warp(b: &Frame, field: &crate::motion::Field) -> Frame {
-    use crate::motion::cpu::{field_at, sample};
     let (w, h, n) = (b.width, b.height, b.plane_len());
+    let gx: Vec<(usize, usize, f32)> = (0..w)
+        .map(|x| grid_pos(x as f32, field.block, field.cols))
+        .collect();
     let mut out = b.clone();
     let rows: Vec<Vec<f32>> = (0..h)
         .into_par_iter()
         .map(|y| {
+            let (y0, y1, ty) = grid_pos(y as f32, field.block, field.rows);
+            let (r0, r1) = (y0 * field.cols, y1 * field.cols);
+            let bil = |v: &[f32], (x0, x1, tx): (usize, usize, f32)| {
+                let top = lerp(v[r0 + x0], v[r0 + x1], tx);
+                let bot = lerp(v[r1 + x0], v[r1 + x1], tx);
+                lerp(top, bot, ty)
+            };
             let mut row = vec![0.0f32; w * b.planes];
-            for x in 0..w {
-                let (vx, vy) = field_at(field, x as f32, y as f32);
+            let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
+            for (x, &g) in gx.iter().enumerate() {
+                let (vx, vy) = (bil(&field.vx, g), bil(&field.vy, g));
+                // `motion::cpu::sample`: clamped, so not negative and truncation is the floor.
+                let sx = (x as f32 + vx).clamp(0.0, xmax);
+                let sy = (y as f32 + vy).clamp(0.0, ymax);
+                let (x0, y0) = (sx as usize, sy as usize);
+                let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+                let (tx, ty) = (sx - x0 as f32, sy - y0 as f32);
+                let (i00, i01, i10, i11) = (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1);
                 for p in 0..b.planes {
                     let src = &b.data[p * n..(p + 1) * n];
-                    row[p * w + x] = sample(src, w, h, x as f32 + vx, y as f32 + vy);
+                    let top = lerp(src[i00], src[i01], tx);
+                    let bot = lerp(src[i10], src[i11], tx);
+                    row[p * w + x] = lerp(top, bot, ty);
                 }
             }
             row
@@ -143,6 +174,20 @@ pub fn warp(b: &Frame, field: &crate::motion::Field) -> Frame {
         }
     }
     out
+}
+
+/// `motion::cpu`'s linear interpolation, `a + (b - a) * t`.
+fn lerp(a: f32, b: f32, t: f32) -> f32 {
+    a + (b - a) * t
+}
+
+/// `motion::cpu`'s block-centre coordinate: the index below, the next (clamped) and the
+/// fraction toward it.
+fn grid_pos(p: f32, block: usize, n: usize) -> (usize, usize, f32) {
+    let f = ((p + 0.5) / block as f32 - 0.5).clamp(0.0, (n - 1) as f32);
+    // Clamped to be non-negative: truncation is the floor.
+    let i = f as usize;
+    (i, (i + 1).min(n - 1), f - i as f32)
 }
 
 /// Mean of the 3x3 neighbourhood of every sample, edges clamped: rows of three summed, then
@@ -191,30 +236,83 @@ pub fn temporal(
     m: &PlaneModel,
     strength: f32,
 ) -> (Vec<f32>, Vec<f32>) {
-    let cb = box3(c, w, h);
-    let lb = box3(level, w, h);
-    let nbb: Vec<Vec<f32>> = nb.iter().map(|n| box3(n, w, h)).collect();
     let mut avg = vec![0.0f32; w * h];
     let mut fac = vec![0.0f32; w * h];
     avg.par_chunks_mut(w)
         .zip(fac.par_chunks_mut(w))
         .enumerate()
-        .for_each(|(y, (arow, frow))| {
-            for x in 0..w {
-                let i = y * w + x;
-                let sd = strength * sigma_at(&m.sigma, lb[i]) * m.diff_sd;
-                let (mut sw, mut sw2, mut sv) = (1.0f32, 1.0f32, c[i]);
-                for (n, b) in nb.iter().zip(&nbb) {
-                    let wk = neighbour_weight(b[i] - cb[i], sd);
-                    sw += wk;
-                    sw2 += wk * wk;
-                    sv += wk * n[i];
+        .for_each_init(
+            || Box3Row::new(w, nb.len()),
+            |b, (y, (arow, frow))| {
+                let Box3Row {
+                    rows,
+                    cb,
+                    lb,
+                    nb: nbb,
+                } = b;
+                // The 3x3 means of this row, as `box3` computes them.
+                box3_row(rows, cb, c, w, h, y);
+                box3_row(rows, lb, level, w, h, y);
+                for (o, n) in nbb.iter_mut().zip(nb) {
+                    box3_row(rows, o, n, w, h, y);
                 }
-                arow[x] = sv / sw;
-                frow[x] = sw2 / (sw * sw);
-            }
-        });
+                let row = &c[y * w..(y + 1) * w];
+                for x in 0..w {
+                    let sd = strength * sigma_at(&m.sigma, lb[x]) * m.diff_sd;
+                    let (mut sw, mut sw2, mut sv) = (1.0f32, 1.0f32, row[x]);
+                    for (n, nbb) in nb.iter().zip(nbb.iter()) {
+                        let wk = neighbour_weight(nbb[x] - cb[x], sd);
+                        sw += wk;
+                        sw2 += wk * wk;
+                        sv += wk * n[y * w + x];
+                    }
+                    arow[x] = sv / sw;
+                    frow[x] = sw2 / (sw * sw);
+                }
+            },
+        );
     (avg, fac)
+}
+
+/// Scratch rows of the fused 3x3 means of [`temporal`].
+struct Box3Row {
+    rows: [Vec<f32>; 3],
+    cb: Vec<f32>,
+    lb: Vec<f32>,
+    nb: Vec<Vec<f32>>,
+}
+
+impl Box3Row {
+    fn new(w: usize, k: usize) -> Self {
+        Box3Row {
+            rows: std::array::from_fn(|_| vec![0.0; w]),
+            cb: vec![0.0; w],
+            lb: vec![0.0; w],
+            nb: vec![vec![0.0; w]; k],
+        }
+    }
+}
+
+/// Row `y` of [`box3`] of `plane` into `out` (`rows` scratch), the same sums in the same order.
+fn box3_row(
+    rows: &mut [Vec<f32>; 3],
+    out: &mut [f32],
+    plane: &[f32],
+    w: usize,
+    h: usize,
+    y: usize,
+) {
+    let ys = [y.saturating_sub(1), y, (y + 1).min(h - 1)];
+    for (r, &yy) in rows.iter_mut().zip(&ys) {
+        let src = &plane[yy * w..(yy + 1) * w];
+        for (x, o) in r.iter_mut().enumerate() {
+            *o = src[x.saturating_sub(1)] + src[x] + src[(x + 1).min(w - 1)];
+        }
+    }
+    let [a, b, c] = &*rows;
+    for x in 0..w {
+        out[x] = (a[x] + b[x] + c[x]) * (1.0 / 9.0);
+    }
 }
 
 /// Patches along one axis of `len` samples at `step`: the last one is moved back to end at the
@@ -313,29 +411,36 @@ pub fn first_cover(x: usize, step: usize) -> usize {
     }
 }
 
-/// Each sample the weighted mean of the patches covering it, patch rows then columns in order.
+/// Each sample the weighted mean of the patches covering it, patch rows then columns in order
+/// (each row adds the patches over it, in that order, into the row: the same sums as one
+/// sample at a time, in the same order).
 pub fn gather(patches: &[([f32; 64], f32)], w: usize, h: usize, step: usize) -> Vec<f32> {
     let (nx, ny) = (patch_count(w, step), patch_count(h, step));
     let mut out = vec![0.0f32; w * h];
-    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        for (x, o) in row.iter_mut().enumerate() {
-            let (mut sv, mut sw) = (0.0f32, 0.0f32);
+    out.par_chunks_mut(w).enumerate().for_each_init(
+        || vec![0.0f32; w],
+        |sw, (y, row)| {
+            sw.iter_mut().for_each(|v| *v = 0.0);
             let mut j = first_cover(y, step);
             while j < ny && patch_pos(j, h, step) <= y {
                 let py = patch_pos(j, h, step);
-                let mut i = first_cover(x, step);
-                while i < nx && patch_pos(i, w, step) <= x {
+                for i in 0..nx {
                     let px = patch_pos(i, w, step);
                     let (p, wt) = &patches[j * nx + i];
-                    sv += wt * p[(y - py) * P + (x - px)];
-                    sw += wt;
-                    i += 1;
+                    let src = &p[(y - py) * P..(y - py + 1) * P];
+                    let end = (px + P).min(w);
+                    for ((o, s), v) in row[px..end].iter_mut().zip(&mut sw[px..end]).zip(src) {
+                        *o += wt * v;
+                        *s += wt;
+                    }
                 }
                 j += 1;
             }
-            *o = sv / sw;
-        }
-    });
+            for (o, s) in row.iter_mut().zip(sw.iter()) {
+                *o /= *s;
+            }
+        },
+    );
     out
 }
 
