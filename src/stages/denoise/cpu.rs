@@ -104,7 +104,7 @@ pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
 /// `shaders/denoise_opponent.wgsl` is the twin.
 pub fn to_opponent(f: &Frame) -> Frame {
     let n = f.plane_len();
-    let mut out = f.clone();
+    let mut out = Frame::new(f.width, f.height, f.planes, f.meta.clone());
     for i in 0..n {
         let (r, g, b) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
         out.data[i] = (r + g + b) * (1.0 / 3.0);
@@ -117,7 +117,7 @@ pub fn to_opponent(f: &Frame) -> Frame {
 /// The inverse of [`to_opponent`]; `shaders/denoise_rgb.wgsl` is the twin.
 pub fn from_opponent(f: &Frame) -> Frame {
     let n = f.plane_len();
-    let mut out = f.clone();
+    let mut out = Frame::new(f.width, f.height, f.planes, f.meta.clone());
     for i in 0..n {
         let (y, c1, c2) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
         out.data[i] = y + c1 + c2 * (2.0 / 3.0);
@@ -136,43 +136,40 @@ pub fn warp(b: &Frame, field: &crate::motion::Field) -> Frame {
     let gx: Vec<(usize, usize, f32)> = (0..w)
         .map(|x| grid_pos(x as f32, field.block, field.cols))
         .collect();
-    let mut out = b.clone();
-    let rows: Vec<Vec<f32>> = (0..h)
-        .into_par_iter()
-        .map(|y| {
-            let (y0, y1, ty) = grid_pos(y as f32, field.block, field.rows);
-            let (r0, r1) = (y0 * field.cols, y1 * field.cols);
-            let bil = |v: &[f32], (x0, x1, tx): (usize, usize, f32)| {
-                let top = lerp(v[r0 + x0], v[r0 + x1], tx);
-                let bot = lerp(v[r1 + x0], v[r1 + x1], tx);
-                lerp(top, bot, ty)
-            };
-            let mut row = vec![0.0f32; w * b.planes];
-            let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
-            for (x, &g) in gx.iter().enumerate() {
-                let (vx, vy) = (bil(&field.vx, g), bil(&field.vy, g));
-                // `motion::cpu::sample`: clamped, so not negative and truncation is the floor.
-                let sx = (x as f32 + vx).clamp(0.0, xmax);
-                let sy = (y as f32 + vy).clamp(0.0, ymax);
-                let (x0, y0) = (sx as usize, sy as usize);
-                let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-                let (tx, ty) = (sx - x0 as f32, sy - y0 as f32);
-                let (i00, i01, i10, i11) = (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1);
-                for p in 0..b.planes {
-                    let src = &b.data[p * n..(p + 1) * n];
-                    let top = lerp(src[i00], src[i01], tx);
-                    let bot = lerp(src[i10], src[i11], tx);
-                    row[p * w + x] = lerp(top, bot, ty);
-                }
-            }
-            row
-        })
-        .collect();
-    for (y, row) in rows.iter().enumerate() {
-        for p in 0..b.planes {
-            out.data[p * n + y * w..p * n + (y + 1) * w].copy_from_slice(&row[p * w..(p + 1) * w]);
+    let mut out = Frame::new(w, h, b.planes, b.meta.clone());
+    // Row `y` of every plane, written by one task.
+    let mut rows: Vec<Vec<&mut [f32]>> = (0..h).map(|_| Vec::new()).collect();
+    for plane in out.data.chunks_mut(n) {
+        for (r, line) in rows.iter_mut().zip(plane.chunks_mut(w)) {
+            r.push(line);
         }
     }
+    rows.into_par_iter().enumerate().for_each(|(y, mut row)| {
+        let (y0, y1, ty) = grid_pos(y as f32, field.block, field.rows);
+        let (r0, r1) = (y0 * field.cols, y1 * field.cols);
+        let bil = |v: &[f32], (x0, x1, tx): (usize, usize, f32)| {
+            let top = lerp(v[r0 + x0], v[r0 + x1], tx);
+            let bot = lerp(v[r1 + x0], v[r1 + x1], tx);
+            lerp(top, bot, ty)
+        };
+        let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
+        for (x, &g) in gx.iter().enumerate() {
+            let (vx, vy) = (bil(&field.vx, g), bil(&field.vy, g));
+            // `motion::cpu::sample`: clamped, so not negative and truncation is the floor.
+            let sx = (x as f32 + vx).clamp(0.0, xmax);
+            let sy = (y as f32 + vy).clamp(0.0, ymax);
+            let (x0, y0) = (sx as usize, sy as usize);
+            let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+            let (tx, ty) = (sx - x0 as f32, sy - y0 as f32);
+            let (i00, i01, i10, i11) = (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1);
+            for (p, line) in row.iter_mut().enumerate() {
+                let src = &b.data[p * n..(p + 1) * n];
+                let top = lerp(src[i00], src[i01], tx);
+                let bot = lerp(src[i10], src[i11], tx);
+                line[x] = lerp(top, bot, ty);
+            }
+        }
+    });
     out
 }
 
@@ -238,24 +235,32 @@ pub fn temporal(
 ) -> (Vec<f32>, Vec<f32>) {
     let mut avg = vec![0.0f32; w * h];
     let mut fac = vec![0.0f32; w * h];
-    avg.par_chunks_mut(w)
-        .zip(fac.par_chunks_mut(w))
+    // The level is often the centre itself (one plane, or the first opponent plane).
+    let level_is_c = std::ptr::eq(level, c);
+    let mut planes: Vec<&[f32]> = vec![c, level];
+    planes.extend_from_slice(nb);
+    // Bands of rows, each keeping the horizontal sums of the rows it has read.
+    const BAND: usize = 16;
+    avg.par_chunks_mut(w * BAND)
+        .zip(fac.par_chunks_mut(w * BAND))
         .enumerate()
-        .for_each_init(
-            || Box3Row::new(w, nb.len()),
-            |b, (y, (arow, frow))| {
-                let Box3Row {
-                    rows,
-                    cb,
-                    lb,
-                    nb: nbb,
-                } = b;
-                // The 3x3 means of this row, as `box3` computes them.
-                box3_row(rows, cb, c, w, h, y);
-                box3_row(rows, lb, level, w, h, y);
-                for (o, n) in nbb.iter_mut().zip(nb) {
-                    box3_row(rows, o, n, w, h, y);
+        .for_each(|(band, (aband, fband))| {
+            let mut sums: Vec<HSums> = planes
+                .iter()
+                .enumerate()
+                .map(|(k, _)| HSums::new(w, !(k == 1 && level_is_c)))
+                .collect();
+            let mut boxes: Vec<Vec<f32>> = vec![vec![0.0; w]; planes.len()];
+            for (dy, (arow, frow)) in aband.chunks_mut(w).zip(fband.chunks_mut(w)).enumerate() {
+                let y = band * BAND + dy;
+                for ((sum, plane), out) in sums.iter_mut().zip(&planes).zip(boxes.iter_mut()) {
+                    if sum.used {
+                        sum.box_row(out, plane, w, h, y);
+                    }
                 }
+                let (cb, rest) = boxes.split_first().expect("centre");
+                let (lb, nbb) = rest.split_first().expect("level");
+                let lb = if level_is_c { cb } else { lb };
                 let row = &c[y * w..(y + 1) * w];
                 for x in 0..w {
                     let sd = strength * sigma_at(&m.sigma, lb[x]) * m.diff_sd;
@@ -269,49 +274,44 @@ pub fn temporal(
                     arow[x] = sv / sw;
                     frow[x] = sw2 / (sw * sw);
                 }
-            },
-        );
+            }
+        });
     (avg, fac)
 }
 
-/// Scratch rows of the fused 3x3 means of [`temporal`].
-struct Box3Row {
+/// The horizontal 3-sums of the last three rows of a plane read, for [`temporal`]'s 3x3 means.
+struct HSums {
     rows: [Vec<f32>; 3],
-    cb: Vec<f32>,
-    lb: Vec<f32>,
-    nb: Vec<Vec<f32>>,
+    of: [usize; 3],
+    used: bool,
 }
 
-impl Box3Row {
-    fn new(w: usize, k: usize) -> Self {
-        Box3Row {
-            rows: std::array::from_fn(|_| vec![0.0; w]),
-            cb: vec![0.0; w],
-            lb: vec![0.0; w],
-            nb: vec![vec![0.0; w]; k],
+impl HSums {
+    fn new(w: usize, used: bool) -> Self {
+        HSums {
+            rows: std::array::from_fn(|_| vec![0.0; if used { w } else { 0 }]),
+            of: [usize::MAX; 3],
+            used,
         }
     }
-}
 
-/// Row `y` of [`box3`] of `plane` into `out` (`rows` scratch), the same sums in the same order.
-fn box3_row(
-    rows: &mut [Vec<f32>; 3],
-    out: &mut [f32],
-    plane: &[f32],
-    w: usize,
-    h: usize,
-    y: usize,
-) {
-    let ys = [y.saturating_sub(1), y, (y + 1).min(h - 1)];
-    for (r, &yy) in rows.iter_mut().zip(&ys) {
-        let src = &plane[yy * w..(yy + 1) * w];
-        for (x, o) in r.iter_mut().enumerate() {
-            *o = src[x.saturating_sub(1)] + src[x] + src[(x + 1).min(w - 1)];
+    /// Row `y` of [`box3`] of `plane` into `out`: the same sums in the same order.
+    fn box_row(&mut self, out: &mut [f32], plane: &[f32], w: usize, h: usize, y: usize) {
+        let ys = [y.saturating_sub(1), y, (y + 1).min(h - 1)];
+        for &yy in &ys {
+            let slot = yy % 3;
+            if self.of[slot] != yy {
+                let src = &plane[yy * w..(yy + 1) * w];
+                for (x, o) in self.rows[slot].iter_mut().enumerate() {
+                    *o = src[x.saturating_sub(1)] + src[x] + src[(x + 1).min(w - 1)];
+                }
+                self.of[slot] = yy;
+            }
         }
-    }
-    let [a, b, c] = &*rows;
-    for x in 0..w {
-        out[x] = (a[x] + b[x] + c[x]) * (1.0 / 9.0);
+        let [a, b, c] = ys.map(|yy| &self.rows[yy % 3]);
+        for x in 0..w {
+            out[x] = (a[x] + b[x] + c[x]) * (1.0 / 9.0);
+        }
     }
 }
 
@@ -368,13 +368,20 @@ pub fn filter_patch(
     let s = strength * sigma_at(&m.sigma, mean);
     let var = s * s * (fsum * (1.0 / 64.0));
     let mut d = forward(c, &p);
-    let mut g2 = 0.0f32;
-    for (k, dk) in d.iter_mut().enumerate().skip(1) {
+    // The gains first (independent: the compiler vectorises them), then their squares summed
+    // in coefficient order.
+    let mut gain = [1.0f32; 64];
+    for k in 1..64 {
         let n = var * m.shape[k];
-        let sig = (*dk * *dk - WIENER_BETA * n).max(0.0);
-        let g = if sig + n > 0.0 { sig / (sig + n) } else { 1.0 };
-        *dk *= g;
-        g2 += g * g;
+        let sig = (d[k] * d[k] - WIENER_BETA * n).max(0.0);
+        let den = sig + n;
+        let g = sig / den;
+        gain[k] = if den > 0.0 { g } else { 1.0 };
+    }
+    let mut g2 = 0.0f32;
+    for k in 1..64 {
+        d[k] *= gain[k];
+        g2 += gain[k] * gain[k];
     }
     (inverse(c, &d), 1.0 / (1.0 + g2))
 }
