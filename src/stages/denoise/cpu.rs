@@ -210,9 +210,12 @@ pub fn box3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
 /// Weight of a compensated neighbour at one sample: 1 while the 3x3 mean of its difference
 /// from the centre `d` is within two standard deviations `sd` of what noise alone gives,
 /// falling linearly to 0 at four (motion the compensation missed, occlusion).
+#[inline]
 pub fn neighbour_weight(d: f32, sd: f32) -> f32 {
+    // Computed, then selected: no branch in the loops that call it.
+    let wk = ((4.0 * sd - d.abs()) / (2.0 * sd)).max(0.0).min(1.0);
     if sd > 0.0 {
-        ((4.0 * sd - d.abs()) / (2.0 * sd)).clamp(0.0, 1.0)
+        wk
     } else {
         0.0
     }
@@ -251,6 +254,7 @@ pub fn temporal(
                 .map(|(k, _)| HSums::new(w, !(k == 1 && level_is_c)))
                 .collect();
             let mut boxes: Vec<Vec<f32>> = vec![vec![0.0; w]; planes.len()];
+            let (mut sd, mut sw) = (vec![0.0f32; w], vec![0.0f32; w]);
             for (dy, (arow, frow)) in aband.chunks_mut(w).zip(fband.chunks_mut(w)).enumerate() {
                 let y = band * BAND + dy;
                 for ((sum, plane), out) in sums.iter_mut().zip(&planes).zip(boxes.iter_mut()) {
@@ -261,18 +265,26 @@ pub fn temporal(
                 let (cb, rest) = boxes.split_first().expect("centre");
                 let (lb, nbb) = rest.split_first().expect("level");
                 let lb = if level_is_c { cb } else { lb };
-                let row = &c[y * w..(y + 1) * w];
-                for x in 0..w {
-                    let sd = strength * sigma_at(&m.sigma, lb[x]) * m.diff_sd;
-                    let (mut sw, mut sw2, mut sv) = (1.0f32, 1.0f32, row[x]);
-                    for (n, nbb) in nb.iter().zip(nbb.iter()) {
-                        let wk = neighbour_weight(nbb[x] - cb[x], sd);
-                        sw += wk;
-                        sw2 += wk * wk;
-                        sv += wk * n[y * w + x];
+                // Neighbour by neighbour over the row (each sample's sums still run in
+                // neighbour order): loops the compiler can vectorise.
+                for (x, o) in sd.iter_mut().enumerate() {
+                    *o = strength * sigma_at(&m.sigma, lb[x]) * m.diff_sd;
+                }
+                arow.copy_from_slice(&c[y * w..(y + 1) * w]);
+                frow.fill(1.0);
+                sw.fill(1.0);
+                for (n, nbb) in nb.iter().zip(nbb.iter()) {
+                    let n = &n[y * w..(y + 1) * w];
+                    for x in 0..w {
+                        let wk = neighbour_weight(nbb[x] - cb[x], sd[x]);
+                        sw[x] += wk;
+                        frow[x] += wk * wk;
+                        arow[x] += wk * n[x];
                     }
-                    arow[x] = sv / sw;
-                    frow[x] = sw2 / (sw * sw);
+                }
+                for x in 0..w {
+                    arow[x] /= sw[x];
+                    frow[x] /= sw[x] * sw[x];
                 }
             }
         });
