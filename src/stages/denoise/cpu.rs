@@ -2,7 +2,8 @@
 //! (`shaders/denoise_temporal.wgsl`), [`filter_patch`] (`denoise_patch.wgsl`), [`gather`]
 //! (`denoise_gather.wgsl`), [`grain_rows`] (`denoise_grain.wgsl`) and [`finish`]
 //! (`denoise_finish.wgsl`). Every function works on one plane; the sums run in the order the
-//! shaders use, so the two differ only by rounding.
+//! shaders use, so the two differ only by rounding. Loops are arranged so the compiler can
+//! vectorise them (many outputs at once), never by reordering one output's sum.
 
 use rayon::prelude::*;
 
@@ -213,7 +214,7 @@ pub fn box3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
 #[inline]
 pub fn neighbour_weight(d: f32, sd: f32) -> f32 {
     // Computed, then selected: no branch in the loops that call it.
-    let wk = ((4.0 * sd - d.abs()) / (2.0 * sd)).max(0.0).min(1.0);
+    let wk = ((4.0 * sd - d.abs()) / (2.0 * sd)).clamp(0.0, 1.0);
     if sd > 0.0 {
         wk
     } else {

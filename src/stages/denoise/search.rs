@@ -260,29 +260,34 @@ fn block_cost_frac(a: &Level, b: &Level, block: usize, bx: usize, by: usize, q: 
         && x0 + ox + n < w
         && y0 + oy + n < h;
     if inside {
-        // Every sample has the same taps offset and weights: rows read straight.
+        // Every sample has the same taps offset and weights: rows read straight, each row of
+        // B interpolated along x once (it is the lower tap of one output row and the upper
+        // of the next).
         let nu = n as usize;
         let mut s: i64 = 0;
-        let mut top = [0i32; 64];
-        let mut bot = [0i32; 64];
-        for j in 0..n {
-            let ra = (y0 + j) as usize * a.width + x0 as usize;
-            let r0 = (y0 + j + oy) as usize * b.width + (x0 + ox) as usize;
-            let r1 = r0 + b.width;
-            let (b0, b1) = (&b.data[r0..r0 + nu + 1], &b.data[r1..r1 + nu + 1]);
+        let across = |out: &mut [i32; 64], yb: i32| {
+            let r = yb as usize * b.width + (x0 + ox) as usize;
+            let row = &b.data[r..r + nu + 1];
             for i in 0..nu {
-                let (b00, b01) = (b0[i] >> 10, b0[i + 1] >> 10);
-                let (b10, b11) = (b1[i] >> 10, b1[i + 1] >> 10);
-                top[i] = 4 * b00 + (b01 - b00) * tx;
-                bot[i] = 4 * b10 + (b11 - b10) * tx;
+                let (b0, b1) = (row[i] >> 10, row[i + 1] >> 10);
+                // 2^-12 units.
+                out[i] = 4 * b0 + (b1 - b0) * tx;
             }
+        };
+        let (mut top, mut bot) = ([0i32; 64], [0i32; 64]);
+        across(&mut top, y0 + oy);
+        for j in 0..n {
+            across(&mut bot, y0 + j + oy + 1);
+            let ra = (y0 + j) as usize * a.width + x0 as usize;
             let row: i32 = a.data[ra..ra + nu]
                 .iter()
                 .zip(&top[..nu])
                 .zip(&bot[..nu])
+                // 2^-14 units.
                 .map(|((&av, &t), &bv)| (16 * (av >> 10) - (4 * t + (bv - t) * ty)).abs())
                 .sum();
             s += row as i64;
+            std::mem::swap(&mut top, &mut bot);
         }
         return (s as f32 * (1.0 / (1 << 14) as f32)) * (1.0 / (4 * bs * bs) as f32);
     }
