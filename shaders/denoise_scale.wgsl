@@ -1,5 +1,6 @@
-// denoise: a motion field found on half-resolution luma doubled for the full frame. CPU twin:
-// `denoise::scale_field`.
+// denoise: a motion field found on half-resolution luma doubled for the full frame (mode 0),
+// or half-resolution luma quantised for the motion search (mode 1). CPU twins:
+// `denoise::scale_field` and `denoise::search::quantise`.
 
 // #include shared/common.wgsl
 
@@ -7,7 +8,7 @@
 struct Params {
     n: u32,
     width: u32,
-    _p1: u32,
+    mode: u32,
     _p2: u32,
 }
 
@@ -20,5 +21,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if id.x >= params.width || i >= params.n {
         return;
     }
-    field[i] = field[i] * 2.0;
+    if params.mode == 0u {
+        field[i] = field[i] * 2.0;
+    } else {
+        // Multiples of 1/1024 in 0..1 (the products are exact: no rounding to differ).
+        field[i] = floor(clamp(field[i], 0.0, 1.0) * 1024.0 + 0.5) * (1.0 / 1024.0);
+    }
 }

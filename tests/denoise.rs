@@ -538,3 +538,43 @@ fn the_warp_equals_the_motion_modules_bit_for_bit() {
     let got = nitrate::stages::denoise::cpu::warp(&frames[1], &field);
     compare("warp", &got, &want, 0.0).assert_ok();
 }
+
+#[test]
+fn the_integer_motion_search_equals_the_motion_modules() {
+    use nitrate::motion::{cpu as mc, MotionParams};
+    use nitrate::stages::denoise::search;
+    // A moving scene with grain, large enough for two pyramid levels at half resolution.
+    let (w, h) = (256, 192);
+    let frames: Vec<Frame> = [0, 1, 3]
+        .iter()
+        .map(|&t| noisy(&scene_frame(w, h, 3, t, 5), |_| 0.02, 0.5, 40 + t as u64))
+        .collect();
+    for mp in [
+        MotionParams::default(),
+        MotionParams {
+            block: 4,
+            search: 2,
+            lambda: 0.0,
+            ..MotionParams::default()
+        },
+        MotionParams {
+            max_levels: 1,
+            search: 6,
+            ..MotionParams::default()
+        },
+    ] {
+        let pyr: Vec<mc::Pyramid> = frames
+            .iter()
+            .map(|f| search::half_pyramid(&mc::luma(f), &mp))
+            .collect();
+        let int: Vec<search::IntPyramid> = pyr.iter().map(search::IntPyramid::of).collect();
+        let mut fractional = 0;
+        for (a, b) in [(0, 1), (1, 0), (0, 2), (2, 1)] {
+            let want = mc::estimate(&pyr[a], &pyr[b], &mp);
+            let got = search::estimate(&int[a], &int[b], &mp);
+            assert_eq!(got, want, "{mp:?}: field {a} -> {b}");
+            fractional += want.vx.iter().filter(|v| v.fract() != 0.0).count();
+        }
+        assert!(fractional > 0, "{mp:?}: the refinement was exercised");
+    }
+}

@@ -2,7 +2,8 @@
 //! (`shaders/denoise_temporal.wgsl`), [`filter_patch`] (`denoise_patch.wgsl`), [`gather`]
 //! (`denoise_gather.wgsl`), [`grain_rows`] (`denoise_grain.wgsl`) and [`finish`]
 //! (`denoise_finish.wgsl`). Every function works on one plane; the sums run in the order the
-//! shaders use, so the two differ only by rounding.
+//! shaders use, so the two differ only by rounding. Loops are arranged so the compiler can
+//! vectorise them (many outputs at once), never by reordering one output's sum.
 
 use rayon::prelude::*;
 
@@ -36,52 +37,63 @@ pub fn dct_matrix() -> [[f32; P]; P] {
     })
 }
 
-/// 2D DCT of a patch (row-major `p[y * 8 + x]`): `c p cᵀ`, rows first.
+/// 2D DCT of a patch (row-major `p[y * 8 + x]`): `c p cᵀ`, rows first. Every output sums
+/// its eight products in index order (`x`, then `y`), as the shader does; the loops run over
+/// eight outputs at once so the compiler can vectorise them.
 pub fn forward(c: &[[f32; P]; P], p: &[f32; 64]) -> [f32; 64] {
+    let ct = transpose(c);
     let mut r = [0.0f32; 64];
     for y in 0..P {
-        for u in 0..P {
-            let mut s = 0.0f32;
-            for x in 0..P {
-                s += c[u][x] * p[y * P + x];
+        let mut acc = [0.0f32; P];
+        for x in 0..P {
+            let v = p[y * P + x];
+            for u in 0..P {
+                acc[u] += ct[x][u] * v;
             }
-            r[y * P + u] = s;
         }
+        r[y * P..(y + 1) * P].copy_from_slice(&acc);
     }
     let mut d = [0.0f32; 64];
     for v in 0..P {
-        for u in 0..P {
-            let mut s = 0.0f32;
-            for y in 0..P {
-                s += c[v][y] * r[y * P + u];
+        let mut acc = [0.0f32; P];
+        for y in 0..P {
+            let k = c[v][y];
+            for u in 0..P {
+                acc[u] += k * r[y * P + u];
             }
-            d[v * P + u] = s;
         }
+        d[v * P..(v + 1) * P].copy_from_slice(&acc);
     }
     d
 }
 
-/// Inverse of [`forward`]: `cᵀ d c`, columns first.
+fn transpose(c: &[[f32; P]; P]) -> [[f32; P]; P] {
+    std::array::from_fn(|i| std::array::from_fn(|j| c[j][i]))
+}
+
+/// Inverse of [`forward`]: `cᵀ d c`, columns first (sums in index order: `v`, then `u`).
 pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
     let mut r = [0.0f32; 64];
     for y in 0..P {
-        for u in 0..P {
-            let mut s = 0.0f32;
-            for v in 0..P {
-                s += c[v][y] * d[v * P + u];
+        let mut acc = [0.0f32; P];
+        for v in 0..P {
+            let k = c[v][y];
+            for u in 0..P {
+                acc[u] += k * d[v * P + u];
             }
-            r[y * P + u] = s;
         }
+        r[y * P..(y + 1) * P].copy_from_slice(&acc);
     }
     let mut p = [0.0f32; 64];
     for y in 0..P {
-        for x in 0..P {
-            let mut s = 0.0f32;
-            for u in 0..P {
-                s += c[u][x] * r[y * P + u];
+        let mut acc = [0.0f32; P];
+        for u in 0..P {
+            let v = r[y * P + u];
+            for x in 0..P {
+                acc[x] += c[u][x] * v;
             }
-            p[y * P + x] = s;
         }
+        p[y * P..(y + 1) * P].copy_from_slice(&acc);
     }
     p
 }
@@ -93,7 +105,7 @@ pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
 /// `shaders/denoise_opponent.wgsl` is the twin.
 pub fn to_opponent(f: &Frame) -> Frame {
     let n = f.plane_len();
-    let mut out = f.clone();
+    let mut out = Frame::new(f.width, f.height, f.planes, f.meta.clone());
     for i in 0..n {
         let (r, g, b) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
         out.data[i] = (r + g + b) * (1.0 / 3.0);
@@ -106,7 +118,7 @@ pub fn to_opponent(f: &Frame) -> Frame {
 /// The inverse of [`to_opponent`]; `shaders/denoise_rgb.wgsl` is the twin.
 pub fn from_opponent(f: &Frame) -> Frame {
     let n = f.plane_len();
-    let mut out = f.clone();
+    let mut out = Frame::new(f.width, f.height, f.planes, f.meta.clone());
     for i in 0..n {
         let (y, c1, c2) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
         out.data[i] = y + c1 + c2 * (2.0 / 3.0);
@@ -117,32 +129,63 @@ pub fn from_opponent(f: &Frame) -> Frame {
 }
 
 /// `b` moved onto the centre's grid by `field`: the same arithmetic as
-/// [`crate::motion::cpu::warp`] (and `shaders/motion_warp.wgsl`), the vector interpolated
-/// once per pixel for all planes instead of once per sample.
+/// [`crate::motion::cpu::warp`] (and `shaders/motion_warp.wgsl`), bit for bit, with the
+/// block-grid positions of every column and row found once and the vector interpolated once
+/// per pixel for all planes.
 pub fn warp(b: &Frame, field: &crate::motion::Field) -> Frame {
-    use crate::motion::cpu::{field_at, sample};
     let (w, h, n) = (b.width, b.height, b.plane_len());
-    let mut out = b.clone();
-    let rows: Vec<Vec<f32>> = (0..h)
-        .into_par_iter()
-        .map(|y| {
-            let mut row = vec![0.0f32; w * b.planes];
-            for x in 0..w {
-                let (vx, vy) = field_at(field, x as f32, y as f32);
-                for p in 0..b.planes {
-                    let src = &b.data[p * n..(p + 1) * n];
-                    row[p * w + x] = sample(src, w, h, x as f32 + vx, y as f32 + vy);
-                }
-            }
-            row
-        })
+    let gx: Vec<(usize, usize, f32)> = (0..w)
+        .map(|x| grid_pos(x as f32, field.block, field.cols))
         .collect();
-    for (y, row) in rows.iter().enumerate() {
-        for p in 0..b.planes {
-            out.data[p * n + y * w..p * n + (y + 1) * w].copy_from_slice(&row[p * w..(p + 1) * w]);
+    let mut out = Frame::new(w, h, b.planes, b.meta.clone());
+    // Row `y` of every plane, written by one task.
+    let mut rows: Vec<Vec<&mut [f32]>> = (0..h).map(|_| Vec::new()).collect();
+    for plane in out.data.chunks_mut(n) {
+        for (r, line) in rows.iter_mut().zip(plane.chunks_mut(w)) {
+            r.push(line);
         }
     }
+    rows.into_par_iter().enumerate().for_each(|(y, mut row)| {
+        let (y0, y1, ty) = grid_pos(y as f32, field.block, field.rows);
+        let (r0, r1) = (y0 * field.cols, y1 * field.cols);
+        let bil = |v: &[f32], (x0, x1, tx): (usize, usize, f32)| {
+            let top = lerp(v[r0 + x0], v[r0 + x1], tx);
+            let bot = lerp(v[r1 + x0], v[r1 + x1], tx);
+            lerp(top, bot, ty)
+        };
+        let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
+        for (x, &g) in gx.iter().enumerate() {
+            let (vx, vy) = (bil(&field.vx, g), bil(&field.vy, g));
+            // `motion::cpu::sample`: clamped, so not negative and truncation is the floor.
+            let sx = (x as f32 + vx).clamp(0.0, xmax);
+            let sy = (y as f32 + vy).clamp(0.0, ymax);
+            let (x0, y0) = (sx as usize, sy as usize);
+            let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+            let (tx, ty) = (sx - x0 as f32, sy - y0 as f32);
+            let (i00, i01, i10, i11) = (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1);
+            for (p, line) in row.iter_mut().enumerate() {
+                let src = &b.data[p * n..(p + 1) * n];
+                let top = lerp(src[i00], src[i01], tx);
+                let bot = lerp(src[i10], src[i11], tx);
+                line[x] = lerp(top, bot, ty);
+            }
+        }
+    });
     out
+}
+
+/// `motion::cpu`'s linear interpolation, `a + (b - a) * t`.
+fn lerp(a: f32, b: f32, t: f32) -> f32 {
+    a + (b - a) * t
+}
+
+/// `motion::cpu`'s block-centre coordinate: the index below, the next (clamped) and the
+/// fraction toward it.
+fn grid_pos(p: f32, block: usize, n: usize) -> (usize, usize, f32) {
+    let f = ((p + 0.5) / block as f32 - 0.5).clamp(0.0, (n - 1) as f32);
+    // Clamped to be non-negative: truncation is the floor.
+    let i = f as usize;
+    (i, (i + 1).min(n - 1), f - i as f32)
 }
 
 /// Mean of the 3x3 neighbourhood of every sample, edges clamped: rows of three summed, then
@@ -168,9 +211,12 @@ pub fn box3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
 /// Weight of a compensated neighbour at one sample: 1 while the 3x3 mean of its difference
 /// from the centre `d` is within two standard deviations `sd` of what noise alone gives,
 /// falling linearly to 0 at four (motion the compensation missed, occlusion).
+#[inline]
 pub fn neighbour_weight(d: f32, sd: f32) -> f32 {
+    // Computed, then selected: no branch in the loops that call it.
+    let wk = ((4.0 * sd - d.abs()) / (2.0 * sd)).clamp(0.0, 1.0);
     if sd > 0.0 {
-        ((4.0 * sd - d.abs()) / (2.0 * sd)).clamp(0.0, 1.0)
+        wk
     } else {
         0.0
     }
@@ -191,30 +237,95 @@ pub fn temporal(
     m: &PlaneModel,
     strength: f32,
 ) -> (Vec<f32>, Vec<f32>) {
-    let cb = box3(c, w, h);
-    let lb = box3(level, w, h);
-    let nbb: Vec<Vec<f32>> = nb.iter().map(|n| box3(n, w, h)).collect();
     let mut avg = vec![0.0f32; w * h];
     let mut fac = vec![0.0f32; w * h];
-    avg.par_chunks_mut(w)
-        .zip(fac.par_chunks_mut(w))
+    // The level is often the centre itself (one plane, or the first opponent plane).
+    let level_is_c = std::ptr::eq(level, c);
+    let mut planes: Vec<&[f32]> = vec![c, level];
+    planes.extend_from_slice(nb);
+    // Bands of rows, each keeping the horizontal sums of the rows it has read.
+    const BAND: usize = 16;
+    avg.par_chunks_mut(w * BAND)
+        .zip(fac.par_chunks_mut(w * BAND))
         .enumerate()
-        .for_each(|(y, (arow, frow))| {
-            for x in 0..w {
-                let i = y * w + x;
-                let sd = strength * sigma_at(&m.sigma, lb[i]) * m.diff_sd;
-                let (mut sw, mut sw2, mut sv) = (1.0f32, 1.0f32, c[i]);
-                for (n, b) in nb.iter().zip(&nbb) {
-                    let wk = neighbour_weight(b[i] - cb[i], sd);
-                    sw += wk;
-                    sw2 += wk * wk;
-                    sv += wk * n[i];
+        .for_each(|(band, (aband, fband))| {
+            let mut sums: Vec<HSums> = planes
+                .iter()
+                .enumerate()
+                .map(|(k, _)| HSums::new(w, !(k == 1 && level_is_c)))
+                .collect();
+            let mut boxes: Vec<Vec<f32>> = vec![vec![0.0; w]; planes.len()];
+            let (mut sd, mut sw) = (vec![0.0f32; w], vec![0.0f32; w]);
+            for (dy, (arow, frow)) in aband.chunks_mut(w).zip(fband.chunks_mut(w)).enumerate() {
+                let y = band * BAND + dy;
+                for ((sum, plane), out) in sums.iter_mut().zip(&planes).zip(boxes.iter_mut()) {
+                    if sum.used {
+                        sum.box_row(out, plane, w, h, y);
+                    }
                 }
-                arow[x] = sv / sw;
-                frow[x] = sw2 / (sw * sw);
+                let (cb, rest) = boxes.split_first().expect("centre");
+                let (lb, nbb) = rest.split_first().expect("level");
+                let lb = if level_is_c { cb } else { lb };
+                // Neighbour by neighbour over the row (each sample's sums still run in
+                // neighbour order): loops the compiler can vectorise.
+                for (x, o) in sd.iter_mut().enumerate() {
+                    *o = strength * sigma_at(&m.sigma, lb[x]) * m.diff_sd;
+                }
+                arow.copy_from_slice(&c[y * w..(y + 1) * w]);
+                frow.fill(1.0);
+                sw.fill(1.0);
+                for (n, nbb) in nb.iter().zip(nbb.iter()) {
+                    let n = &n[y * w..(y + 1) * w];
+                    for x in 0..w {
+                        let wk = neighbour_weight(nbb[x] - cb[x], sd[x]);
+                        sw[x] += wk;
+                        frow[x] += wk * wk;
+                        arow[x] += wk * n[x];
+                    }
+                }
+                for x in 0..w {
+                    arow[x] /= sw[x];
+                    frow[x] /= sw[x] * sw[x];
+                }
             }
         });
     (avg, fac)
+}
+
+/// The horizontal 3-sums of the last three rows of a plane read, for [`temporal`]'s 3x3 means.
+struct HSums {
+    rows: [Vec<f32>; 3],
+    of: [usize; 3],
+    used: bool,
+}
+
+impl HSums {
+    fn new(w: usize, used: bool) -> Self {
+        HSums {
+            rows: std::array::from_fn(|_| vec![0.0; if used { w } else { 0 }]),
+            of: [usize::MAX; 3],
+            used,
+        }
+    }
+
+    /// Row `y` of [`box3`] of `plane` into `out`: the same sums in the same order.
+    fn box_row(&mut self, out: &mut [f32], plane: &[f32], w: usize, h: usize, y: usize) {
+        let ys = [y.saturating_sub(1), y, (y + 1).min(h - 1)];
+        for &yy in &ys {
+            let slot = yy % 3;
+            if self.of[slot] != yy {
+                let src = &plane[yy * w..(yy + 1) * w];
+                for (x, o) in self.rows[slot].iter_mut().enumerate() {
+                    *o = src[x.saturating_sub(1)] + src[x] + src[(x + 1).min(w - 1)];
+                }
+                self.of[slot] = yy;
+            }
+        }
+        let [a, b, c] = ys.map(|yy| &self.rows[yy % 3]);
+        for x in 0..w {
+            out[x] = (a[x] + b[x] + c[x]) * (1.0 / 9.0);
+        }
+    }
 }
 
 /// Patches along one axis of `len` samples at `step`: the last one is moved back to end at the
@@ -270,13 +381,20 @@ pub fn filter_patch(
     let s = strength * sigma_at(&m.sigma, mean);
     let var = s * s * (fsum * (1.0 / 64.0));
     let mut d = forward(c, &p);
-    let mut g2 = 0.0f32;
-    for (k, dk) in d.iter_mut().enumerate().skip(1) {
+    // The gains first (independent: the compiler vectorises them), then their squares summed
+    // in coefficient order.
+    let mut gain = [1.0f32; 64];
+    for k in 1..64 {
         let n = var * m.shape[k];
-        let sig = (*dk * *dk - WIENER_BETA * n).max(0.0);
-        let g = if sig + n > 0.0 { sig / (sig + n) } else { 1.0 };
-        *dk *= g;
-        g2 += g * g;
+        let sig = (d[k] * d[k] - WIENER_BETA * n).max(0.0);
+        let den = sig + n;
+        let g = sig / den;
+        gain[k] = if den > 0.0 { g } else { 1.0 };
+    }
+    let mut g2 = 0.0f32;
+    for k in 1..64 {
+        d[k] *= gain[k];
+        g2 += gain[k] * gain[k];
     }
     (inverse(c, &d), 1.0 / (1.0 + g2))
 }
@@ -313,29 +431,36 @@ pub fn first_cover(x: usize, step: usize) -> usize {
     }
 }
 
-/// Each sample the weighted mean of the patches covering it, patch rows then columns in order.
+/// Each sample the weighted mean of the patches covering it, patch rows then columns in order
+/// (each row adds the patches over it, in that order, into the row: the same sums as one
+/// sample at a time, in the same order).
 pub fn gather(patches: &[([f32; 64], f32)], w: usize, h: usize, step: usize) -> Vec<f32> {
     let (nx, ny) = (patch_count(w, step), patch_count(h, step));
     let mut out = vec![0.0f32; w * h];
-    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        for (x, o) in row.iter_mut().enumerate() {
-            let (mut sv, mut sw) = (0.0f32, 0.0f32);
+    out.par_chunks_mut(w).enumerate().for_each_init(
+        || vec![0.0f32; w],
+        |sw, (y, row)| {
+            sw.iter_mut().for_each(|v| *v = 0.0);
             let mut j = first_cover(y, step);
             while j < ny && patch_pos(j, h, step) <= y {
                 let py = patch_pos(j, h, step);
-                let mut i = first_cover(x, step);
-                while i < nx && patch_pos(i, w, step) <= x {
+                for i in 0..nx {
                     let px = patch_pos(i, w, step);
                     let (p, wt) = &patches[j * nx + i];
-                    sv += wt * p[(y - py) * P + (x - px)];
-                    sw += wt;
-                    i += 1;
+                    let src = &p[(y - py) * P..(y - py + 1) * P];
+                    let end = (px + P).min(w);
+                    for ((o, s), v) in row[px..end].iter_mut().zip(&mut sw[px..end]).zip(src) {
+                        *o += wt * v;
+                        *s += wt;
+                    }
                 }
                 j += 1;
             }
-            *o = sv / sw;
-        }
-    });
+            for (o, s) in row.iter_mut().zip(sw.iter()) {
+                *o /= *s;
+            }
+        },
+    );
     out
 }
 

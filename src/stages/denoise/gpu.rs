@@ -52,7 +52,8 @@ const FINISH: Kernel = Kernel {
 struct ScaleUniform {
     n: u32,
     width: u32,
-    _p: [u32; 2],
+    mode: u32,
+    _p: u32,
 }
 
 /// Keep in sync with `struct Params` in `shaders/denoise_stats.wgsl`.
@@ -193,6 +194,19 @@ impl Motion {
         let luma = motion::gpu::luma(gpu, frame)?;
         let (hw, hh) = (frame.width / 2, frame.height / 2);
         let half = motion::gpu::reduce(gpu, &luma, hw, hh)?;
+        // Quantised as `search::quantise` does, so the search's sums are exact.
+        let u = ScaleUniform {
+            n: (hw * hh) as u32,
+            width: hw as u32,
+            mode: 1,
+            _p: 0,
+        };
+        gpu.run_kernel(
+            &SCALE,
+            &[&half.buffer],
+            bytemuck::bytes_of(&u),
+            GpuContext::workgroups(hw, hh, 1),
+        )?;
         let pyramid = motion::gpu::Pyramid::of(gpu, &half, mp)?;
         Ok(Motion {
             luma,
@@ -222,7 +236,8 @@ pub fn compensate(
     let u = ScaleUniform {
         n: n as u32,
         width: field.width as u32,
-        _p: [0; 2],
+        mode: 0,
+        _p: 0,
     };
     gpu.run_kernel(
         &SCALE,

@@ -11,8 +11,12 @@
 //!    shot ([`cuts`], on the coarsest motion level; a neighbour beyond a cut is not used, nor
 //!    any beyond it) are compensated onto the centre with [`crate::motion`]. The motion is
 //!    estimated on half-resolution luma: averaging four samples halves the grain that block
-//!    matching would otherwise follow, and costs a quarter; the field is scaled up and applied
-//!    at full resolution by `warp` (or, with `per_pixel_motion`, `compensate`).
+//!    matching would otherwise follow, and costs a quarter; the luma is quantised to 1/1024
+//!    steps, which makes every sum of the search exact, so the CPU runs it in integers
+//!    ([`search`], the same fields as `motion::cpu::estimate`). The field is scaled up and
+//!    applied at full resolution by `warp` (or, with `per_pixel_motion`, `compensate`) to the
+//!    neighbour in the planes it is denoised in. On the CPU each frame's pyramid, opponent
+//!    planes and block statistics (step 2) are made once and kept while it is in a window.
 //! 2. **Noise** ([`noise`]): the noise-level function (standard deviation against intensity,
 //!    [`noise::BINS`] bins, per channel) and the grain size, from the flattest blocks of the
 //!    centre and its nearest same-shot neighbours (raw, not compensated) and of their
@@ -50,31 +54,38 @@
 pub mod cpu;
 pub mod gpu;
 pub mod noise;
+pub mod search;
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{check_shapes, Stage, Window};
-use crate::frame::{Frame, FrameMeta};
+use rayon::prelude::*;
+
+use super::{check_shapes, FrameKey, Stage, Window};
+use crate::frame::Frame;
 use crate::gpu::{GpuContext, GpuFrame};
 use crate::motion::{self, Field, MotionParams};
 use crate::stages::deflicker::cuts::{self, Thumbnail};
 use noise::PlaneNoise;
 
 /// Largest difference allowed between the GPU and CPU outputs. The motion fields agree
-/// exactly ([`motion::FIELD_TOLERANCE`]) and the noise measurement comes from the same block
+/// exactly (the search's sums are exact on quantised luma, [`search`]) and the noise measurement comes from the same block
 /// statistics; what differs is rounding (fused multiply-adds, `exp`/`ln`/`cos` of the grain),
 /// a few 1e-6 after the DCT round trip. A near-tie in the block statistics' percentile can
 /// move the noise estimate by a little more: 1e-3 (a quarter of an 8-bit code value) holds
-/// that; `tests/denoise.rs` also holds the RMS difference to 1e-5. Seen on lavapipe: 7.2e-7
+/// that; `tests/denoise.rs` also holds the RMS difference to 1e-5. Seen on lavapipe: 7.7e-7
 /// (`restore --check-gpu`, 12 frames of degraded clean/bikes).
 pub const GPU_TOLERANCE: f32 = 1e-3;
 
 /// Parameters of `denoise`. Cost: motion estimation against up to `2 * radius` neighbours on
 /// half-resolution luma, a handful of per-sample passes, and two 8x8 DCTs per patch (64
-/// patches of a `step` of 1 per sample, 4 at the default `step` of 4).
+/// patches of a `step` of 1 per sample, 4 at the default `step` of 4). At the defaults on the
+/// CPU (one thread, 640x272 with `nitrate degrade --defects grain`) the motion search takes
+/// about a fifth of the time, the warps, the temporal step and the DCT shrinkage an eighth to
+/// a sixth each, the rest goes to noise statistics, conversions and fresh memory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DenoiseParams {
@@ -91,8 +102,10 @@ pub struct DenoiseParams {
     pub regrain: f32,
     /// Seed of the synthetic grain. Default 1.
     pub seed: u64,
-    /// Frames on each side averaged in: 0 (spatial only), 1 or 2. Default 2. Cost: motion
-    /// estimation and compensation per neighbour, the largest share of the stage.
+    /// Frames on each side averaged in: 0 (spatial only), 1 or 2. Default 2. Cost: a motion
+    /// search, a warp and a share of the temporal step per neighbour: with 1 the CPU stage
+    /// takes about 30% less time and scores 0.2 dB lower (43.16 against 43.35 dB PSNR on
+    /// clean/bikes with `nitrate degrade --defects grain`).
     pub radius: usize,
     /// The noise standard deviation in code values, the same at every level and channel,
     /// instead of the measured one. Range 0..0.5, default none (measured).
@@ -262,6 +275,7 @@ fn space_name(opponent: bool, planes: usize) -> &'static str {
 pub struct Denoise {
     pub params: DenoiseParams,
     records: Mutex<Vec<NoiseRecord>>,
+    cpu_cache: Mutex<CpuCache>,
 }
 
 /// A window's neighbours in temporal order with their side and distance, nearest first per
@@ -297,11 +311,30 @@ fn in_time_order<'a, T>(c: &'a T, slots: &[(bool, usize, &'a T)], used: &[bool])
     out
 }
 
+/// What the CPU path keeps of a frame between windows (each frame is in up to `2 * radius + 1`
+/// of them): its opponent planes, motion inputs, thumbnail and block statistics.
+struct CpuFrameData {
+    planes: Option<Frame>,
+    motion: Option<CpuMotion>,
+    thumb: Option<Thumbnail>,
+    stats: noise::PlaneStats,
+}
+
+/// The CPU path's analysis of the frames of the current window, and of their neighbouring
+/// pairs' differences; entries leave when their frames leave the window.
+#[derive(Default)]
+struct CpuCache {
+    frames: HashMap<FrameKey, Arc<CpuFrameData>>,
+    pairs: HashMap<(FrameKey, FrameKey), Arc<noise::PlaneStats>>,
+}
+
 /// Motion-compensation inputs of one frame: its full-resolution luma, and the pyramid of its
 /// half-resolution luma.
 struct CpuMotion {
     luma: motion::cpu::Plane,
     half: motion::cpu::Pyramid,
+    /// `half` in integer units, for [`search::estimate`].
+    int: search::IntPyramid,
 }
 
 /// Frames too small for a half-resolution pyramid are denoised spatially only.
@@ -336,6 +369,7 @@ impl Denoise {
         Ok(Denoise {
             params,
             records: Mutex::new(Vec::new()),
+            cpu_cache: Mutex::new(CpuCache::default()),
         })
     }
 
@@ -417,18 +451,25 @@ impl Denoise {
 
     fn cpu_motion(&self, f: &Frame) -> CpuMotion {
         let luma = motion::cpu::luma(f);
-        let (hw, hh) = (f.width / 2, f.height / 2);
-        let half = motion::cpu::reduce(&luma, hw, hh);
-        let hf = Frame {
-            width: hw,
-            height: hh,
-            planes: 1,
-            data: half.data,
-            meta: FrameMeta::default(),
-        };
+        let half = search::half_pyramid(&luma, &self.params.motion);
         CpuMotion {
             luma,
-            half: motion::cpu::Pyramid::of(&hf, &self.params.motion),
+            int: search::IntPyramid::of(&half),
+            half,
+        }
+    }
+
+    /// What the stage needs of one frame in every window it is in.
+    fn cpu_frame_data(&self, f: &Frame, opp: bool, with_motion: bool) -> CpuFrameData {
+        let planes = opp.then(|| cpu::to_opponent(f));
+        let motion = with_motion.then(|| self.cpu_motion(f));
+        let thumb = motion.as_ref().map(|m| thumb_of(&m.half.levels));
+        let stats = noise::frame_stats(planes.as_ref().unwrap_or(f), opp);
+        CpuFrameData {
+            planes,
+            motion,
+            thumb,
+            stats,
         }
     }
 }
@@ -479,26 +520,56 @@ impl Stage for Denoise {
         } else {
             0
         };
-        let sl = slots(window, radius);
-        let mp = &self.params.motion;
-        let (cm, nms): (Option<CpuMotion>, Vec<CpuMotion>) = if sl.is_empty() {
-            (None, Vec::new())
-        } else {
-            (
-                Some(self.cpu_motion(c)),
-                sl.iter().map(|s| self.cpu_motion(s.2)).collect(),
-            )
-        };
-        let keep = match &cm {
-            Some(cm) => {
-                let thumbs: Vec<(bool, usize, Thumbnail)> = sl
-                    .iter()
-                    .zip(&nms)
-                    .map(|(s, m)| (s.0, s.1, thumb_of(&m.half.levels)))
-                    .collect();
-                self.same_shot(&thumb_of(&cm.half.levels), &thumbs)
+        let opp = self.params.opponent && c.planes == 3;
+        let with_motion = radius > 0 && (!window.before.is_empty() || !window.after.is_empty());
+        // Each frame's analysis, made once and kept while the frame is in a window.
+        let keys: Vec<FrameKey> = frames.iter().map(|f| FrameKey::of(f)).collect();
+        let datas: Vec<Arc<CpuFrameData>> = {
+            let mut cache = self.cpu_cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.frames.retain(|k, _| keys.contains(k));
+            cache
+                .pairs
+                .retain(|(a, b), _| keys.contains(a) && keys.contains(b));
+            let missing: Vec<usize> = (0..frames.len())
+                .filter(|&i| !cache.frames.contains_key(&keys[i]))
+                .collect();
+            let made: Vec<CpuFrameData> = missing
+                .par_iter()
+                .map(|&i| self.cpu_frame_data(frames[i], opp, with_motion))
+                .collect();
+            for (i, d) in missing.into_iter().zip(made) {
+                cache.frames.insert(keys[i], Arc::new(d));
             }
-            None => Vec::new(),
+            keys.iter().map(|k| cache.frames[k].clone()).collect()
+        };
+        let entries: Vec<(FrameKey, &Frame, &CpuFrameData)> = keys
+            .iter()
+            .zip(&frames)
+            .zip(&datas)
+            .map(|((k, f), d)| (*k, *f, d.as_ref()))
+            .collect();
+        let centre_at = window.before.len();
+        let ce = &entries[centre_at];
+        // `slots` over the entries: before nearest first, then after nearest first.
+        let ew = Window {
+            before: (0..window.before.len())
+                .map(|k| &entries[centre_at - 1 - k])
+                .collect(),
+            center: ce,
+            after: (0..window.after.len())
+                .map(|k| &entries[centre_at + 1 + k])
+                .collect(),
+        };
+        let sl = slots(&ew, radius);
+        let mp = &self.params.motion;
+        let keep = if sl.is_empty() {
+            Vec::new()
+        } else {
+            let thumbs: Vec<(bool, usize, Thumbnail)> = sl
+                .iter()
+                .map(|s| (s.0, s.1, s.2 .2.thumb.clone().expect("motion data")))
+                .collect();
+            self.same_shot(ce.2.thumb.as_ref().expect("motion data"), &thumbs)
         };
         let mut warped: Vec<Frame> = Vec::new();
         let mut used = vec![false; sl.len()];
@@ -506,30 +577,58 @@ impl Stage for Denoise {
             if !keep[i] {
                 continue;
             }
-            let cm = cm.as_ref().expect("motion of the centre");
-            let field = motion::cpu::estimate(&cm.half, &nms[i].half, mp);
+            let (cm, nm) = (ce.2.motion.as_ref(), s.2 .2.motion.as_ref());
+            let (cm, nm) = (cm.expect("motion data"), nm.expect("motion data"));
+            let field = search::estimate(&cm.int, &nm.int, mp);
             let field = scale_field(&field, w, h);
+            // In opponent planes the neighbour is compensated as such (the planes are linear
+            // in R, G, B, so this equals compensating R, G, B and converting, up to rounding).
+            let src = s.2 .2.planes.as_ref().unwrap_or(s.2 .1);
             warped.push(if self.params.per_pixel_motion {
-                motion::cpu::compensate(s.2, &field, &cm.luma, &nms[i].luma)
+                motion::cpu::compensate(src, &field, &cm.luma, &nm.luma)
             } else {
-                cpu::warp(s.2, &field)
+                cpu::warp(src, &field)
             });
             used[i] = true;
         }
-        let raw = in_time_order(c, &sl, &used);
-        let opp = self.params.opponent && c.planes == 3;
-        let (out, planes, source) = if opp {
-            let raw_t: Vec<Frame> = raw.iter().map(|f| cpu::to_opponent(f)).collect();
-            let raw_refs: Vec<&Frame> = raw_t.iter().collect();
-            let (planes, source) = self.noise_of(noise::estimate_frames_by(&raw_refs, true), true);
-            let ct = cpu::to_opponent(c);
-            let wt: Vec<Frame> = warped.iter().map(cpu::to_opponent).collect();
-            let out = denoise_cpu(&ct, &wt, &planes, &self.params, true);
-            (cpu::from_opponent(&out), planes, source)
+        let raw = in_time_order(ce, &sl, &used);
+        // Block statistics of the frames and of each neighbouring pair, kept between windows.
+        let spatial: Vec<&noise::PlaneStats> = raw.iter().map(|e| &e.2.stats).collect();
+        let pairs: Vec<Arc<noise::PlaneStats>> = {
+            let todo: Vec<(FrameKey, FrameKey)> =
+                raw.windows(2).map(|p| (p[0].0, p[1].0)).collect();
+            let mut cache = self.cpu_cache.lock().unwrap_or_else(|p| p.into_inner());
+            let missing: Vec<usize> = (0..todo.len())
+                .filter(|&i| !cache.pairs.contains_key(&todo[i]))
+                .collect();
+            let made: Vec<noise::PlaneStats> = missing
+                .iter()
+                .map(|&i| {
+                    let (a, b) = (raw[i], raw[i + 1]);
+                    let (fa, fb) = (
+                        a.2.planes.as_ref().unwrap_or(a.1),
+                        b.2.planes.as_ref().unwrap_or(b.1),
+                    );
+                    noise::pair_stats(fa, fb, opp)
+                })
+                .collect();
+            for (i, d) in missing.into_iter().zip(made) {
+                cache.pairs.insert(todo[i], Arc::new(d));
+            }
+            todo.iter().map(|k| cache.pairs[k].clone()).collect()
+        };
+        let (planes, source) = self.noise_of(
+            noise::estimate_from(
+                &spatial,
+                &pairs.iter().map(|p| p.as_ref()).collect::<Vec<_>>(),
+            ),
+            opp,
+        );
+        let out = if opp {
+            let ct = ce.2.planes.as_ref().expect("opponent planes");
+            cpu::from_opponent(&denoise_cpu(ct, &warped, &planes, &self.params, true))
         } else {
-            let (planes, source) = self.noise_of(noise::estimate_frames(&raw), false);
-            let out = denoise_cpu(c, &warped, &planes, &self.params, false);
-            (out, planes, source)
+            denoise_cpu(c, &warped, &planes, &self.params, false)
         };
         self.record(NoiseRecord {
             frame: c.meta.number,
@@ -557,6 +656,7 @@ impl Stage for Denoise {
         };
         let sl = slots(window, radius);
         let mp = &self.params.motion;
+        let opp = self.params.opponent && c.planes == 3;
         let mut warped: Vec<GpuFrame> = Vec::new();
         let mut used = vec![false; sl.len()];
         if !sl.is_empty() {
@@ -573,12 +673,18 @@ impl Stage for Denoise {
             for (i, s) in sl.iter().enumerate() {
                 if keep[i] {
                     let pp = self.params.per_pixel_motion;
-                    warped.push(gpu::compensate(gpu, &cm, &nms[i], s.2, mp, pp)?);
+                    // Compensated in the planes it is denoised in, as on the CPU.
+                    if opp {
+                        let o = gpu::opponent(gpu, s.2, true)?;
+                        warped.push(gpu::compensate(gpu, &cm, &nms[i], &o, mp, pp)?);
+                        gpu.recycle(o);
+                    } else {
+                        warped.push(gpu::compensate(gpu, &cm, &nms[i], s.2, mp, pp)?);
+                    }
                     used[i] = true;
                 }
             }
         }
-        let opp = self.params.opponent && c.planes == 3;
         let raw = in_time_order(c, &sl, &used);
         let (out, planes, source) = if opp {
             let mut raw_t = Vec::with_capacity(raw.len());
@@ -587,11 +693,7 @@ impl Stage for Denoise {
             }
             let measured = gpu::estimate_noise(gpu, &raw_t.iter().collect::<Vec<_>>(), true)?;
             let (planes, source) = self.noise_of(measured, true);
-            let mut wt = Vec::with_capacity(warped.len());
-            for f in warped.drain(..) {
-                wt.push(gpu::opponent(gpu, &f, true)?);
-                gpu.recycle(f);
-            }
+            let wt: Vec<GpuFrame> = std::mem::take(&mut warped);
             let ct = gpu::opponent(gpu, c, true)?;
             let out_t = gpu::denoise(gpu, &ct, &wt, &planes, &self.params, true)?;
             let out = gpu::opponent(gpu, &out_t, false)?;

@@ -15,6 +15,7 @@
 //! that size is computed exactly ([`estimate`]) and divided out. A bin with fewer than
 //! [`MIN_BLOCKS`] blocks in a measure takes that measure's nearest bin that has them.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// Side of the measuring blocks (and of the denoiser's patches).
@@ -71,7 +72,8 @@ impl PlaneNoise {
 /// [`PlaneNoise::at`] on a bare table; the shaders do the same.
 pub fn sigma_at(sigma: &[f32; BINS], v: f32) -> f32 {
     let t = (v * BINS as f32 - 0.5).clamp(0.0, (BINS - 1) as f32);
-    let i = (t.floor() as usize).min(BINS - 1);
+    // `t` is not negative, so truncation is its floor (and needs no libm call).
+    let i = (t as usize).min(BINS - 1);
     let j = (i + 1).min(BINS - 1);
     sigma[i] + (sigma[j] - sigma[i]) * (t - i as f32)
 }
@@ -91,6 +93,7 @@ pub fn block_stats(
 ) -> Vec<BlockStat> {
     let (bw, bh) = (w / B, h / B);
     (0..bw * bh)
+        .into_par_iter()
         .map(|i| block_stat(plane, other, level, w, (i % bw) * B, (i / bw) * B))
         .collect()
 }
@@ -127,17 +130,19 @@ pub fn block_stat(
     let sxx = 336.0f32;
     let mean = s / 64.0;
     let (gx, gy) = (sx / sxx, sy / sxx);
-    let r = |x: usize, y: usize| at(x, y) - mean - gx * centred(x) - gy * centred(y);
+    let r: [f32; B * B] = std::array::from_fn(|k| {
+        at(k % B, k / B) - mean - gx * centred(k % B) - gy * centred(k / B)
+    });
     let (mut ss, mut lag) = (0.0f32, 0.0f32);
     for y in 0..B {
         for x in 0..B {
-            let v = r(x, y);
+            let v = r[y * B + x];
             ss += v * v;
             if x + 1 < B {
-                lag += v * r(x + 1, y);
+                lag += v * r[y * B + x + 1];
             }
             if y + 1 < B {
-                lag += v * r(x, y + 1);
+                lag += v * r[(y + 1) * B + x];
             }
         }
     }
@@ -402,30 +407,60 @@ pub fn estimate_frames(frames: &[&crate::frame::Frame]) -> Vec<PlaneNoise> {
 /// [`estimate_frames`]; with `first_level`, every plane's blocks are binned by the first
 /// plane (frames in the opponent space of [`super::cpu::to_opponent`]).
 pub fn estimate_frames_by(frames: &[&crate::frame::Frame], first_level: bool) -> Vec<PlaneNoise> {
-    let Some(first) = frames.first() else {
+    let spatial: Vec<PlaneStats> = frames.iter().map(|f| frame_stats(f, first_level)).collect();
+    let temporal: Vec<PlaneStats> = frames
+        .windows(2)
+        .map(|f| pair_stats(f[0], f[1], first_level))
+        .collect();
+    estimate_from(
+        &spatial.iter().collect::<Vec<_>>(),
+        &temporal.iter().collect::<Vec<_>>(),
+    )
+}
+
+/// Block statistics per plane ([`block_stats`]).
+pub type PlaneStats = Vec<Vec<BlockStat>>;
+
+/// The block statistics of every plane of one frame, as [`estimate_frames_by`] takes them:
+/// what the stage keeps per frame, as each frame is measured in several windows.
+pub fn frame_stats(f: &crate::frame::Frame, first_level: bool) -> PlaneStats {
+    let lp = |p: usize| if first_level { 0 } else { p };
+    (0..f.planes)
+        .map(|p| block_stats(f.plane(p), None, f.plane(lp(p)), f.width, f.height))
+        .collect()
+}
+
+/// The block statistics of every plane of the difference of two neighbouring frames `a - b`.
+pub fn pair_stats(
+    a: &crate::frame::Frame,
+    b: &crate::frame::Frame,
+    first_level: bool,
+) -> PlaneStats {
+    let lp = |p: usize| if first_level { 0 } else { p };
+    (0..a.planes)
+        .map(|p| {
+            block_stats(
+                a.plane(p),
+                Some(b.plane(p)),
+                a.plane(lp(p)),
+                a.width,
+                a.height,
+            )
+        })
+        .collect()
+}
+
+/// [`estimate`] per plane over the statistics of frames in temporal order (`spatial`) and of
+/// their neighbouring pairs (`temporal`), pooled in that order.
+pub fn estimate_from(spatial: &[&PlaneStats], temporal: &[&PlaneStats]) -> Vec<PlaneNoise> {
+    let Some(first) = spatial.first() else {
         return Vec::new();
     };
-    let lp = |p: usize| if first_level { 0 } else { p };
-    (0..first.planes)
+    (0..first.len())
         .map(|p| {
-            let spatial: Vec<BlockStat> = frames
-                .iter()
-                .flat_map(|f| block_stats(f.plane(p), None, f.plane(lp(p)), f.width, f.height))
-                .collect();
-            let temporal: Vec<BlockStat> = frames
-                .windows(2)
-                .flat_map(|f| {
-                    let (a, b) = (f[0], f[1]);
-                    block_stats(
-                        a.plane(p),
-                        Some(b.plane(p)),
-                        a.plane(lp(p)),
-                        a.width,
-                        a.height,
-                    )
-                })
-                .collect();
-            estimate(&spatial, &temporal)
+            let s: Vec<BlockStat> = spatial.iter().flat_map(|f| f[p].iter().copied()).collect();
+            let t: Vec<BlockStat> = temporal.iter().flat_map(|f| f[p].iter().copied()).collect();
+            estimate(&s, &t)
         })
         .collect()
 }
