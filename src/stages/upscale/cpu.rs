@@ -1,8 +1,8 @@
 //! CPU reference of `upscale` (see the module documentation of [`super`]). The shaders
 //! `shaders/upscale_*.wgsl` do the same arithmetic in the same order, pass by pass:
 //! [`tensor`] (`upscale_tensor`), [`single`] (`upscale_single`), [`fuse`] (`upscale_fuse`),
-//! [`fuse_end`] (`upscale_fuse_end`), [`deconvolve`] (`upscale_deconv`) and [`put`]
-//! (`upscale_put`).
+//! [`fuse_end`] (`upscale_fuse_end`), per back-projection iteration [`residual`]
+//! (`upscale_resid`) and [`back_project`] (`upscale_ibp`), and [`put`] (`upscale_put`).
 //!
 //! Coordinates: output pixel `X` sits at source coordinate `(X + 0.5) * w / ow - 0.5`
 //! (pixel centres aligned, as an area downscale aligns them); source coordinate `c` sits at
@@ -15,6 +15,8 @@ use crate::frame::Frame;
 use crate::motion::{self, Field};
 use crate::stages::stabilise::cpu::{lanczos3, mirror};
 
+/// Most output pixels per axis under one source pixel (factor 8 needs 9).
+pub const MAX_AREA_TAPS: usize = 12;
 /// Most taps per axis of the area-sampling PSF on the fine grid (factor 8 needs 9).
 pub const MAX_PSF_TAPS: usize = 12;
 
@@ -42,8 +44,37 @@ impl Taps {
     }
 }
 
+/// The exact area decimation from the fine grid back to the source grid along one axis:
+/// source pixel `q` covers output coordinates `q * s .. (q + 1) * s` (`s` output pixels per
+/// source pixel), so its sample is the coverage-weighted mean of the output pixels from
+/// `start[q]` on (`weight[q]`, at most [`MAX_AREA_TAPS`], summing to 1).
+#[derive(Clone, Debug)]
+pub struct AreaTaps {
+    pub start: Vec<u32>,
+    pub weight: Vec<[f32; MAX_AREA_TAPS]>,
+}
+
+impl AreaTaps {
+    pub fn new(n_src: usize, n_out: usize) -> Self {
+        let s = n_out as f64 / n_src as f64;
+        let (mut start, mut weight) = (Vec::with_capacity(n_src), Vec::with_capacity(n_src));
+        for q in 0..n_src {
+            let (a, b) = (q as f64 * s, ((q + 1) as f64 * s).min(n_out as f64));
+            let first = a.floor() as usize;
+            let mut wts = [0.0f32; MAX_AREA_TAPS];
+            for (k, wt) in wts.iter_mut().enumerate() {
+                let x = (first + k) as f64;
+                *wt = ((b.min(x + 1.0) - a.max(x)).max(0.0) / (b - a)) as f32;
+            }
+            start.push(first as u32);
+            weight.push(wts);
+        }
+        AreaTaps { start, weight }
+    }
+}
+
 /// The area-sampling PSF along one axis on the fine grid: a box `s` output pixels wide
-/// (one source pixel), as weights for the offsets `-r..=r`.
+/// (one source pixel), as weights for the offsets `-r..=r` (at most [`MAX_PSF_TAPS`]).
 pub fn psf(s: f32) -> Vec<f32> {
     let r = (s * 0.5 - 0.5).ceil().max(0.0) as i32;
     (-r..=r)
@@ -128,6 +159,8 @@ pub struct Plan {
     pub sy: f32,
     pub tx: Taps,
     pub ty: Taps,
+    pub ax: AreaTaps,
+    pub ay: AreaTaps,
     pub psf_x: Vec<f32>,
     pub psf_y: Vec<f32>,
     pub edge: f32,
@@ -137,9 +170,9 @@ pub struct Plan {
     pub prior: f32,
     pub beta: f32,
     pub iterations: usize,
-    /// Output-pixel margins: the deblurring's reach and the fusion's look-ups.
+    /// Output-pixel margin: per iteration the back-projection's reach, and for `multi` the
+    /// fusion's look-ups plus the PSF's reach.
     pub m_dec: usize,
-    pub m_fuse: usize,
 }
 
 /// Steering kernel: `1 / sigma^2` across and along the edge, in source pixels.
@@ -151,6 +184,9 @@ pub const TENSOR_EPS: f32 = 1e-4;
 impl Plan {
     pub fn new(p: &UpscaleParams, w: usize, h: usize, planes: usize, ow: usize, oh: usize) -> Plan {
         let (sx, sy) = (ow as f32 / w as f32, oh as f32 / h as f32);
+        // One back-projection step reads the residual 3 source pixels away (Lanczos-3), and
+        // each residual the output pixels under its source pixel.
+        let reach = (4.0 * sx.max(sy)).ceil() as usize + 1;
         let (psf_x, psf_y) = (psf(sx), psf(sy));
         let r = psf_x.len().max(psf_y.len()) / 2;
         let single = p.method == Method::Lanczos;
@@ -172,6 +208,8 @@ impl Plan {
             sy,
             tx: Taps::new(ow, w),
             ty: Taps::new(oh, h),
+            ax: AreaTaps::new(w, ow),
+            ay: AreaTaps::new(h, oh),
             psf_x,
             psf_y,
             edge: if single { 0.0 } else { p.edge },
@@ -180,12 +218,13 @@ impl Plan {
             prior: p.prior,
             beta: p.sharpen,
             iterations,
-            m_dec: iterations * r,
-            m_fuse: if p.method == Method::Multi {
-                sx.max(sy).ceil() as usize + 2
-            } else {
-                0
-            },
+            m_dec: iterations
+                * (reach
+                    + if p.method == Method::Multi {
+                        sx.max(sy).ceil() as usize + 2 + r
+                    } else {
+                        0
+                    }),
         }
     }
 
@@ -361,8 +400,8 @@ pub fn single(plan: &Plan, src: &Frame, tensor: &[f32], region: Rect) -> Vec<f32
 }
 
 /// One neighbour's samples, registered by `field` (centre to neighbour), as residuals against
-/// the single-frame estimate `bs` (over `r0`), accumulated into `acc` (over `r1`: per plane
-/// the weighted residual sum, then the weight sum).
+/// the blurred estimate `bs` (over `r0`, from [`blur`]) at their positions, accumulated into
+/// `acc` (over `r1`: per plane the weighted residual sum, then the weight sum).
 pub fn fuse(
     plan: &Plan,
     nb: &Frame,
@@ -438,55 +477,148 @@ fn region_bilinear(buf: &[f32], r: Rect, x: f32, y: f32) -> f32 {
     bilinear(buf, r.w, r.h, x - r.x0 as f32, y - r.y0 as f32)
 }
 
-/// The fused estimate over `r1`: the single-frame estimate (over `r0`) plus the neighbours'
-/// weighted mean residual, the single-frame estimate keeping weight `prior`.
-pub fn fuse_end(plan: &Plan, bs: &[f32], r0: Rect, acc: Option<&[f32]>, r1: Rect) -> Vec<f32> {
-    let n1 = r1.len();
-    let mut out = vec![0.0f32; plan.planes * n1];
-    out.par_chunks_mut(r1.w.max(1))
-        .enumerate()
-        .for_each(|(row, line)| {
-            let (p, ly) = (row / r1.h, row % r1.h);
-            for (lx, o) in line.iter_mut().enumerate() {
-                let (x, y) = ((r1.x0 + lx) as i64, (r1.y0 + ly) as i64);
-                let mut v = bs[p * r0.len() + r0.clamped(x, y)];
-                if let Some(acc) = acc {
-                    let i = p * n1 + ly * r1.w + lx;
-                    let (num, den) = (acc[i], acc[plan.planes * n1 + i]);
-                    v += num / (plan.prior + den);
-                }
-                *o = v;
-            }
-        });
-    out
-}
-
-/// One back-projection step over `r1`: `x + beta * (b - psf * x)`, the PSF read with mirrored
-/// frame borders and clamped into the region.
-pub fn deconvolve(plan: &Plan, x: &[f32], b: &[f32], r1: Rect) -> Vec<f32> {
+/// The estimate `x` (over `r`) blurred by the area-sampling PSF, over `r`: what a source
+/// sample anywhere on the fine grid would record. Mirrored frame borders, read clamped into
+/// the region.
+pub fn blur(plan: &Plan, x: &[f32], r: Rect) -> Vec<f32> {
     let (rxp, ryp) = (plan.psf_x.len() / 2, plan.psf_y.len() / 2);
-    let n1 = r1.len();
-    let mut out = vec![0.0f32; plan.planes * n1];
-    out.par_chunks_mut(r1.w.max(1))
+    let n = r.len();
+    let mut out = vec![0.0f32; plan.planes * n];
+    out.par_chunks_mut(r.w.max(1))
         .enumerate()
         .for_each(|(row, line)| {
-            let (p, ly) = (row / r1.h, row % r1.h);
-            let xs = &x[p * n1..(p + 1) * n1];
-            let gy = (r1.y0 + ly) as i32;
+            let (p, ly) = (row / r.h, row % r.h);
+            let xs = &x[p * n..(p + 1) * n];
+            let gy = (r.y0 + ly) as i32;
             for (lx, o) in line.iter_mut().enumerate() {
-                let gx = (r1.x0 + lx) as i32;
-                let mut blur = 0.0f32;
+                let gx = (r.x0 + lx) as i32;
+                let mut acc = 0.0f32;
                 for (j, wy) in plan.psf_y.iter().enumerate() {
                     let yy = mirror(gy + j as i32 - ryp as i32, plan.oh as i32) as i64;
                     let mut l = 0.0f32;
                     for (i, wx) in plan.psf_x.iter().enumerate() {
                         let xx = mirror(gx + i as i32 - rxp as i32, plan.ow as i32) as i64;
-                        l += wx * xs[r1.clamped(xx, yy)];
+                        l += wx * xs[r.clamped(xx, yy)];
                     }
-                    blur += wy * l;
+                    acc += wy * l;
                 }
-                let i = ly * r1.w + lx;
-                *o = xs[i] + plan.beta * (b[p * n1 + i] - blur);
+                *o = acc;
+            }
+        });
+    out
+}
+
+/// The source rectangle whose residuals a back-projection over `r1` reads: every source
+/// index of the Lanczos taps of its columns and rows.
+pub fn source_rect(plan: &Plan, r1: Rect) -> Rect {
+    let span = |index: &[[u32; 6]], from: usize, n: usize| {
+        let it = index[from..from + n].iter().flatten();
+        let lo = *it.clone().min().expect("a tap") as usize;
+        (lo, *it.max().expect("a tap") as usize + 1 - lo)
+    };
+    let (x0, w) = span(&plan.tx.index, r1.x0, r1.w);
+    let (y0, h) = span(&plan.ty.index, r1.y0, r1.h);
+    Rect { x0, y0, w, h }
+}
+
+/// The residual of the estimate `x` (over `r1`) against the recorded samples, over source
+/// rectangle `sr`: `src - D(x)`, `D` the exact area decimation ([`AreaTaps`]), `x` read
+/// clamped into the region.
+pub fn residual(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, sr: Rect) -> Vec<f32> {
+    let n = plan.w * plan.h;
+    let n1 = r1.len();
+    let mut out = vec![0.0f32; plan.planes * sr.len()];
+    out.par_chunks_mut(sr.w.max(1))
+        .enumerate()
+        .for_each(|(row, line)| {
+            let (p, ly) = (row / sr.h, row % sr.h);
+            let xs = &x[p * n1..(p + 1) * n1];
+            let qy = sr.y0 + ly;
+            let (y0, wy) = (plan.ay.start[qy] as i64, &plan.ay.weight[qy]);
+            for (lx, o) in line.iter_mut().enumerate() {
+                let qx = sr.x0 + lx;
+                let (x0, wx) = (plan.ax.start[qx] as i64, &plan.ax.weight[qx]);
+                let mut d = 0.0f32;
+                for (j, &wj) in wy.iter().enumerate() {
+                    if wj == 0.0 {
+                        continue;
+                    }
+                    let mut l = 0.0f32;
+                    for (i, &wi) in wx.iter().enumerate() {
+                        if wi == 0.0 {
+                            continue;
+                        }
+                        l += wi * xs[r1.clamped(x0 + i as i64, y0 + j as i64)];
+                    }
+                    d += wj * l;
+                }
+                *o = src.data[p * n + qy * plan.w + qx] - d;
+            }
+        });
+    out
+}
+
+/// Range of the 4x4 source samples of `plane` around source position `(ux, uy)`.
+pub fn local_range(plan: &Plan, plane: &[f32], ux: f32, uy: f32) -> (f32, f32) {
+    let (w, h) = (plan.w, plan.h);
+    let (fx, fy) = (ux.floor() as i32, uy.floor() as i32);
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for j in 0..4 {
+        let sy = mirror(fy - 1 + j, h as i32) as usize;
+        for i in 0..4 {
+            let sx = mirror(fx - 1 + i, w as i32) as usize;
+            let s = plane[sy * w + sx];
+            lo = lo.min(s);
+            hi = hi.max(s);
+        }
+    }
+    (lo, hi)
+}
+
+/// One back-projection step over `r1`: `x + beta * U(residual)`, `U` the Lanczos-3
+/// interpolation of the residual (over `sr`, read clamped into it), then clamped to the local
+/// range of the source samples, so the estimate moves toward agreeing with what was recorded
+/// without ever overshooting it. With the neighbours' accumulated residuals `acc` (over `r1`,
+/// from [`fuse`]) the step is their weighted mean with the centre's, which weighs `prior`.
+pub fn back_project(
+    plan: &Plan,
+    src: &Frame,
+    x: &[f32],
+    resid: &[f32],
+    sr: Rect,
+    acc: Option<&[f32]>,
+    r1: Rect,
+) -> Vec<f32> {
+    let n = plan.w * plan.h;
+    let n1 = r1.len();
+    let mut out = vec![0.0f32; plan.planes * n1];
+    out.par_chunks_mut(r1.w.max(1))
+        .enumerate()
+        .for_each(|(row, line)| {
+            let (p, ly) = (row / r1.h, row % r1.h);
+            let plane = &src.data[p * n..(p + 1) * n];
+            let rs = &resid[p * sr.len()..(p + 1) * sr.len()];
+            let gy = r1.y0 + ly;
+            let (iy, wy) = (&plan.ty.index[gy], &plan.ty.weight[gy]);
+            for (lx, o) in line.iter_mut().enumerate() {
+                let gx = r1.x0 + lx;
+                let (ix, wx) = (&plan.tx.index[gx], &plan.tx.weight[gx]);
+                let mut u = 0.0f32;
+                for j in 0..6 {
+                    let mut l = 0.0f32;
+                    for i in 0..6 {
+                        l += wx[i] * rs[sr.clamped(ix[i] as i64, iy[j] as i64)];
+                    }
+                    u += wy[j] * l;
+                }
+                let i = p * n1 + ly * r1.w + lx;
+                if let Some(acc) = acc {
+                    let (num, den) = (acc[i], acc[plan.planes * n1 + i]);
+                    u = (plan.prior * u + num) / (plan.prior + den);
+                }
+                let (ux, uy) = plan.src_pos(gx, gy);
+                let (lo, hi) = local_range(plan, plane, ux, uy);
+                *o = (x[i] + plan.beta * u).max(lo).min(hi);
             }
         });
     out
@@ -495,8 +627,7 @@ pub fn deconvolve(plan: &Plan, x: &[f32], b: &[f32], r1: Rect) -> Vec<f32> {
 /// The result over tile `t` from the estimate `x` (over `r1`), clamped to the range of the
 /// 4x4 source samples around each pixel unless the method is `lanczos`.
 pub fn put(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, t: Rect) -> Vec<f32> {
-    let (w, h) = (plan.w, plan.h);
-    let n = w * h;
+    let n = plan.w * plan.h;
     let mut out = vec![0.0f32; plan.planes * t.len()];
     out.par_chunks_mut(t.w).enumerate().for_each(|(row, line)| {
         let (p, ly) = (row / t.h, row % t.h);
@@ -507,17 +638,7 @@ pub fn put(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, t: Rect) -> Vec<f32> {
             let mut v = x[p * r1.len() + r1.clamped(gx as i64, y as i64)];
             if plan.method != Method::Lanczos {
                 let (ux, uy) = plan.src_pos(gx, y);
-                let (fx, fy) = (ux.floor() as i32, uy.floor() as i32);
-                let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-                for j in 0..4 {
-                    let sy = mirror(fy - 1 + j, h as i32) as usize;
-                    for i in 0..4 {
-                        let sx = mirror(fx - 1 + i, w as i32) as usize;
-                        let s = plane[sy * w + sx];
-                        lo = lo.min(s);
-                        hi = hi.max(s);
-                    }
-                }
+                let (lo, hi) = local_range(plan, plane, ux, uy);
                 v = v.max(lo).min(hi);
             }
             *o = v;
@@ -526,11 +647,10 @@ pub fn put(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, t: Rect) -> Vec<f32> {
     out
 }
 
-/// The regions one output tile needs: `(r0, r1)`, where the single-frame estimate and the
-/// fused, deblurred estimate are computed.
-pub fn regions(plan: &Plan, t: Rect) -> (Rect, Rect) {
-    let r1 = t.expand(plan.m_dec, plan.ow, plan.oh);
-    (r1.expand(plan.m_fuse, plan.ow, plan.oh), r1)
+/// The region one output tile needs: where the single-frame estimate is computed and
+/// back-projected, the tile grown by the reach of all iterations.
+pub fn region(plan: &Plan, t: Rect) -> Rect {
+    t.expand(plan.m_dec, plan.ow, plan.oh)
 }
 
 /// Upscale `src` with its registered neighbours (frame and field from the centre to it), tile
@@ -544,25 +664,22 @@ pub fn upscale(plan: &Plan, src: &Frame, registered: &[(&Frame, Field)], tile: u
     let mut out = Frame::new(plan.ow, plan.oh, plan.planes, src.meta.clone());
     let on = plan.ow * plan.oh;
     for t in tiles(plan.ow, plan.oh, tile) {
-        let (r0, r1) = regions(plan, t);
-        let bs = single(plan, src, &tensor, r0);
-        let result = if plan.method == Method::Lanczos {
-            put(plan, src, &bs, r0, t)
-        } else {
+        let r = region(plan, t);
+        let mut x = single(plan, src, &tensor, r);
+        let sr = source_rect(plan, r);
+        for _ in 0..plan.iterations {
+            let resid = residual(plan, src, &x, r, sr);
             let acc = (!registered.is_empty()).then(|| {
-                let mut acc = vec![0.0f32; 2 * plan.planes * r1.len()];
+                let b = blur(plan, &x, r);
+                let mut acc = vec![0.0f32; 2 * plan.planes * r.len()];
                 for (nb, field) in registered {
-                    fuse(plan, nb, field, &bs, r0, &mut acc, r1);
+                    fuse(plan, nb, field, &b, r, &mut acc, r);
                 }
                 acc
             });
-            let b = fuse_end(plan, &bs, r0, acc.as_deref(), r1);
-            let mut x = b.clone();
-            for _ in 0..plan.iterations {
-                x = deconvolve(plan, &x, &b, r1);
-            }
-            put(plan, src, &x, r1, t)
-        };
+            x = back_project(plan, src, &x, &resid, sr, acc.as_deref(), r);
+        }
+        let result = put(plan, src, &x, r, t);
         for p in 0..plan.planes {
             for ly in 0..t.h {
                 let at = p * on + (t.y0 + ly) * plan.ow + t.x0;

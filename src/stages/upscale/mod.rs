@@ -108,11 +108,15 @@ pub struct UpscaleParams {
     /// `edge` and `multi`. Range 0..1, default 0.1; 0 is Lanczos. Stronger keeps diagonal edges
     /// smoother but scores lower against clean frames.
     pub edge: f32,
-    /// Step of each back-projection iteration undoing the area-sampling blur. Range 0..1,
-    /// default 0.8; 0 turns deblurring off.
+    /// Step of each back-projection iteration (the residual against the recorded samples,
+    /// interpolated back onto the fine grid), for `edge` and `multi`. Range 0..1, default 1;
+    /// 0 turns back-projection off.
     pub sharpen: f32,
-    /// Back-projection iterations. Range 0..4, default 1. Cost: one box blur of the fine grid
-    /// each.
+    /// Back-projection iterations. Range 0..8, default 4 (on the bikes clip 1, 2, 3, 4 give
+    /// +0.40, +0.55, +0.60, +0.61 dB over none). Cost per iteration: an area decimation of the
+    /// fine grid and a Lanczos-3 interpolation of the residual (about 60 multiply-adds per
+    /// output sample at factor 2) and a 16-sample local range; the tile halo grows by
+    /// `4 * factor + 1` output pixels.
     pub iterations: usize,
     /// Side of the square output tiles processed at once, in output pixels; 0 = the whole
     /// frame on the CPU, and on the GPU tiles sized to `gpu_memory_mb`. Range 0 or 64..16384,
@@ -140,8 +144,8 @@ impl Default for UpscaleParams {
             prior: 1.0,
             spread: 0.6,
             edge: 0.1,
-            sharpen: 0.8,
-            iterations: 1,
+            sharpen: 1.0,
+            iterations: 4,
             tile: 0,
             gpu_memory_mb: 256,
             cut_threshold: 0.5,
@@ -176,7 +180,7 @@ impl UpscaleParams {
         check_range("spread", self.spread, 0.25, 2.0)?;
         check_range("edge", self.edge, 0.0, 1.0)?;
         check_range("sharpen", self.sharpen, 0.0, 1.0)?;
-        check_range("iterations", self.iterations, 0, 4)?;
+        check_range("iterations", self.iterations, 0, 8)?;
         if self.tile != 0 {
             check_range("tile", self.tile, 64, 16384)?;
         }
@@ -284,13 +288,14 @@ impl Stage for Upscale {
 
     fn spatial_halo(&self) -> usize {
         // Source pixels: motion reach and block smoothing, the Lanczos taps, the tensor's
-        // gradient and box, then the fusion and deblurring margins on the fine grid.
+        // gradient and box, the fusion margin, then per back-projection iteration the
+        // residual's Lanczos taps and the source pixel it decimates.
         let m = &self.params.motion;
         let motion = match self.params.method {
             Method::Multi => (m.search + 1) * (1 << (m.max_levels - 1)) + 2 * m.block,
             _ => 0,
         };
-        motion + 3 + 2 + 2 + self.params.iterations * 2
+        motion + 3 + 2 + 2 + self.params.iterations * 5
     }
 
     fn output_size(&self, width: usize, height: usize) -> (usize, usize) {
