@@ -1,4 +1,4 @@
-// upscale: the estimate over region r1 blurred by the area-sampling PSF (mirrored frame
+// upscale: the estimate over region r1 blurred by the area-sampling PSF (reflected frame
 // borders, read clamped into the region), for the fusion. CPU twin:
 // `stages::upscale::cpu::blur`.
 
@@ -24,10 +24,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let ryp = i32(params.npsf_y / 2u);
     var acc = 0.0;
     for (var j = 0u; j < params.npsf_y; j++) {
-        let yy = mirror(gy + i32(j) - ryp, i32(params.oh));
+        let yy = reflect(gy + i32(j) - ryp, i32(params.oh));
         var l = 0.0;
         for (var i = 0u; i < params.npsf_x; i++) {
-            let xx = mirror(gx + i32(i) - rxp, i32(params.ow));
+            let xx = reflect(gx + i32(i) - rxp, i32(params.ow));
             l += params.psf_x[i / 4u][i % 4u] * xs[base + region_index(r1, xx, yy)];
         }
         acc += params.psf_y[j / 4u][j % 4u] * l;

@@ -40,17 +40,11 @@ struct Params {
 // Output pixels per axis under one source pixel (`cpu::MAX_AREA_TAPS`).
 const AREA_TAPS: u32 = 12u;
 
-// Index `i` reflected into 0..n, the edge sample not repeated (`stabilise::cpu::mirror`).
-fn mirror(i: i32, n: i32) -> i32 {
-    if i >= 0 && i < n {
-        return i;
-    }
-    if n <= 1 {
-        return 0;
-    }
-    let period = 2 * (n - 1);
+// Index `i` reflected into 0..n, the edge sample repeated (`cpu::reflect`).
+fn reflect(i: i32, n: i32) -> i32 {
+    let period = 2 * n;
     let m = ((i % period) + period) % period;
-    return select(period - m, m, m < n);
+    return select(period - 1 - m, m, m < n);
 }
 
 // Source coordinates of output pixel (x, y).

@@ -13,14 +13,27 @@ use rayon::prelude::*;
 use super::{Method, UpscaleParams};
 use crate::frame::Frame;
 use crate::motion::{self, Field};
-use crate::stages::stabilise::cpu::{lanczos3, mirror};
+use crate::stages::stabilise::cpu::lanczos3;
+
+/// Index `i` reflected into `0..n` about the frame's edges, the edge sample repeated
+/// (half-sample symmetry: the frame's edge lies half a pixel beyond the edge sample, so a
+/// ramp stays a ramp up to the edge).
+pub fn reflect(i: i32, n: i32) -> i32 {
+    let period = 2 * n;
+    let m = i.rem_euclid(period);
+    if m < n {
+        m
+    } else {
+        period - 1 - m
+    }
+}
 
 /// Most output pixels per axis under one source pixel (factor 8 needs 9).
 pub const MAX_AREA_TAPS: usize = 12;
 /// Most taps per axis of the area-sampling PSF on the fine grid (factor 8 needs 9).
 pub const MAX_PSF_TAPS: usize = 12;
 
-/// Lanczos-3 taps along one axis: per output coordinate, six source indices (mirrored into
+/// Lanczos-3 taps along one axis: per output coordinate, six source indices (reflected into
 /// the frame) and their normalised weights.
 #[derive(Clone, Debug)]
 pub struct Taps {
@@ -37,7 +50,7 @@ impl Taps {
             let f = u.floor();
             weight.push(lanczos3(u - f));
             index.push(std::array::from_fn(|k| {
-                mirror(f as i32 - 2 + k as i32, n_src as i32) as u32
+                reflect(f as i32 - 2 + k as i32, n_src as i32) as u32
             }));
         }
         Taps { index, weight }
@@ -47,29 +60,36 @@ impl Taps {
 /// The exact area decimation from the fine grid back to the source grid along one axis:
 /// source pixel `q` covers output coordinates `q * s .. (q + 1) * s` (`s` output pixels per
 /// source pixel), so its sample is the coverage-weighted mean of the output pixels from
-/// `start[q]` on (`weight[q]`, at most [`MAX_AREA_TAPS`], summing to 1).
+/// `start[q]` on (`count[q]` of them, at most [`MAX_AREA_TAPS`]: `weight[q]`, summing to 1).
 #[derive(Clone, Debug)]
 pub struct AreaTaps {
     pub start: Vec<u32>,
+    pub count: Vec<u32>,
     pub weight: Vec<[f32; MAX_AREA_TAPS]>,
 }
 
 impl AreaTaps {
     pub fn new(n_src: usize, n_out: usize) -> Self {
         let s = n_out as f64 / n_src as f64;
-        let (mut start, mut weight) = (Vec::with_capacity(n_src), Vec::with_capacity(n_src));
+        let mut taps = AreaTaps {
+            start: Vec::with_capacity(n_src),
+            count: Vec::with_capacity(n_src),
+            weight: Vec::with_capacity(n_src),
+        };
         for q in 0..n_src {
             let (a, b) = (q as f64 * s, ((q + 1) as f64 * s).min(n_out as f64));
             let first = a.floor() as usize;
+            let count = ((b.ceil() as usize).min(n_out) - first).min(MAX_AREA_TAPS);
             let mut wts = [0.0f32; MAX_AREA_TAPS];
-            for (k, wt) in wts.iter_mut().enumerate() {
+            for (k, wt) in wts.iter_mut().take(count).enumerate() {
                 let x = (first + k) as f64;
                 *wt = ((b.min(x + 1.0) - a.max(x)).max(0.0) / (b - a)) as f32;
             }
-            start.push(first as u32);
-            weight.push(wts);
+            taps.start.push(first as u32);
+            taps.count.push(count as u32);
+            taps.weight.push(wts);
         }
-        AreaTaps { start, weight }
+        taps
     }
 }
 
@@ -375,9 +395,9 @@ pub fn single(plan: &Plan, src: &Frame, tensor: &[f32], region: Rect) -> Vec<f32
                     if let Some((wts, k, fx, fy)) = &steer {
                         let mut s = 0.0f32;
                         for j in 0..4 {
-                            let sy = mirror(fy - 1 + j as i32, h as i32) as usize;
+                            let sy = reflect(fy - 1 + j as i32, h as i32) as usize;
                             for i in 0..4 {
-                                let sx = mirror(fx - 1 + i as i32, w as i32) as usize;
+                                let sx = reflect(fx - 1 + i as i32, w as i32) as usize;
                                 s += wts[j * 4 + i] * plane[sy * w + sx];
                             }
                         }
@@ -478,7 +498,7 @@ fn region_bilinear(buf: &[f32], r: Rect, x: f32, y: f32) -> f32 {
 }
 
 /// The estimate `x` (over `r`) blurred by the area-sampling PSF, over `r`: what a source
-/// sample anywhere on the fine grid would record. Mirrored frame borders, read clamped into
+/// sample anywhere on the fine grid would record. Reflected frame borders, read clamped into
 /// the region.
 pub fn blur(plan: &Plan, x: &[f32], r: Rect) -> Vec<f32> {
     let (rxp, ryp) = (plan.psf_x.len() / 2, plan.psf_y.len() / 2);
@@ -494,10 +514,10 @@ pub fn blur(plan: &Plan, x: &[f32], r: Rect) -> Vec<f32> {
                 let gx = (r.x0 + lx) as i32;
                 let mut acc = 0.0f32;
                 for (j, wy) in plan.psf_y.iter().enumerate() {
-                    let yy = mirror(gy + j as i32 - ryp as i32, plan.oh as i32) as i64;
+                    let yy = reflect(gy + j as i32 - ryp as i32, plan.oh as i32) as i64;
                     let mut l = 0.0f32;
                     for (i, wx) in plan.psf_x.iter().enumerate() {
-                        let xx = mirror(gx + i as i32 - rxp as i32, plan.ow as i32) as i64;
+                        let xx = reflect(gx + i as i32 - rxp as i32, plan.ow as i32) as i64;
                         l += wx * xs[r.clamped(xx, yy)];
                     }
                     acc += wy * l;
@@ -534,20 +554,16 @@ pub fn residual(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, sr: Rect) -> Vec<
             let (p, ly) = (row / sr.h, row % sr.h);
             let xs = &x[p * n1..(p + 1) * n1];
             let qy = sr.y0 + ly;
-            let (y0, wy) = (plan.ay.start[qy] as i64, &plan.ay.weight[qy]);
+            let y0 = plan.ay.start[qy] as i64;
+            let wy = &plan.ay.weight[qy][..plan.ay.count[qy] as usize];
             for (lx, o) in line.iter_mut().enumerate() {
                 let qx = sr.x0 + lx;
-                let (x0, wx) = (plan.ax.start[qx] as i64, &plan.ax.weight[qx]);
+                let x0 = plan.ax.start[qx] as i64;
+                let wx = &plan.ax.weight[qx][..plan.ax.count[qx] as usize];
                 let mut d = 0.0f32;
                 for (j, &wj) in wy.iter().enumerate() {
-                    if wj == 0.0 {
-                        continue;
-                    }
                     let mut l = 0.0f32;
                     for (i, &wi) in wx.iter().enumerate() {
-                        if wi == 0.0 {
-                            continue;
-                        }
                         l += wi * xs[r1.clamped(x0 + i as i64, y0 + j as i64)];
                     }
                     d += wj * l;
@@ -564,15 +580,51 @@ pub fn local_range(plan: &Plan, plane: &[f32], ux: f32, uy: f32) -> (f32, f32) {
     let (fx, fy) = (ux.floor() as i32, uy.floor() as i32);
     let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
     for j in 0..4 {
-        let sy = mirror(fy - 1 + j, h as i32) as usize;
+        let sy = reflect(fy - 1 + j, h as i32) as usize;
         for i in 0..4 {
-            let sx = mirror(fx - 1 + i, w as i32) as usize;
+            let sx = reflect(fx - 1 + i, w as i32) as usize;
             let s = plane[sy * w + sx];
             lo = lo.min(s);
             hi = hi.max(s);
         }
     }
     (lo, hi)
+}
+
+/// [`local_range`] for every output pixel's 4x4 neighbourhood, found once per frame: per plane
+/// the lows then the highs, indexed by [`Ranges::at`].
+pub struct Ranges {
+    pub w: usize,
+    pub h: usize,
+    pub data: Vec<f32>,
+}
+
+impl Ranges {
+    /// Source neighbourhoods start at `floor(u) - 1` with `floor(u)` in `-1..w` (output pixel
+    /// centres lie within the source frame's extent).
+    pub fn new(plan: &Plan, src: &Frame) -> Ranges {
+        let (w, h) = (plan.w + 1, plan.h + 1);
+        let n = plan.w * plan.h;
+        let mut data = vec![0.0f32; 2 * plan.planes * w * h];
+        data.par_chunks_mut(w).enumerate().for_each(|(row, line)| {
+            let (k, fy) = (row / h, row % h);
+            let p = k % plan.planes;
+            let plane = &src.data[p * n..(p + 1) * n];
+            for (fx, o) in line.iter_mut().enumerate() {
+                let (lo, hi) = local_range(plan, plane, fx as f32 - 0.5, fy as f32 - 0.5);
+                *o = if k < plan.planes { lo } else { hi };
+            }
+        });
+        Ranges { w, h, data }
+    }
+
+    /// The range around output pixel `(x, y)` of plane `p`.
+    pub fn at(&self, plan: &Plan, p: usize, x: usize, y: usize) -> (f32, f32) {
+        let (ux, uy) = plan.src_pos(x, y);
+        let i = (uy.floor() + 1.0) as usize * self.w + (ux.floor() + 1.0) as usize;
+        let n = self.w * self.h;
+        (self.data[p * n + i], self.data[(plan.planes + p) * n + i])
+    }
 }
 
 /// One back-projection step over `r1`: `x + beta * U(residual)`, `U` the Lanczos-3
@@ -582,24 +634,27 @@ pub fn local_range(plan: &Plan, plane: &[f32], ux: f32, uy: f32) -> (f32, f32) {
 /// from [`fuse`]) the step is their weighted mean with the centre's, which weighs `prior`.
 pub fn back_project(
     plan: &Plan,
-    src: &Frame,
+    ranges: &Ranges,
     x: &[f32],
     resid: &[f32],
     sr: Rect,
     acc: Option<&[f32]>,
     r1: Rect,
 ) -> Vec<f32> {
-    let n = plan.w * plan.h;
     let n1 = r1.len();
     let mut out = vec![0.0f32; plan.planes * n1];
     out.par_chunks_mut(r1.w.max(1))
         .enumerate()
         .for_each(|(row, line)| {
             let (p, ly) = (row / r1.h, row % r1.h);
-            let plane = &src.data[p * n..(p + 1) * n];
             let rs = &resid[p * sr.len()..(p + 1) * sr.len()];
             let gy = r1.y0 + ly;
             let (iy, wy) = (&plan.ty.index[gy], &plan.ty.weight[gy]);
+            // The taps of `r1` lie inside `sr` by construction ([`source_rect`]).
+            let rows: [&[f32]; 6] = std::array::from_fn(|j| {
+                let at = (iy[j] as usize - sr.y0) * sr.w;
+                &rs[at..at + sr.w]
+            });
             for (lx, o) in line.iter_mut().enumerate() {
                 let gx = r1.x0 + lx;
                 let (ix, wx) = (&plan.tx.index[gx], &plan.tx.weight[gx]);
@@ -607,7 +662,7 @@ pub fn back_project(
                 for j in 0..6 {
                     let mut l = 0.0f32;
                     for i in 0..6 {
-                        l += wx[i] * rs[sr.clamped(ix[i] as i64, iy[j] as i64)];
+                        l += wx[i] * rows[j][ix[i] as usize - sr.x0];
                     }
                     u += wy[j] * l;
                 }
@@ -616,29 +671,25 @@ pub fn back_project(
                     let (num, den) = (acc[i], acc[plan.planes * n1 + i]);
                     u = (plan.prior * u + num) / (plan.prior + den);
                 }
-                let (ux, uy) = plan.src_pos(gx, gy);
-                let (lo, hi) = local_range(plan, plane, ux, uy);
+                let (lo, hi) = ranges.at(plan, p, gx, gy);
                 *o = (x[i] + plan.beta * u).max(lo).min(hi);
             }
         });
     out
 }
 
-/// The result over tile `t` from the estimate `x` (over `r1`), clamped to the range of the
-/// 4x4 source samples around each pixel unless the method is `lanczos`.
-pub fn put(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, t: Rect) -> Vec<f32> {
-    let n = plan.w * plan.h;
+/// The result over tile `t` from the estimate `x` (over `r1`), clamped to `ranges` (the 4x4
+/// source samples around each pixel) when given: every method but `lanczos`.
+pub fn put(plan: &Plan, ranges: Option<&Ranges>, x: &[f32], r1: Rect, t: Rect) -> Vec<f32> {
     let mut out = vec![0.0f32; plan.planes * t.len()];
     out.par_chunks_mut(t.w).enumerate().for_each(|(row, line)| {
         let (p, ly) = (row / t.h, row % t.h);
-        let plane = &src.data[p * n..(p + 1) * n];
         let y = t.y0 + ly;
         for (lx, o) in line.iter_mut().enumerate() {
             let gx = t.x0 + lx;
             let mut v = x[p * r1.len() + r1.clamped(gx as i64, y as i64)];
-            if plan.method != Method::Lanczos {
-                let (ux, uy) = plan.src_pos(gx, y);
-                let (lo, hi) = local_range(plan, plane, ux, uy);
+            if let Some(ranges) = ranges {
+                let (lo, hi) = ranges.at(plan, p, gx, y);
                 v = v.max(lo).min(hi);
             }
             *o = v;
@@ -661,6 +712,7 @@ pub fn upscale(plan: &Plan, src: &Frame, registered: &[(&Frame, Field)], tile: u
     } else {
         Vec::new()
     };
+    let ranges = (plan.method != Method::Lanczos).then(|| Ranges::new(plan, src));
     let mut out = Frame::new(plan.ow, plan.oh, plan.planes, src.meta.clone());
     let on = plan.ow * plan.oh;
     for t in tiles(plan.ow, plan.oh, tile) {
@@ -677,9 +729,17 @@ pub fn upscale(plan: &Plan, src: &Frame, registered: &[(&Frame, Field)], tile: u
                 }
                 acc
             });
-            x = back_project(plan, src, &x, &resid, sr, acc.as_deref(), r);
+            x = back_project(
+                plan,
+                ranges.as_ref().expect("ranges"),
+                &x,
+                &resid,
+                sr,
+                acc.as_deref(),
+                r,
+            );
         }
-        let result = put(plan, src, &x, r, t);
+        let result = put(plan, ranges.as_ref(), &x, r, t);
         for p in 0..plan.planes {
             for ly in 0..t.h {
                 let at = p * on + (t.y0 + ly) * plan.ow + t.x0;

@@ -173,14 +173,15 @@ pub fn upscale(
         .write_buffer(&tap_index.buffer, 0, bytemuck::cast_slice(&index));
     gpu.queue
         .write_buffer(&tap_weight.buffer, 0, bytemuck::cast_slice(&weight));
-    // Area decimation tables: first output pixel per source column then per source row, and
-    // MAX_AREA_TAPS weights each.
+    // Area decimation tables: first output pixel and count per source column then per source
+    // row, and MAX_AREA_TAPS weights each.
     let area_start: Vec<u32> = plan
         .ax
         .start
         .iter()
-        .chain(&plan.ay.start)
-        .copied()
+        .zip(&plan.ax.count)
+        .chain(plan.ay.start.iter().zip(&plan.ay.count))
+        .flat_map(|(&s, &c)| [s, c])
         .collect();
     let area_weight: Vec<f32> = plan
         .ax
@@ -190,7 +191,7 @@ pub fn upscale(
         .flatten()
         .copied()
         .collect();
-    debug_assert_eq!(area_weight.len(), area_start.len() * MAX_AREA_TAPS);
+    debug_assert_eq!(area_weight.len() * 2, area_start.len() * MAX_AREA_TAPS);
     let area_first = region(gpu, area_start.len())?;
     let area_wts = region(gpu, area_weight.len())?;
     gpu.queue

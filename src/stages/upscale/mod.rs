@@ -4,7 +4,7 @@
 //! PSF), so on the fine grid the frame is the sharp picture blurred by a box one source pixel
 //! wide, seen at the source sample positions. Three methods, each one step further:
 //!
-//! - `lanczos`: separable Lanczos-3 interpolation (mirrored borders), the honest baseline.
+//! - `lanczos`: separable Lanczos-3 interpolation (borders reflected, edge sample repeated), the honest baseline.
 //! - `edge`: a single-frame estimate of the blurred picture on the fine grid, Lanczos blended
 //!   toward a steering kernel (narrow across the local edge, long along it, from the luma
 //!   structure tensor) where the structure is coherent, so diagonal edges do not staircase.
