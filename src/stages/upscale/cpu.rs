@@ -304,17 +304,34 @@ fn lerp(a: f32, b: f32, t: f32) -> f32 {
     a + (b - a) * t
 }
 
-/// Bilinear sample of a `w` x `h` plane at `(x, y)` clamped into it.
-fn bilinear(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+/// Where a bilinear sample of a `w` x `h` plane at `(x, y)` clamped into it reads: the four
+/// indices (top left, top right, bottom left, bottom right) and the weights along x and y.
+fn bilinear_at(w: usize, h: usize, x: f32, y: f32) -> ([usize; 4], f32, f32) {
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
     let (fx, fy) = (x.floor(), y.floor());
     let (x0, y0) = (fx as usize, fy as usize);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let top = lerp(plane[y0 * w + x0], plane[y0 * w + x1], x - fx);
-    let bot = lerp(plane[y1 * w + x0], plane[y1 * w + x1], x - fx);
-    lerp(top, bot, y - fy)
+    (
+        [y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1],
+        x - fx,
+        y - fy,
+    )
 }
+
+fn bilinear_from(plane: &[f32], (i, tx, ty): ([usize; 4], f32, f32)) -> f32 {
+    let top = lerp(plane[i[0]], plane[i[1]], tx);
+    let bot = lerp(plane[i[2]], plane[i[3]], tx);
+    lerp(top, bot, ty)
+}
+
+/// Bilinear sample of a `w` x `h` plane at `(x, y)` clamped into it.
+fn bilinear(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+    bilinear_from(plane, bilinear_at(w, h, x, y))
+}
+
+/// `exp(-e)` is 0 in `f32` from here on: the robust weight of a sample that far off is skipped.
+pub const EXP_ZERO: f32 = 104.0;
 
 /// Steering weights over the 4x4 source samples around source position `(ux, uy)` (rows
 /// first), normalised, and the coherence in 0..1 at which they are blended in.
@@ -447,8 +464,9 @@ pub fn fuse(
                 let (ux, uy) = plan.src_pos(x, y);
                 let (vx, vy) = motion::cpu::field_at(field, ux, uy);
                 let (qx0, qy0) = ((ux + vx).floor() as i32, (uy + vy).floor() as i32);
-                // (sample index, output position, distance weight) of the samples in the frame.
-                let mut taps = [(0usize, 0.0f32, 0.0f32, 0.0f32); 4];
+                // (sample index, where the estimate is read at its position, distance weight) of
+                // the samples in the frame.
+                let mut taps = [(0usize, ([0usize; 4], 0.0f32, 0.0f32), 0.0f32); 4];
                 let mut count = 0;
                 for j in 0..2 {
                     for i in 0..2 {
@@ -460,7 +478,8 @@ pub fn fuse(
                         let fy = (qy as f32 - vy + 0.5) * plan.sy - 0.5;
                         let (dx, dy) = (fx - x as f32, fy - y as f32);
                         let ws = (-(dx * dx + dy * dy) * plan.inv_spread2).exp();
-                        taps[count] = (qy as usize * plan.w + qx as usize, fx, fy, ws);
+                        let at = bilinear_at(r0.w, r0.h, fx - r0.x0 as f32, fy - r0.y0 as f32);
+                        taps[count] = (qy as usize * plan.w + qx as usize, at, ws);
                         count += 1;
                     }
                 }
@@ -468,11 +487,14 @@ pub fn fuse(
                     let plane = &nb.data[p * n..(p + 1) * n];
                     let est = &bs[p * r0.len()..(p + 1) * r0.len()];
                     let (mut s_num, mut s_den) = (0.0f32, 0.0f32);
-                    for &(q, fx, fy, ws) in &taps[..count] {
-                        let r = plane[q] - region_bilinear(est, r0, fx, fy);
-                        let wt = ws * (-(r * r) * plan.inv_tol2).exp();
-                        s_num += wt * r;
-                        s_den += wt;
+                    for &(q, at, ws) in &taps[..count] {
+                        let r = plane[q] - bilinear_from(est, at);
+                        let e = r * r * plan.inv_tol2;
+                        if e < EXP_ZERO {
+                            let wt = ws * (-e).exp();
+                            s_num += wt * r;
+                            s_den += wt;
+                        }
                     }
                     nums[p * r1.w + lx] = s_num;
                     dens[p * r1.w + lx] = s_den;
@@ -490,11 +512,6 @@ pub fn fuse(
             }
         }
     }
-}
-
-/// Bilinear sample of a region buffer at global output coordinates, clamped into the region.
-fn region_bilinear(buf: &[f32], r: Rect, x: f32, y: f32) -> f32 {
-    bilinear(buf, r.w, r.h, x - r.x0 as f32, y - r.y0 as f32)
 }
 
 /// The estimate `x` (over `r`) blurred by the area-sampling PSF, over `r`: what a source
@@ -597,6 +614,9 @@ pub struct Ranges {
     pub w: usize,
     pub h: usize,
     pub data: Vec<f32>,
+    /// Per output column and row, the neighbourhood's column and row in the table.
+    pub col: Vec<usize>,
+    pub row: Vec<usize>,
 }
 
 impl Ranges {
@@ -615,13 +635,24 @@ impl Ranges {
                 *o = if k < plan.planes { lo } else { hi };
             }
         });
-        Ranges { w, h, data }
+        let col = (0..plan.ow)
+            .map(|x| (plan.src_pos(x, 0).0.floor() + 1.0) as usize)
+            .collect();
+        let row = (0..plan.oh)
+            .map(|y| (plan.src_pos(0, y).1.floor() + 1.0) as usize)
+            .collect();
+        Ranges {
+            w,
+            h,
+            data,
+            col,
+            row,
+        }
     }
 
     /// The range around output pixel `(x, y)` of plane `p`.
     pub fn at(&self, plan: &Plan, p: usize, x: usize, y: usize) -> (f32, f32) {
-        let (ux, uy) = plan.src_pos(x, y);
-        let i = (uy.floor() + 1.0) as usize * self.w + (ux.floor() + 1.0) as usize;
+        let i = self.row[y] * self.w + self.col[x];
         let n = self.w * self.h;
         (self.data[p * n + i], self.data[(plan.planes + p) * n + i])
     }
