@@ -1,6 +1,7 @@
 //! `upscale`: known answers (constant stays constant, smooth gradients come back, the output
-//! size), multi-frame fusion recovering detail a single frame lost, robustness to a neighbour
-//! that disagrees, tiled == untiled, GPU/CPU parity, bad parameters, and a run writing frames
+//! size), back-projection agreeing with the recorded samples and sharpening edges without
+//! overshoot, multi-frame fusion recovering detail a single frame lost, robustness to a
+//! neighbour that disagrees, tiled == untiled, GPU/CPU parity, bad parameters, and a run writing frames
 //! of the new size in every format.
 
 mod common;
