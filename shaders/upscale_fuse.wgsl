@@ -64,9 +64,13 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             let ws = exp(-(dx * dx + dy * dy) * params.inv_spread2);
             let s = nb[sample_index(d, u32(qx), u32(qy), p)];
             let res = s - est(p, fx, fy);
-            let wt = ws * exp(-(res * res) * params.inv_tol2);
-            s_num += wt * res;
-            s_den += wt;
+            // exp(-e) is 0 in f32 from 104 on (cpu::EXP_ZERO).
+            let e = res * res * params.inv_tol2;
+            if e < 104.0 {
+                let wt = ws * exp(-e);
+                s_num += wt * res;
+                s_den += wt;
+            }
         }
     }
     let n1 = r1.z * r1.w;

@@ -30,9 +30,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         var lo = 3.4028235e38;
         var hi = -3.4028235e38;
         for (var j = 0; j < 4; j++) {
-            let sy = u32(mirror(fy - 1 + j, i32(d.height)));
+            let sy = u32(reflect(fy - 1 + j, i32(d.height)));
             for (var i = 0; i < 4; i++) {
-                let sx = u32(mirror(fx - 1 + i, i32(d.width)));
+                let sx = u32(reflect(fx - 1 + i, i32(d.width)));
                 let s = src[sample_index(d, sx, sy, p)];
                 lo = min(lo, s);
                 hi = max(hi, s);

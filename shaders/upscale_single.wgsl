@@ -98,9 +98,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         let inv = 1.0 / sum;
         var s = 0.0;
         for (var j = 0; j < 4; j++) {
-            let sy = u32(mirror(i32(fy) - 1 + j, i32(d.height)));
+            let sy = u32(reflect(i32(fy) - 1 + j, i32(d.height)));
             for (var i = 0; i < 4; i++) {
-                let sx = u32(mirror(i32(fx) - 1 + i, i32(d.width)));
+                let sx = u32(reflect(i32(fx) - 1 + i, i32(d.width)));
                 s += (wts[j * 4 + i] * inv) * src[sample_index(d, sx, sy, p)];
             }
         }

@@ -1,6 +1,7 @@
 //! `upscale`: known answers (constant stays constant, smooth gradients come back, the output
-//! size), multi-frame fusion recovering detail a single frame lost, robustness to a neighbour
-//! that disagrees, tiled == untiled, GPU/CPU parity, bad parameters, and a run writing frames
+//! size), back-projection agreeing with the recorded samples and sharpening edges without
+//! overshoot, multi-frame fusion recovering detail a single frame lost, robustness to a
+//! neighbour that disagrees, tiled == untiled, GPU/CPU parity, bad parameters, and a run writing frames
 //! of the new size in every format.
 
 mod common;
@@ -10,7 +11,7 @@ use std::process::Command;
 
 use nitrate::frame::{Frame, FrameMeta};
 use nitrate::io::{self, OutputFormat};
-use nitrate::stages::upscale::cpu::{area_resize, Plan};
+use nitrate::stages::upscale::cpu::{area_resize, local_range, Plan};
 use nitrate::stages::upscale::gpu::tile_side;
 use nitrate::stages::upscale::{Upscale, UpscaleParams, GPU_TOLERANCE};
 use nitrate::stages::{self, Stage, Window};
@@ -73,6 +74,31 @@ fn max_diff(a: &Frame, b: &Frame) -> f32 {
         .zip(&b.data)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// A picture without detail beyond the half-resolution Nyquist limit apart from hard edges: a
+/// ramp with slow waves, a bright bar and a dark disc.
+fn crisp(w: usize, h: usize, planes: usize) -> Frame {
+    let mut f = Frame::new(w, h, planes, FrameMeta::default());
+    for p in 0..planes {
+        for y in 0..h {
+            for x in 0..w {
+                let (u, v) = (x as f32, y as f32);
+                let mut s = 0.3 + 0.2 * u / w as f32 + 0.1 * v / h as f32;
+                s +=
+                    0.1 * (0.45 * u + 0.2 * v).sin() + 0.08 * (0.3 * u - 0.55 * v + p as f32).sin();
+                if (20.0..27.0).contains(&u) && (8.0..60.0).contains(&v) {
+                    s += 0.3;
+                }
+                let (dx, dy) = (u - 60.0, v - 40.0);
+                if dx * dx + dy * dy < 150.0 {
+                    s -= 0.2;
+                }
+                f.set(p, x, y, s);
+            }
+        }
+    }
+    f
 }
 
 /// Five low-resolution frames of the fine picture moving one output pixel a frame diagonally.
@@ -174,30 +200,76 @@ fn a_smooth_gradient_comes_back() {
 }
 
 #[test]
+fn edge_agrees_with_the_recorded_samples_and_sharpens_edges_without_overshoot() {
+    // Hard edges and slow waves, area-downscaled by 2: back-projection makes the result agree
+    // with what was recorded (downscaled again it gives the source back: seen 62 dB where
+    // Lanczos gives 46), it is sharper than Lanczos (seen: +0.34 dB), and every sample stays
+    // within the range of the 4x4 source samples around it (no ringing).
+    let (w, h) = (96, 80);
+    let truth = crisp(w, h, 3);
+    let low = area_resize(&truth, w / 2, h / 2);
+    let run = |toml: &str| stage(toml).run_cpu(&Window::single(&low)).unwrap();
+    let (lanczos, edge) = (run("method = \"lanczos\""), run("method = \"edge\""));
+    let agree = |out: &Frame| psnr(&area_resize(out, w / 2, h / 2), &low, 3);
+    let (a_l, a_e) = (agree(&lanczos), agree(&edge));
+    let (p_l, p_e) = (psnr(&lanczos, &truth, 6), psnr(&edge, &truth, 6));
+    eprintln!("agreement lanczos {a_l:.2} dB, edge {a_e:.2}; PSNR {p_l:.2}, {p_e:.2}");
+    assert!(
+        a_e > 55.0 && a_e > a_l + 10.0,
+        "agreement {a_e} (lanczos {a_l})"
+    );
+    assert!(p_e > p_l + 0.2, "edge {p_e} vs lanczos {p_l}");
+    let plan = Plan::new(&UpscaleParams::default(), w / 2, h / 2, 3, w, h);
+    let (mut over, mut lanczos_over) = (0usize, 0usize);
+    for p in 0..3 {
+        let plane = &low.data[p * low.plane_len()..(p + 1) * low.plane_len()];
+        for y in 0..h {
+            for x in 0..w {
+                let (ux, uy) = plan.src_pos(x, y);
+                let (lo, hi) = local_range(&plan, plane, ux, uy);
+                let outside = |v: f32| v < lo || v > hi;
+                over += outside(edge.get(p, x, y)) as usize;
+                lanczos_over += outside(lanczos.get(p, x, y)) as usize;
+            }
+        }
+    }
+    assert_eq!(over, 0, "edge left the local range at {over} samples");
+    // The check can fail: Lanczos rings at the bar and the disc.
+    assert!(
+        lanczos_over > 50,
+        "lanczos overshoots at {lanczos_over} samples"
+    );
+}
+
+#[test]
 fn neighbours_bring_back_detail_and_a_disagreeing_one_is_rejected() {
     let (w, h) = (96, 80);
     let (frames, truth) = moving(w, h, 3);
     let run = |toml: &str, frames: &[Frame]| stage(toml).run_cpu(&window(frames, 2)).unwrap();
     let lanczos = psnr(&run("method = \"lanczos\"", &frames), &truth, 6);
     let edge = psnr(&run("method = \"edge\"", &frames), &truth, 6);
-    // Exactly registered neighbours: samples trusted up to the aliasing they carry.
+    // Exactly registered neighbours: their samples, back-projected with the centre's, resolve
+    // the aliasing a single frame cannot.
     let multi_out = run("method = \"multi\"\ntolerance = 0.05\nprior = 0.3", &frames);
     let multi = psnr(&multi_out, &truth, 6);
     eprintln!("PSNR lanczos {lanczos:.2}, edge {edge:.2}, multi {multi:.2}");
-    assert!(edge > lanczos, "edge {edge} vs lanczos {lanczos}");
+    // Texture beyond the source's Nyquist limit: one frame cannot tell it from its alias, so
+    // `edge` is no better than Lanczos here (seen: 0.14 dB below); the neighbours are.
+    assert!(edge > lanczos - 0.3, "edge {edge} vs lanczos {lanczos}");
     assert!(
-        multi > lanczos + 2.0,
-        "multi {multi} is not 2 dB above lanczos {lanczos}"
+        multi > lanczos + 4.0 && multi > edge + 4.0,
+        "multi {multi} is not 4 dB above lanczos {lanczos} and edge {edge}"
     );
 
-    // One neighbour with a bright patch where the centre has picture (an occluding object):
-    // the result there is what the other neighbours give (within a hundredth), even with
-    // permissive settings, not a blend with the intruder.
+    // One neighbour with a patch of other picture where the centre has its own (an occluding
+    // object, of the same tones so the local-range clamp cannot catch it): the result there
+    // is as good as without that neighbour, not a blend with the intruder.
     let mut occluded = frames.clone();
     for p in 0..3 {
         for y in 10..30 {
             for x in 10..30 {
-                occluded[3].set(p, x, y, 0.95);
+                let v = frames[3].get(p, 39 - x, 39 - y);
+                occluded[3].set(p, x, y, v);
             }
         }
     }
@@ -218,27 +290,34 @@ fn neighbours_bring_back_detail_and_a_disagreeing_one_is_rejected() {
             after: vec![&without[3]],
         })
         .unwrap();
-    let moved = |out: &Frame| {
-        let mut worst = 0.0f32;
+    // RMS error against the truth where the patch covers the centre's picture.
+    let err = |out: &Frame| {
+        let (mut se, mut n) = (0.0f64, 0usize);
         for p in 0..3 {
             for y in 24..56 {
                 for x in 24..56 {
-                    worst = worst.max((out.get(p, x, y) - without_bad.get(p, x, y)).abs());
+                    se += ((out.get(p, x, y) - truth.get(p, x, y)) as f64).powi(2);
+                    n += 1;
                 }
             }
         }
-        worst
+        (se / n as f64).sqrt()
     };
-    // Without the robust weights (tolerance at its maximum) the patch leaks in.
-    let leaky = moved(&run(
+    // Without the robust weights (tolerance at its maximum) the patch leaks in. Seen: 0.033
+    // robust, 0.032 without the neighbour, 0.050 leaky.
+    let leaky = err(&run(
         "method = \"multi\"\ntolerance = 0.5\nprior = 0.3",
         &occluded,
     ));
-    let robust = moved(&with_bad);
-    eprintln!("occluder moved the result by {robust} (robust), {leaky} (tolerance 0.5)");
+    let (robust, reference) = (err(&with_bad), err(&without_bad));
+    eprintln!(
+        "RMS error under the occluder: {robust} (robust), {reference} (without that \
+         neighbour), {leaky} (tolerance 0.5)"
+    );
     assert!(
-        robust < 0.02 && leaky > 5.0 * robust,
-        "an occluding neighbour moved the result by {robust} (by {leaky} without rejection)"
+        robust < 1.1 * reference && leaky > 1.4 * robust,
+        "under an occluding neighbour the RMS error is {robust}, {reference} without it, \
+         {leaky} without rejection"
     );
 }
 
@@ -247,6 +326,7 @@ fn tiled_and_untiled_are_identical_on_the_cpu() {
     let (frames, _) = moving(200, 140, 3);
     for extra in [
         "method = \"multi\"",
+        "method = \"multi\"\ntolerance = 0.05\nprior = 0.3",
         "method = \"edge\"\nwidth = 173",
         "method = \"lanczos\"\nfactor = 3",
     ] {

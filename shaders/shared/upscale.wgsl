@@ -15,6 +15,8 @@ struct Params {
     r0: vec4<u32>,
     r1: vec4<u32>,
     t: vec4<u32>,
+    // Source rectangle of the back-projection residual.
+    sr: vec4<u32>,
     cols: u32,
     rows: u32,
     block: u32,
@@ -35,17 +37,14 @@ struct Params {
     psf_y: array<vec4<f32>, 3>,
 }
 
-// Index `i` reflected into 0..n, the edge sample not repeated (`stabilise::cpu::mirror`).
-fn mirror(i: i32, n: i32) -> i32 {
-    if i >= 0 && i < n {
-        return i;
-    }
-    if n <= 1 {
-        return 0;
-    }
-    let period = 2 * (n - 1);
+// Output pixels per axis under one source pixel (`cpu::MAX_AREA_TAPS`).
+const AREA_TAPS: u32 = 12u;
+
+// Index `i` reflected into 0..n, the edge sample repeated (`cpu::reflect`).
+fn reflect(i: i32, n: i32) -> i32 {
+    let period = 2 * n;
     let m = ((i % period) + period) % period;
-    return select(period - m, m, m < n);
+    return select(period - 1 - m, m, m < n);
 }
 
 // Source coordinates of output pixel (x, y).
@@ -63,3 +62,4 @@ fn region_index(r: vec4<u32>, x: i32, y: i32) -> u32 {
 fn lerp(a: f32, b: f32, t: f32) -> f32 {
     return a + (b - a) * t;
 }
+

@@ -1,8 +1,8 @@
 //! CPU reference of `upscale` (see the module documentation of [`super`]). The shaders
 //! `shaders/upscale_*.wgsl` do the same arithmetic in the same order, pass by pass:
 //! [`tensor`] (`upscale_tensor`), [`single`] (`upscale_single`), [`fuse`] (`upscale_fuse`),
-//! [`fuse_end`] (`upscale_fuse_end`), [`deconvolve`] (`upscale_deconv`) and [`put`]
-//! (`upscale_put`).
+//! [`fuse_end`] (`upscale_fuse_end`), per back-projection iteration [`residual`]
+//! (`upscale_resid`) and [`back_project`] (`upscale_ibp`), and [`put`] (`upscale_put`).
 //!
 //! Coordinates: output pixel `X` sits at source coordinate `(X + 0.5) * w / ow - 0.5`
 //! (pixel centres aligned, as an area downscale aligns them); source coordinate `c` sits at
@@ -13,12 +13,27 @@ use rayon::prelude::*;
 use super::{Method, UpscaleParams};
 use crate::frame::Frame;
 use crate::motion::{self, Field};
-use crate::stages::stabilise::cpu::{lanczos3, mirror};
+use crate::stages::stabilise::cpu::lanczos3;
 
+/// Index `i` reflected into `0..n` about the frame's edges, the edge sample repeated
+/// (half-sample symmetry: the frame's edge lies half a pixel beyond the edge sample, so a
+/// ramp stays a ramp up to the edge).
+pub fn reflect(i: i32, n: i32) -> i32 {
+    let period = 2 * n;
+    let m = i.rem_euclid(period);
+    if m < n {
+        m
+    } else {
+        period - 1 - m
+    }
+}
+
+/// Most output pixels per axis under one source pixel (factor 8 needs 9).
+pub const MAX_AREA_TAPS: usize = 12;
 /// Most taps per axis of the area-sampling PSF on the fine grid (factor 8 needs 9).
 pub const MAX_PSF_TAPS: usize = 12;
 
-/// Lanczos-3 taps along one axis: per output coordinate, six source indices (mirrored into
+/// Lanczos-3 taps along one axis: per output coordinate, six source indices (reflected into
 /// the frame) and their normalised weights.
 #[derive(Clone, Debug)]
 pub struct Taps {
@@ -35,15 +50,51 @@ impl Taps {
             let f = u.floor();
             weight.push(lanczos3(u - f));
             index.push(std::array::from_fn(|k| {
-                mirror(f as i32 - 2 + k as i32, n_src as i32) as u32
+                reflect(f as i32 - 2 + k as i32, n_src as i32) as u32
             }));
         }
         Taps { index, weight }
     }
 }
 
+/// The exact area decimation from the fine grid back to the source grid along one axis:
+/// source pixel `q` covers output coordinates `q * s .. (q + 1) * s` (`s` output pixels per
+/// source pixel), so its sample is the coverage-weighted mean of the output pixels from
+/// `start[q]` on (`count[q]` of them, at most [`MAX_AREA_TAPS`]: `weight[q]`, summing to 1).
+#[derive(Clone, Debug)]
+pub struct AreaTaps {
+    pub start: Vec<u32>,
+    pub count: Vec<u32>,
+    pub weight: Vec<[f32; MAX_AREA_TAPS]>,
+}
+
+impl AreaTaps {
+    pub fn new(n_src: usize, n_out: usize) -> Self {
+        let s = n_out as f64 / n_src as f64;
+        let mut taps = AreaTaps {
+            start: Vec::with_capacity(n_src),
+            count: Vec::with_capacity(n_src),
+            weight: Vec::with_capacity(n_src),
+        };
+        for q in 0..n_src {
+            let (a, b) = (q as f64 * s, ((q + 1) as f64 * s).min(n_out as f64));
+            let first = a.floor() as usize;
+            let count = ((b.ceil() as usize).min(n_out) - first).min(MAX_AREA_TAPS);
+            let mut wts = [0.0f32; MAX_AREA_TAPS];
+            for (k, wt) in wts.iter_mut().take(count).enumerate() {
+                let x = (first + k) as f64;
+                *wt = ((b.min(x + 1.0) - a.max(x)).max(0.0) / (b - a)) as f32;
+            }
+            taps.start.push(first as u32);
+            taps.count.push(count as u32);
+            taps.weight.push(wts);
+        }
+        taps
+    }
+}
+
 /// The area-sampling PSF along one axis on the fine grid: a box `s` output pixels wide
-/// (one source pixel), as weights for the offsets `-r..=r`.
+/// (one source pixel), as weights for the offsets `-r..=r` (at most [`MAX_PSF_TAPS`]).
 pub fn psf(s: f32) -> Vec<f32> {
     let r = (s * 0.5 - 0.5).ceil().max(0.0) as i32;
     (-r..=r)
@@ -128,6 +179,8 @@ pub struct Plan {
     pub sy: f32,
     pub tx: Taps,
     pub ty: Taps,
+    pub ax: AreaTaps,
+    pub ay: AreaTaps,
     pub psf_x: Vec<f32>,
     pub psf_y: Vec<f32>,
     pub edge: f32,
@@ -137,9 +190,9 @@ pub struct Plan {
     pub prior: f32,
     pub beta: f32,
     pub iterations: usize,
-    /// Output-pixel margins: the deblurring's reach and the fusion's look-ups.
+    /// Output-pixel margin: per iteration the back-projection's reach, and for `multi` the
+    /// fusion's look-ups plus the PSF's reach.
     pub m_dec: usize,
-    pub m_fuse: usize,
 }
 
 /// Steering kernel: `1 / sigma^2` across and along the edge, in source pixels.
@@ -151,6 +204,9 @@ pub const TENSOR_EPS: f32 = 1e-4;
 impl Plan {
     pub fn new(p: &UpscaleParams, w: usize, h: usize, planes: usize, ow: usize, oh: usize) -> Plan {
         let (sx, sy) = (ow as f32 / w as f32, oh as f32 / h as f32);
+        // One back-projection step reads the residual 3 source pixels away (Lanczos-3), and
+        // each residual the output pixels under its source pixel.
+        let reach = (4.0 * sx.max(sy)).ceil() as usize + 1;
         let (psf_x, psf_y) = (psf(sx), psf(sy));
         let r = psf_x.len().max(psf_y.len()) / 2;
         let single = p.method == Method::Lanczos;
@@ -172,6 +228,8 @@ impl Plan {
             sy,
             tx: Taps::new(ow, w),
             ty: Taps::new(oh, h),
+            ax: AreaTaps::new(w, ow),
+            ay: AreaTaps::new(h, oh),
             psf_x,
             psf_y,
             edge: if single { 0.0 } else { p.edge },
@@ -180,12 +238,13 @@ impl Plan {
             prior: p.prior,
             beta: p.sharpen,
             iterations,
-            m_dec: iterations * r,
-            m_fuse: if p.method == Method::Multi {
-                sx.max(sy).ceil() as usize + 2
-            } else {
-                0
-            },
+            m_dec: iterations
+                * (reach
+                    + if p.method == Method::Multi {
+                        sx.max(sy).ceil() as usize + 2 + r
+                    } else {
+                        0
+                    }),
         }
     }
 
@@ -245,17 +304,34 @@ fn lerp(a: f32, b: f32, t: f32) -> f32 {
     a + (b - a) * t
 }
 
-/// Bilinear sample of a `w` x `h` plane at `(x, y)` clamped into it.
-fn bilinear(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+/// Where a bilinear sample of a `w` x `h` plane at `(x, y)` clamped into it reads: the four
+/// indices (top left, top right, bottom left, bottom right) and the weights along x and y.
+fn bilinear_at(w: usize, h: usize, x: f32, y: f32) -> ([usize; 4], f32, f32) {
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
     let (fx, fy) = (x.floor(), y.floor());
     let (x0, y0) = (fx as usize, fy as usize);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let top = lerp(plane[y0 * w + x0], plane[y0 * w + x1], x - fx);
-    let bot = lerp(plane[y1 * w + x0], plane[y1 * w + x1], x - fx);
-    lerp(top, bot, y - fy)
+    (
+        [y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1],
+        x - fx,
+        y - fy,
+    )
 }
+
+fn bilinear_from(plane: &[f32], (i, tx, ty): ([usize; 4], f32, f32)) -> f32 {
+    let top = lerp(plane[i[0]], plane[i[1]], tx);
+    let bot = lerp(plane[i[2]], plane[i[3]], tx);
+    lerp(top, bot, ty)
+}
+
+/// Bilinear sample of a `w` x `h` plane at `(x, y)` clamped into it.
+fn bilinear(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
+    bilinear_from(plane, bilinear_at(w, h, x, y))
+}
+
+/// `exp(-e)` is 0 in `f32` from here on: the robust weight of a sample that far off is skipped.
+pub const EXP_ZERO: f32 = 104.0;
 
 /// Steering weights over the 4x4 source samples around source position `(ux, uy)` (rows
 /// first), normalised, and the coherence in 0..1 at which they are blended in.
@@ -336,9 +412,9 @@ pub fn single(plan: &Plan, src: &Frame, tensor: &[f32], region: Rect) -> Vec<f32
                     if let Some((wts, k, fx, fy)) = &steer {
                         let mut s = 0.0f32;
                         for j in 0..4 {
-                            let sy = mirror(fy - 1 + j as i32, h as i32) as usize;
+                            let sy = reflect(fy - 1 + j as i32, h as i32) as usize;
                             for i in 0..4 {
-                                let sx = mirror(fx - 1 + i as i32, w as i32) as usize;
+                                let sx = reflect(fx - 1 + i as i32, w as i32) as usize;
                                 s += wts[j * 4 + i] * plane[sy * w + sx];
                             }
                         }
@@ -361,8 +437,8 @@ pub fn single(plan: &Plan, src: &Frame, tensor: &[f32], region: Rect) -> Vec<f32
 }
 
 /// One neighbour's samples, registered by `field` (centre to neighbour), as residuals against
-/// the single-frame estimate `bs` (over `r0`), accumulated into `acc` (over `r1`: per plane
-/// the weighted residual sum, then the weight sum).
+/// the blurred estimate `bs` (over `r0`, from [`blur`]) at their positions, accumulated into
+/// `acc` (over `r1`: per plane the weighted residual sum, then the weight sum).
 pub fn fuse(
     plan: &Plan,
     nb: &Frame,
@@ -388,8 +464,9 @@ pub fn fuse(
                 let (ux, uy) = plan.src_pos(x, y);
                 let (vx, vy) = motion::cpu::field_at(field, ux, uy);
                 let (qx0, qy0) = ((ux + vx).floor() as i32, (uy + vy).floor() as i32);
-                // (sample index, output position, distance weight) of the samples in the frame.
-                let mut taps = [(0usize, 0.0f32, 0.0f32, 0.0f32); 4];
+                // (sample index, where the estimate is read at its position, distance weight) of
+                // the samples in the frame.
+                let mut taps = [(0usize, ([0usize; 4], 0.0f32, 0.0f32), 0.0f32); 4];
                 let mut count = 0;
                 for j in 0..2 {
                     for i in 0..2 {
@@ -401,7 +478,8 @@ pub fn fuse(
                         let fy = (qy as f32 - vy + 0.5) * plan.sy - 0.5;
                         let (dx, dy) = (fx - x as f32, fy - y as f32);
                         let ws = (-(dx * dx + dy * dy) * plan.inv_spread2).exp();
-                        taps[count] = (qy as usize * plan.w + qx as usize, fx, fy, ws);
+                        let at = bilinear_at(r0.w, r0.h, fx - r0.x0 as f32, fy - r0.y0 as f32);
+                        taps[count] = (qy as usize * plan.w + qx as usize, at, ws);
                         count += 1;
                     }
                 }
@@ -409,11 +487,14 @@ pub fn fuse(
                     let plane = &nb.data[p * n..(p + 1) * n];
                     let est = &bs[p * r0.len()..(p + 1) * r0.len()];
                     let (mut s_num, mut s_den) = (0.0f32, 0.0f32);
-                    for &(q, fx, fy, ws) in &taps[..count] {
-                        let r = plane[q] - region_bilinear(est, r0, fx, fy);
-                        let wt = ws * (-(r * r) * plan.inv_tol2).exp();
-                        s_num += wt * r;
-                        s_den += wt;
+                    for &(q, at, ws) in &taps[..count] {
+                        let r = plane[q] - bilinear_from(est, at);
+                        let e = r * r * plan.inv_tol2;
+                        if e < EXP_ZERO {
+                            let wt = ws * (-e).exp();
+                            s_num += wt * r;
+                            s_den += wt;
+                        }
                     }
                     nums[p * r1.w + lx] = s_num;
                     dens[p * r1.w + lx] = s_den;
@@ -433,91 +514,213 @@ pub fn fuse(
     }
 }
 
-/// Bilinear sample of a region buffer at global output coordinates, clamped into the region.
-fn region_bilinear(buf: &[f32], r: Rect, x: f32, y: f32) -> f32 {
-    bilinear(buf, r.w, r.h, x - r.x0 as f32, y - r.y0 as f32)
-}
-
-/// The fused estimate over `r1`: the single-frame estimate (over `r0`) plus the neighbours'
-/// weighted mean residual, the single-frame estimate keeping weight `prior`.
-pub fn fuse_end(plan: &Plan, bs: &[f32], r0: Rect, acc: Option<&[f32]>, r1: Rect) -> Vec<f32> {
-    let n1 = r1.len();
-    let mut out = vec![0.0f32; plan.planes * n1];
-    out.par_chunks_mut(r1.w.max(1))
-        .enumerate()
-        .for_each(|(row, line)| {
-            let (p, ly) = (row / r1.h, row % r1.h);
-            for (lx, o) in line.iter_mut().enumerate() {
-                let (x, y) = ((r1.x0 + lx) as i64, (r1.y0 + ly) as i64);
-                let mut v = bs[p * r0.len() + r0.clamped(x, y)];
-                if let Some(acc) = acc {
-                    let i = p * n1 + ly * r1.w + lx;
-                    let (num, den) = (acc[i], acc[plan.planes * n1 + i]);
-                    v += num / (plan.prior + den);
-                }
-                *o = v;
-            }
-        });
-    out
-}
-
-/// One back-projection step over `r1`: `x + beta * (b - psf * x)`, the PSF read with mirrored
-/// frame borders and clamped into the region.
-pub fn deconvolve(plan: &Plan, x: &[f32], b: &[f32], r1: Rect) -> Vec<f32> {
+/// The estimate `x` (over `r`) blurred by the area-sampling PSF, over `r`: what a source
+/// sample anywhere on the fine grid would record. Reflected frame borders, read clamped into
+/// the region.
+pub fn blur(plan: &Plan, x: &[f32], r: Rect) -> Vec<f32> {
     let (rxp, ryp) = (plan.psf_x.len() / 2, plan.psf_y.len() / 2);
-    let n1 = r1.len();
-    let mut out = vec![0.0f32; plan.planes * n1];
-    out.par_chunks_mut(r1.w.max(1))
+    let n = r.len();
+    let mut out = vec![0.0f32; plan.planes * n];
+    out.par_chunks_mut(r.w.max(1))
         .enumerate()
         .for_each(|(row, line)| {
-            let (p, ly) = (row / r1.h, row % r1.h);
-            let xs = &x[p * n1..(p + 1) * n1];
-            let gy = (r1.y0 + ly) as i32;
+            let (p, ly) = (row / r.h, row % r.h);
+            let xs = &x[p * n..(p + 1) * n];
+            let gy = (r.y0 + ly) as i32;
             for (lx, o) in line.iter_mut().enumerate() {
-                let gx = (r1.x0 + lx) as i32;
-                let mut blur = 0.0f32;
+                let gx = (r.x0 + lx) as i32;
+                let mut acc = 0.0f32;
                 for (j, wy) in plan.psf_y.iter().enumerate() {
-                    let yy = mirror(gy + j as i32 - ryp as i32, plan.oh as i32) as i64;
+                    let yy = reflect(gy + j as i32 - ryp as i32, plan.oh as i32) as i64;
                     let mut l = 0.0f32;
                     for (i, wx) in plan.psf_x.iter().enumerate() {
-                        let xx = mirror(gx + i as i32 - rxp as i32, plan.ow as i32) as i64;
-                        l += wx * xs[r1.clamped(xx, yy)];
+                        let xx = reflect(gx + i as i32 - rxp as i32, plan.ow as i32) as i64;
+                        l += wx * xs[r.clamped(xx, yy)];
                     }
-                    blur += wy * l;
+                    acc += wy * l;
                 }
-                let i = ly * r1.w + lx;
-                *o = xs[i] + plan.beta * (b[p * n1 + i] - blur);
+                *o = acc;
             }
         });
     out
 }
 
-/// The result over tile `t` from the estimate `x` (over `r1`), clamped to the range of the
-/// 4x4 source samples around each pixel unless the method is `lanczos`.
-pub fn put(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, t: Rect) -> Vec<f32> {
+/// The source rectangle whose residuals a back-projection over `r1` reads: every source
+/// index of the Lanczos taps of its columns and rows.
+pub fn source_rect(plan: &Plan, r1: Rect) -> Rect {
+    let span = |index: &[[u32; 6]], from: usize, n: usize| {
+        let it = index[from..from + n].iter().flatten();
+        let lo = *it.clone().min().expect("a tap") as usize;
+        (lo, *it.max().expect("a tap") as usize + 1 - lo)
+    };
+    let (x0, w) = span(&plan.tx.index, r1.x0, r1.w);
+    let (y0, h) = span(&plan.ty.index, r1.y0, r1.h);
+    Rect { x0, y0, w, h }
+}
+
+/// The residual of the estimate `x` (over `r1`) against the recorded samples, over source
+/// rectangle `sr`: `src - D(x)`, `D` the exact area decimation ([`AreaTaps`]), `x` read
+/// clamped into the region.
+pub fn residual(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, sr: Rect) -> Vec<f32> {
+    let n = plan.w * plan.h;
+    let n1 = r1.len();
+    let mut out = vec![0.0f32; plan.planes * sr.len()];
+    out.par_chunks_mut(sr.w.max(1))
+        .enumerate()
+        .for_each(|(row, line)| {
+            let (p, ly) = (row / sr.h, row % sr.h);
+            let xs = &x[p * n1..(p + 1) * n1];
+            let qy = sr.y0 + ly;
+            let y0 = plan.ay.start[qy] as i64;
+            let wy = &plan.ay.weight[qy][..plan.ay.count[qy] as usize];
+            for (lx, o) in line.iter_mut().enumerate() {
+                let qx = sr.x0 + lx;
+                let x0 = plan.ax.start[qx] as i64;
+                let wx = &plan.ax.weight[qx][..plan.ax.count[qx] as usize];
+                let mut d = 0.0f32;
+                for (j, &wj) in wy.iter().enumerate() {
+                    let mut l = 0.0f32;
+                    for (i, &wi) in wx.iter().enumerate() {
+                        l += wi * xs[r1.clamped(x0 + i as i64, y0 + j as i64)];
+                    }
+                    d += wj * l;
+                }
+                *o = src.data[p * n + qy * plan.w + qx] - d;
+            }
+        });
+    out
+}
+
+/// Range of the 4x4 source samples of `plane` around source position `(ux, uy)`.
+pub fn local_range(plan: &Plan, plane: &[f32], ux: f32, uy: f32) -> (f32, f32) {
     let (w, h) = (plan.w, plan.h);
-    let n = w * h;
+    let (fx, fy) = (ux.floor() as i32, uy.floor() as i32);
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for j in 0..4 {
+        let sy = reflect(fy - 1 + j, h as i32) as usize;
+        for i in 0..4 {
+            let sx = reflect(fx - 1 + i, w as i32) as usize;
+            let s = plane[sy * w + sx];
+            lo = lo.min(s);
+            hi = hi.max(s);
+        }
+    }
+    (lo, hi)
+}
+
+/// [`local_range`] for every output pixel's 4x4 neighbourhood, found once per frame: per plane
+/// the lows then the highs, indexed by [`Ranges::at`].
+pub struct Ranges {
+    pub w: usize,
+    pub h: usize,
+    pub data: Vec<f32>,
+    /// Per output column and row, the neighbourhood's column and row in the table.
+    pub col: Vec<usize>,
+    pub row: Vec<usize>,
+}
+
+impl Ranges {
+    /// Source neighbourhoods start at `floor(u) - 1` with `floor(u)` in `-1..w` (output pixel
+    /// centres lie within the source frame's extent).
+    pub fn new(plan: &Plan, src: &Frame) -> Ranges {
+        let (w, h) = (plan.w + 1, plan.h + 1);
+        let n = plan.w * plan.h;
+        let mut data = vec![0.0f32; 2 * plan.planes * w * h];
+        data.par_chunks_mut(w).enumerate().for_each(|(row, line)| {
+            let (k, fy) = (row / h, row % h);
+            let p = k % plan.planes;
+            let plane = &src.data[p * n..(p + 1) * n];
+            for (fx, o) in line.iter_mut().enumerate() {
+                let (lo, hi) = local_range(plan, plane, fx as f32 - 0.5, fy as f32 - 0.5);
+                *o = if k < plan.planes { lo } else { hi };
+            }
+        });
+        let col = (0..plan.ow)
+            .map(|x| (plan.src_pos(x, 0).0.floor() + 1.0) as usize)
+            .collect();
+        let row = (0..plan.oh)
+            .map(|y| (plan.src_pos(0, y).1.floor() + 1.0) as usize)
+            .collect();
+        Ranges {
+            w,
+            h,
+            data,
+            col,
+            row,
+        }
+    }
+
+    /// The range around output pixel `(x, y)` of plane `p`.
+    pub fn at(&self, plan: &Plan, p: usize, x: usize, y: usize) -> (f32, f32) {
+        let i = self.row[y] * self.w + self.col[x];
+        let n = self.w * self.h;
+        (self.data[p * n + i], self.data[(plan.planes + p) * n + i])
+    }
+}
+
+/// One back-projection step over `r1`: `x + beta * U(residual)`, `U` the Lanczos-3
+/// interpolation of the residual (over `sr`, read clamped into it), then clamped to the local
+/// range of the source samples, so the estimate moves toward agreeing with what was recorded
+/// without ever overshooting it. With the neighbours' accumulated residuals `acc` (over `r1`,
+/// from [`fuse`]) the step is their weighted mean with the centre's, which weighs `prior`.
+pub fn back_project(
+    plan: &Plan,
+    ranges: &Ranges,
+    x: &[f32],
+    resid: &[f32],
+    sr: Rect,
+    acc: Option<&[f32]>,
+    r1: Rect,
+) -> Vec<f32> {
+    let n1 = r1.len();
+    let mut out = vec![0.0f32; plan.planes * n1];
+    out.par_chunks_mut(r1.w.max(1))
+        .enumerate()
+        .for_each(|(row, line)| {
+            let (p, ly) = (row / r1.h, row % r1.h);
+            let rs = &resid[p * sr.len()..(p + 1) * sr.len()];
+            let gy = r1.y0 + ly;
+            let (iy, wy) = (&plan.ty.index[gy], &plan.ty.weight[gy]);
+            // The taps of `r1` lie inside `sr` by construction ([`source_rect`]).
+            let rows: [&[f32]; 6] = std::array::from_fn(|j| {
+                let at = (iy[j] as usize - sr.y0) * sr.w;
+                &rs[at..at + sr.w]
+            });
+            for (lx, o) in line.iter_mut().enumerate() {
+                let gx = r1.x0 + lx;
+                let (ix, wx) = (&plan.tx.index[gx], &plan.tx.weight[gx]);
+                let mut u = 0.0f32;
+                for j in 0..6 {
+                    let mut l = 0.0f32;
+                    for i in 0..6 {
+                        l += wx[i] * rows[j][ix[i] as usize - sr.x0];
+                    }
+                    u += wy[j] * l;
+                }
+                let i = p * n1 + ly * r1.w + lx;
+                if let Some(acc) = acc {
+                    let (num, den) = (acc[i], acc[plan.planes * n1 + i]);
+                    u = (plan.prior * u + num) / (plan.prior + den);
+                }
+                let (lo, hi) = ranges.at(plan, p, gx, gy);
+                *o = (x[i] + plan.beta * u).max(lo).min(hi);
+            }
+        });
+    out
+}
+
+/// The result over tile `t` from the estimate `x` (over `r1`), clamped to `ranges` (the 4x4
+/// source samples around each pixel) when given: every method but `lanczos`.
+pub fn put(plan: &Plan, ranges: Option<&Ranges>, x: &[f32], r1: Rect, t: Rect) -> Vec<f32> {
     let mut out = vec![0.0f32; plan.planes * t.len()];
     out.par_chunks_mut(t.w).enumerate().for_each(|(row, line)| {
         let (p, ly) = (row / t.h, row % t.h);
-        let plane = &src.data[p * n..(p + 1) * n];
         let y = t.y0 + ly;
         for (lx, o) in line.iter_mut().enumerate() {
             let gx = t.x0 + lx;
             let mut v = x[p * r1.len() + r1.clamped(gx as i64, y as i64)];
-            if plan.method != Method::Lanczos {
-                let (ux, uy) = plan.src_pos(gx, y);
-                let (fx, fy) = (ux.floor() as i32, uy.floor() as i32);
-                let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-                for j in 0..4 {
-                    let sy = mirror(fy - 1 + j, h as i32) as usize;
-                    for i in 0..4 {
-                        let sx = mirror(fx - 1 + i, w as i32) as usize;
-                        let s = plane[sy * w + sx];
-                        lo = lo.min(s);
-                        hi = hi.max(s);
-                    }
-                }
+            if let Some(ranges) = ranges {
+                let (lo, hi) = ranges.at(plan, p, gx, y);
                 v = v.max(lo).min(hi);
             }
             *o = v;
@@ -526,11 +729,10 @@ pub fn put(plan: &Plan, src: &Frame, x: &[f32], r1: Rect, t: Rect) -> Vec<f32> {
     out
 }
 
-/// The regions one output tile needs: `(r0, r1)`, where the single-frame estimate and the
-/// fused, deblurred estimate are computed.
-pub fn regions(plan: &Plan, t: Rect) -> (Rect, Rect) {
-    let r1 = t.expand(plan.m_dec, plan.ow, plan.oh);
-    (r1.expand(plan.m_fuse, plan.ow, plan.oh), r1)
+/// The region one output tile needs: where the single-frame estimate is computed and
+/// back-projected, the tile grown by the reach of all iterations.
+pub fn region(plan: &Plan, t: Rect) -> Rect {
+    t.expand(plan.m_dec, plan.ow, plan.oh)
 }
 
 /// Upscale `src` with its registered neighbours (frame and field from the centre to it), tile
@@ -541,28 +743,34 @@ pub fn upscale(plan: &Plan, src: &Frame, registered: &[(&Frame, Field)], tile: u
     } else {
         Vec::new()
     };
+    let ranges = (plan.method != Method::Lanczos).then(|| Ranges::new(plan, src));
     let mut out = Frame::new(plan.ow, plan.oh, plan.planes, src.meta.clone());
     let on = plan.ow * plan.oh;
     for t in tiles(plan.ow, plan.oh, tile) {
-        let (r0, r1) = regions(plan, t);
-        let bs = single(plan, src, &tensor, r0);
-        let result = if plan.method == Method::Lanczos {
-            put(plan, src, &bs, r0, t)
-        } else {
+        let r = region(plan, t);
+        let mut x = single(plan, src, &tensor, r);
+        let sr = source_rect(plan, r);
+        for _ in 0..plan.iterations {
+            let resid = residual(plan, src, &x, r, sr);
             let acc = (!registered.is_empty()).then(|| {
-                let mut acc = vec![0.0f32; 2 * plan.planes * r1.len()];
+                let b = blur(plan, &x, r);
+                let mut acc = vec![0.0f32; 2 * plan.planes * r.len()];
                 for (nb, field) in registered {
-                    fuse(plan, nb, field, &bs, r0, &mut acc, r1);
+                    fuse(plan, nb, field, &b, r, &mut acc, r);
                 }
                 acc
             });
-            let b = fuse_end(plan, &bs, r0, acc.as_deref(), r1);
-            let mut x = b.clone();
-            for _ in 0..plan.iterations {
-                x = deconvolve(plan, &x, &b, r1);
-            }
-            put(plan, src, &x, r1, t)
-        };
+            x = back_project(
+                plan,
+                ranges.as_ref().expect("ranges"),
+                &x,
+                &resid,
+                sr,
+                acc.as_deref(),
+                r,
+            );
+        }
+        let result = put(plan, ranges.as_ref(), &x, r, t);
         for p in 0..plan.planes {
             for ly in 0..t.h {
                 let at = p * on + (t.y0 + ly) * plan.ow + t.x0;

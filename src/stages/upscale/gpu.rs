@@ -1,12 +1,13 @@
 //! GPU `upscale`: motion by [`crate::motion::gpu`], then per output tile
-//! `shaders/upscale_single.wgsl`, `upscale_fuse.wgsl` (once per neighbour),
-//! `upscale_fuse_end.wgsl`, `upscale_deconv.wgsl` (once per iteration) and `upscale_put.wgsl`,
+//! `shaders/upscale_single.wgsl`, per back-projection iteration `upscale_resid.wgsl`, for
+//! `multi` `upscale_blur.wgsl` and `upscale_fuse.wgsl` (once per neighbour), and
+//! `upscale_ibp.wgsl`; then `upscale_put.wgsl`,
 //! twins of the passes in [`super::cpu`]; `upscale_tensor.wgsl` once per frame. Intermediates
 //! are tile-sized, so the budget bounds them whatever the frame size.
 
 use anyhow::Result;
 
-use super::cpu::{self, Plan, Rect, MAX_PSF_TAPS};
+use super::cpu::{self, Plan, Rect, MAX_AREA_TAPS, MAX_PSF_TAPS};
 use super::{Method, UpscaleParams};
 use crate::frame::FrameMeta;
 use crate::gpu::{Dims, GpuContext, GpuFrame, Kernel};
@@ -23,13 +24,17 @@ const FUSE: Kernel = Kernel {
     name: "upscale_fuse",
     source: include_str!("../../../shaders/upscale_fuse.wgsl"),
 };
-const FUSE_END: Kernel = Kernel {
-    name: "upscale_fuse_end",
-    source: include_str!("../../../shaders/upscale_fuse_end.wgsl"),
+const BLUR: Kernel = Kernel {
+    name: "upscale_blur",
+    source: include_str!("../../../shaders/upscale_blur.wgsl"),
 };
-const DECONV: Kernel = Kernel {
-    name: "upscale_deconv",
-    source: include_str!("../../../shaders/upscale_deconv.wgsl"),
+const RESID: Kernel = Kernel {
+    name: "upscale_resid",
+    source: include_str!("../../../shaders/upscale_resid.wgsl"),
+};
+const IBP: Kernel = Kernel {
+    name: "upscale_ibp",
+    source: include_str!("../../../shaders/upscale_ibp.wgsl"),
 };
 const PUT: Kernel = Kernel {
     name: "upscale_put",
@@ -48,6 +53,7 @@ struct UpscaleUniform {
     r0: [u32; 4],
     r1: [u32; 4],
     t: [u32; 4],
+    sr: [u32; 4],
     cols: u32,
     rows: u32,
     block: u32,
@@ -73,15 +79,16 @@ fn rect(r: Rect) -> [u32; 4] {
 }
 
 /// Output tile side for the GPU: `tile` when given, else the largest multiple of 64 whose
-/// intermediates (single-frame estimate, accumulators, fused estimate, two iterates: six
-/// samples per plane per pixel of the tile with its halo) fit `gpu_memory_mb`.
+/// intermediates (two iterates, the blurred estimate, two accumulators and the residual on
+/// the source grid: under six samples per plane per pixel of the tile with its halo) fit
+/// `gpu_memory_mb`.
 pub fn tile_side(plan: &Plan, params: &UpscaleParams) -> usize {
     if params.tile != 0 {
         return params.tile;
     }
     let budget = params.gpu_memory_mb as f64 * (1u64 << 20) as f64;
     let per_pixel = (6 * plan.planes * 4) as f64;
-    let halo = 2 * (plan.m_dec + plan.m_fuse);
+    let halo = 2 * plan.m_dec;
     let side = (budget / per_pixel).sqrt() as usize;
     let side = side.saturating_sub(halo) / 64 * 64;
     if side >= plan.ow.max(plan.oh) {
@@ -123,6 +130,7 @@ pub fn upscale(
         r0: [0; 4],
         r1: [0; 4],
         t: [0; 4],
+        sr: [0; 4],
         cols: 1,
         rows: 1,
         block: mp.block as u32,
@@ -165,6 +173,31 @@ pub fn upscale(
         .write_buffer(&tap_index.buffer, 0, bytemuck::cast_slice(&index));
     gpu.queue
         .write_buffer(&tap_weight.buffer, 0, bytemuck::cast_slice(&weight));
+    // Area decimation tables: first output pixel and count per source column then per source
+    // row, and MAX_AREA_TAPS weights each.
+    let area_start: Vec<u32> = plan
+        .ax
+        .start
+        .iter()
+        .zip(&plan.ax.count)
+        .chain(plan.ay.start.iter().zip(&plan.ay.count))
+        .flat_map(|(&s, &c)| [s, c])
+        .collect();
+    let area_weight: Vec<f32> = plan
+        .ax
+        .weight
+        .iter()
+        .chain(&plan.ay.weight)
+        .flatten()
+        .copied()
+        .collect();
+    debug_assert_eq!(area_weight.len() * 2, area_start.len() * MAX_AREA_TAPS);
+    let area_first = region(gpu, area_start.len())?;
+    let area_wts = region(gpu, area_weight.len())?;
+    gpu.queue
+        .write_buffer(&area_first.buffer, 0, bytemuck::cast_slice(&area_start));
+    gpu.queue
+        .write_buffer(&area_wts.buffer, 0, bytemuck::cast_slice(&area_weight));
     let tensor = region(
         gpu,
         if plan.edge > 0.0 {
@@ -182,14 +215,16 @@ pub fn upscale(
         )?;
     }
     let planes = plan.planes;
-    let temps = [tap_index, tap_weight, tensor];
+    let temps = [tap_index, tap_weight, tensor, area_first, area_wts];
     for t in cpu::tiles(plan.ow, plan.oh, tile_side(plan, params)) {
-        let (r0, r1) = cpu::regions(plan, t);
+        let r = cpu::region(plan, t);
+        let sr = cpu::source_rect(plan, r);
         let mut u = base;
-        u.r0 = rect(r0);
-        u.r1 = rect(r1);
+        u.r0 = rect(r);
+        u.r1 = rect(r);
         u.t = rect(t);
-        let bs = region(gpu, planes * r0.len())?;
+        u.sr = rect(sr);
+        let mut x = region(gpu, planes * r.len())?;
         gpu.run_kernel(
             &SINGLE,
             &[
@@ -197,72 +232,81 @@ pub fn upscale(
                 &temps[0].buffer,
                 &temps[1].buffer,
                 &temps[2].buffer,
-                &bs.buffer,
+                &x.buffer,
             ],
             bytemuck::bytes_of(&u),
-            GpuContext::workgroups(r0.w, r0.h, planes),
+            GpuContext::workgroups(r.w, r.h, planes),
         )?;
-        if plan.method == Method::Lanczos {
-            u.r1 = rect(r0);
+        let iterations = plan.iterations;
+        let resid = region(gpu, if iterations > 0 { planes * sr.len() } else { 1 })?;
+        let fusing = iterations > 0 && !registered.is_empty();
+        let (blurred, acc) = if fusing {
+            (
+                region(gpu, planes * r.len())?,
+                region(gpu, 2 * planes * r.len())?,
+            )
+        } else {
+            (region(gpu, 1)?, region(gpu, 1)?)
+        };
+        u.has_acc = fusing as u32;
+        for _ in 0..iterations {
             gpu.run_kernel(
-                &PUT,
-                &[&bs.buffer, &src.buffer, &out.buffer],
+                &RESID,
+                &[
+                    &x.buffer,
+                    &src.buffer,
+                    &temps[3].buffer,
+                    &temps[4].buffer,
+                    &resid.buffer,
+                ],
                 bytemuck::bytes_of(&u),
-                GpuContext::workgroups(t.w, t.h, planes),
+                GpuContext::workgroups(sr.w, sr.h, planes),
+            )?;
+            if fusing {
+                gpu.run_kernel(
+                    &BLUR,
+                    &[&x.buffer, &blurred.buffer],
+                    bytemuck::bytes_of(&u),
+                    GpuContext::workgroups(r.w, r.h, planes),
+                )?;
+                for (k, (nb, field)) in registered.iter().enumerate() {
+                    let mut uf = u;
+                    uf.first = (k == 0) as u32;
+                    uf.cols = field.width as u32;
+                    uf.rows = field.height as u32;
+                    gpu.run_kernel(
+                        &FUSE,
+                        &[&nb.buffer, &field.buffer, &blurred.buffer, &acc.buffer],
+                        bytemuck::bytes_of(&uf),
+                        GpuContext::workgroups(r.w, r.h, planes),
+                    )?;
+                }
+            }
+            let next = region(gpu, planes * r.len())?;
+            gpu.run_kernel(
+                &IBP,
+                &[
+                    &x.buffer,
+                    &resid.buffer,
+                    &temps[0].buffer,
+                    &temps[1].buffer,
+                    &src.buffer,
+                    &acc.buffer,
+                    &next.buffer,
+                ],
+                bytemuck::bytes_of(&u),
+                GpuContext::workgroups(r.w, r.h, planes),
             )?;
             // Back to the pool at once: work still queued on it is fine.
-            gpu.recycle(bs);
-            continue;
-        }
-        let acc = region(
-            gpu,
-            if registered.is_empty() {
-                1
-            } else {
-                2 * planes * r1.len()
-            },
-        )?;
-        for (k, (nb, field)) in registered.iter().enumerate() {
-            let mut uf = u;
-            uf.first = (k == 0) as u32;
-            uf.cols = field.width as u32;
-            uf.rows = field.height as u32;
-            gpu.run_kernel(
-                &FUSE,
-                &[&nb.buffer, &field.buffer, &bs.buffer, &acc.buffer],
-                bytemuck::bytes_of(&uf),
-                GpuContext::workgroups(r1.w, r1.h, planes),
-            )?;
-        }
-        u.has_acc = (!registered.is_empty()) as u32;
-        let b = region(gpu, planes * r1.len())?;
-        gpu.run_kernel(
-            &FUSE_END,
-            &[&bs.buffer, &acc.buffer, &b.buffer],
-            bytemuck::bytes_of(&u),
-            GpuContext::workgroups(r1.w, r1.h, planes),
-        )?;
-        let mut x: Option<GpuFrame> = None;
-        for _ in 0..plan.iterations {
-            let next = region(gpu, planes * r1.len())?;
-            let cur = x.as_ref().unwrap_or(&b);
-            gpu.run_kernel(
-                &DECONV,
-                &[&cur.buffer, &b.buffer, &next.buffer],
-                bytemuck::bytes_of(&u),
-                GpuContext::workgroups(r1.w, r1.h, planes),
-            )?;
-            if let Some(old) = x.replace(next) {
-                gpu.recycle(old);
-            }
+            gpu.recycle(std::mem::replace(&mut x, next));
         }
         gpu.run_kernel(
             &PUT,
-            &[&x.as_ref().unwrap_or(&b).buffer, &src.buffer, &out.buffer],
+            &[&x.buffer, &src.buffer, &out.buffer],
             bytemuck::bytes_of(&u),
             GpuContext::workgroups(t.w, t.h, planes),
         )?;
-        for f in [bs, acc, b].into_iter().chain(x) {
+        for f in [x, resid, blurred, acc] {
             gpu.recycle(f);
         }
     }

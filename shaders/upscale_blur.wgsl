@@ -1,14 +1,13 @@
-// upscale: one back-projection step over region r1, x + beta * (b - psf * x), the area PSF
-// read with mirrored frame borders clamped into the region. CPU twin:
-// `stages::upscale::cpu::deconvolve`.
+// upscale: the estimate over region r1 blurred by the area-sampling PSF (reflected frame
+// borders, read clamped into the region), for the fusion. CPU twin:
+// `stages::upscale::cpu::blur`.
 
 // #include shared/common.wgsl
 // #include shared/upscale.wgsl
 
 @group(0) @binding(0) var<storage, read> xs: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
 
 @compute @workgroup_size(WG, WG, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -18,22 +17,20 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let p = id.z;
-    let n1 = r1.z * r1.w;
-    let base = p * n1;
+    let base = p * r1.z * r1.w;
     let gx = i32(r1.x + id.x);
     let gy = i32(r1.y + id.y);
     let rxp = i32(params.npsf_x / 2u);
     let ryp = i32(params.npsf_y / 2u);
-    var blur = 0.0;
+    var acc = 0.0;
     for (var j = 0u; j < params.npsf_y; j++) {
-        let yy = mirror(gy + i32(j) - ryp, i32(params.oh));
+        let yy = reflect(gy + i32(j) - ryp, i32(params.oh));
         var l = 0.0;
         for (var i = 0u; i < params.npsf_x; i++) {
-            let xx = mirror(gx + i32(i) - rxp, i32(params.ow));
+            let xx = reflect(gx + i32(i) - rxp, i32(params.ow));
             l += params.psf_x[i / 4u][i % 4u] * xs[base + region_index(r1, xx, yy)];
         }
-        blur += params.psf_y[j / 4u][j % 4u] * l;
+        acc += params.psf_y[j / 4u][j % 4u] * l;
     }
-    let i = id.y * r1.z + id.x;
-    dst[base + i] = xs[base + i] + params.beta * (b[base + i] - blur);
+    dst[base + id.y * r1.z + id.x] = acc;
 }
