@@ -148,17 +148,49 @@ fn predictor(coarse: &Field, bx: usize, by: usize) -> (i32, i32) {
     (2 * median9(xs), 2 * median9(ys))
 }
 
+/// A pyramid level the block search runs on: its size and the cost of a block's vector.
+/// [`Plane`] is the reference; `denoise` searches an exact integer twin of it.
+pub trait SearchPlane: Sync {
+    fn size(&self) -> (usize, usize);
+    /// [`block_cost`] at an integer vector.
+    fn cost(&self, b: &Self, block: usize, bx: usize, by: usize, v: (i32, i32)) -> f32;
+    /// [`block_cost_frac`] at a vector in quarter pixels.
+    fn cost_quarter(&self, b: &Self, block: usize, bx: usize, by: usize, q: (i32, i32)) -> f32;
+}
+
+impl SearchPlane for Plane {
+    fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
+    }
+
+    fn cost(&self, b: &Self, block: usize, bx: usize, by: usize, v: (i32, i32)) -> f32 {
+        block_cost(self, b, block, bx, by, v)
+    }
+
+    fn cost_quarter(&self, b: &Self, block: usize, bx: usize, by: usize, q: (i32, i32)) -> f32 {
+        block_cost_frac(
+            self,
+            b,
+            block,
+            bx,
+            by,
+            (q.0 as f32 * 0.25, q.1 as f32 * 0.25),
+        )
+    }
+}
+
 /// Search one level: the integer vector of least cost per block, refined to a fraction on the
 /// finest level (`subpixel`). `coarse` is the coarser level's result, `None` on the coarsest.
-pub fn search_level(
-    a: &Plane,
-    b: &Plane,
+pub fn search_level<L: SearchPlane>(
+    a: &L,
+    b: &L,
     coarse: Option<&Field>,
     radius: i32,
     subpixel: bool,
     params: &MotionParams,
 ) -> Field {
-    let mut field = Field::zero(a.width, a.height, params.block);
+    let (width, height) = a.size();
+    let mut field = Field::zero(width, height, params.block);
     let cols = field.cols;
     let vectors: Vec<(f32, f32)> = (0..field.cols * field.rows)
         .into_par_iter()
@@ -178,9 +210,9 @@ pub fn search_level(
 /// The best vector for one block: zero motion first, then `p + (dx, dy)` for `dx, dy` in
 /// `-radius..=radius` in raster order; a later candidate wins only if strictly cheaper.
 #[allow(clippy::too_many_arguments)]
-fn search_block(
-    a: &Plane,
-    b: &Plane,
+fn search_block<L: SearchPlane>(
+    a: &L,
+    b: &L,
     bx: usize,
     by: usize,
     p: (i32, i32),
@@ -191,44 +223,45 @@ fn search_block(
     let bs = params.block;
     let penalty = |v: (i32, i32)| params.lambda * ((v.0 - p.0).abs() + (v.1 - p.1).abs()) as f32;
     let mut best = (0, 0);
-    let mut best_cost = block_cost(a, b, bs, bx, by, best) + penalty(best);
+    let mut best_cost = a.cost(b, bs, bx, by, best) + penalty(best);
     for dy in -radius..=radius {
         for dx in -radius..=radius {
             let v = (p.0 + dx, p.1 + dy);
-            let c = block_cost(a, b, bs, bx, by, v) + penalty(v);
+            let c = a.cost(b, bs, bx, by, v) + penalty(v);
             if c < best_cost {
                 best_cost = c;
                 best = v;
             }
         }
     }
-    let (mut fx, mut fy) = (best.0 as f32, best.1 as f32);
+    // In quarter pixels, so that every candidate is exact.
+    let (mut fx, mut fy) = (best.0 * 4, best.1 * 4);
     if subpixel {
         // Half, then quarter pixel steps along each axis; a step is taken only if strictly
         // cheaper, so an exact integer match stays exact.
-        let mut cost = block_cost(a, b, bs, bx, by, best);
-        for step in [0.5f32, 0.25] {
+        let mut cost = a.cost(b, bs, bx, by, best);
+        for step in [2, 1] {
             let (mut nx, mut cx) = (fx, cost);
             for cand in [fx - step, fx + step] {
-                let c = block_cost_frac(a, b, bs, bx, by, (cand, fy));
+                let c = a.cost_quarter(b, bs, bx, by, (cand, fy));
                 if c < cx {
                     (nx, cx) = (cand, c);
                 }
             }
             let (mut ny, mut cy) = (fy, cost);
             for cand in [fy - step, fy + step] {
-                let c = block_cost_frac(a, b, bs, bx, by, (fx, cand));
+                let c = a.cost_quarter(b, bs, bx, by, (fx, cand));
                 if c < cy {
                     (ny, cy) = (cand, c);
                 }
             }
             if (nx, ny) != (fx, fy) {
                 (fx, fy) = (nx, ny);
-                cost = block_cost_frac(a, b, bs, bx, by, (fx, fy));
+                cost = a.cost_quarter(b, bs, bx, by, (fx, fy));
             }
         }
     }
-    (fx, fy)
+    (fx as f32 * 0.25, fy as f32 * 0.25)
 }
 
 /// [`block_cost`] at a fractional vector, B sampled bilinearly.
@@ -308,18 +341,16 @@ fn block_cost_frac_inside(
 
 /// The motion field from A to B: where each block of A is found in B.
 pub fn estimate(a: &Pyramid, b: &Pyramid, params: &MotionParams) -> Field {
-    let n = a.levels.len().min(b.levels.len());
+    estimate_levels(&a.levels, &b.levels, params)
+}
+
+/// [`estimate`] on any pyramid of [`SearchPlane`]s, finest level first.
+pub fn estimate_levels<L: SearchPlane>(a: &[L], b: &[L], params: &MotionParams) -> Field {
+    let n = a.len().min(b.len());
     let mut coarse: Option<Field> = None;
     for l in (0..n).rev() {
         let radius = if l == n - 1 { params.search as i32 } else { 1 };
-        let f = search_level(
-            &a.levels[l],
-            &b.levels[l],
-            coarse.as_ref(),
-            radius,
-            l == 0,
-            params,
-        );
+        let f = search_level(&a[l], &b[l], coarse.as_ref(), radius, l == 0, params);
         coarse = Some(f);
     }
     coarse.expect("at least one level")

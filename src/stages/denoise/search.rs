@@ -10,10 +10,8 @@
 //! holds this to equality with [`crate::motion::cpu::estimate`]. The quantisation (a 1/1024
 //! step, far below any grain worth removing) does not change what the search finds.
 
-use rayon::prelude::*;
-
 use crate::frame::{Frame, FrameMeta};
-use crate::motion::cpu::{Plane, Pyramid};
+use crate::motion::cpu::{Plane, Pyramid, SearchPlane};
 use crate::motion::{Field, MotionParams};
 
 /// Luma levels the motion search sees: `floor(clamp(v, 0, 1) * 1024 + 0.5) / 1024`.
@@ -78,123 +76,21 @@ impl IntPyramid {
 
 /// The motion field from A to B, as [`crate::motion::cpu::estimate`] finds it.
 pub fn estimate(a: &IntPyramid, b: &IntPyramid, params: &MotionParams) -> Field {
-    let n = a.levels.len().min(b.levels.len());
-    let mut coarse: Option<Field> = None;
-    for l in (0..n).rev() {
-        let radius = if l == n - 1 { params.search as i32 } else { 1 };
-        coarse = Some(search_level(
-            &a.levels[l],
-            &b.levels[l],
-            coarse.as_ref(),
-            radius,
-            l == 0,
-            params,
-        ));
-    }
-    coarse.expect("at least one level")
+    crate::motion::cpu::estimate_levels(&a.levels, &b.levels, params)
 }
 
-fn search_level(
-    a: &Level,
-    b: &Level,
-    coarse: Option<&Field>,
-    radius: i32,
-    subpixel: bool,
-    params: &MotionParams,
-) -> Field {
-    let mut field = Field::zero(a.width, a.height, params.block);
-    let cols = field.cols;
-    let vectors: Vec<(f32, f32)> = (0..field.cols * field.rows)
-        .into_par_iter()
-        .map(|i| {
-            let (bx, by) = (i % cols, i / cols);
-            let p = coarse.map_or((0, 0), |c| predictor(c, bx, by));
-            search_block(a, b, bx, by, p, radius, subpixel, params)
-        })
-        .collect();
-    for (i, (vx, vy)) in vectors.into_iter().enumerate() {
-        field.vx[i] = vx;
-        field.vy[i] = vy;
+impl SearchPlane for Level {
+    fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
     }
-    field
-}
 
-fn median9(mut v: [i32; 9]) -> i32 {
-    v.sort_unstable();
-    v[4]
-}
+    fn cost(&self, b: &Self, block: usize, bx: usize, by: usize, v: (i32, i32)) -> f32 {
+        block_cost(self, b, block, bx, by, v)
+    }
 
-/// `motion::cpu`'s predictor: twice the component-wise median of the 3x3 coarser vectors.
-fn predictor(coarse: &Field, bx: usize, by: usize) -> (i32, i32) {
-    let cx = (bx / 2).min(coarse.cols - 1) as i32;
-    let cy = (by / 2).min(coarse.rows - 1) as i32;
-    let mut xs = [0i32; 9];
-    let mut ys = [0i32; 9];
-    for j in 0..3i32 {
-        for i in 0..3i32 {
-            let x = (cx + i - 1).clamp(0, coarse.cols as i32 - 1) as usize;
-            let y = (cy + j - 1).clamp(0, coarse.rows as i32 - 1) as usize;
-            let (vx, vy) = coarse.at(x, y);
-            xs[(j * 3 + i) as usize] = vx as i32;
-            ys[(j * 3 + i) as usize] = vy as i32;
-        }
+    fn cost_quarter(&self, b: &Self, block: usize, bx: usize, by: usize, q: (i32, i32)) -> f32 {
+        block_cost_frac(self, b, block, bx, by, q)
     }
-    (2 * median9(xs), 2 * median9(ys))
-}
-
-/// `motion::cpu`'s block search: zero first, then the candidates in raster order, a later one
-/// winning only if strictly cheaper; then half and quarter pixel steps on the finest level.
-#[allow(clippy::too_many_arguments)]
-fn search_block(
-    a: &Level,
-    b: &Level,
-    bx: usize,
-    by: usize,
-    p: (i32, i32),
-    radius: i32,
-    subpixel: bool,
-    params: &MotionParams,
-) -> (f32, f32) {
-    let bs = params.block;
-    let penalty = |v: (i32, i32)| params.lambda * ((v.0 - p.0).abs() + (v.1 - p.1).abs()) as f32;
-    let mut best = (0, 0);
-    let mut best_cost = block_cost(a, b, bs, bx, by, best) + penalty(best);
-    for dy in -radius..=radius {
-        for dx in -radius..=radius {
-            let v = (p.0 + dx, p.1 + dy);
-            let c = block_cost(a, b, bs, bx, by, v) + penalty(v);
-            if c < best_cost {
-                best_cost = c;
-                best = v;
-            }
-        }
-    }
-    let (mut fx, mut fy) = (best.0 * 4, best.1 * 4);
-    if subpixel {
-        // In quarter pixels.
-        let mut cost = block_cost(a, b, bs, bx, by, best);
-        for step in [2, 1] {
-            let (mut nx, mut cx) = (fx, cost);
-            for cand in [fx - step, fx + step] {
-                let c = block_cost_frac(a, b, bs, bx, by, (cand, fy));
-                if c < cx {
-                    (nx, cx) = (cand, c);
-                }
-            }
-            let (mut ny, mut cy) = (fy, cost);
-            for cand in [fy - step, fy + step] {
-                let c = block_cost_frac(a, b, bs, bx, by, (fx, cand));
-                if c < cy {
-                    (ny, cy) = (cand, c);
-                }
-            }
-            if (nx, ny) != (fx, fy) {
-                (fx, fy) = (nx, ny);
-                cost = block_cost_frac(a, b, bs, bx, by, (fx, fy));
-            }
-        }
-    }
-    (fx as f32 * 0.25, fy as f32 * 0.25)
 }
 
 /// `motion::cpu::block_cost`: mean absolute difference over the block's window (twice its
