@@ -993,29 +993,6 @@ fn solve4(mut m: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
     Some(x)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fft_round_trip_and_delta() {
-        let n = 16;
-        let mut re: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
-        let orig = re.clone();
-        let mut im = vec![0.0; n];
-        fft(&mut re, &mut im, false);
-        fft(&mut re, &mut im, true);
-        for (a, b) in re.iter().zip(&orig) {
-            assert!((a - b).abs() < 1e-12);
-        }
-        let mut re = vec![0.0; 8];
-        let mut im = vec![0.0; 8];
-        re[0] = 1.0;
-        fft(&mut re, &mut im, false);
-        assert!(re.iter().all(|&v| (v - 1.0).abs() < 1e-12) && im.iter().all(|&v| v.abs() < 1e-12));
-    }
-}
-
 /// Labels of the 8-connected regions of `mask` (`width` pixels a row): 0 outside the mask,
 /// 1..=count inside, in raster order of each region's first pixel; and the count.
 pub fn label_regions(mask: &[bool], width: usize) -> (Vec<u32>, u32) {
@@ -1044,4 +1021,27 @@ pub fn label_regions(mask: &[bool], width: usize) -> (Vec<u32>, u32) {
         }
     }
     (labels, count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fft_round_trip_and_delta() {
+        let n = 16;
+        let mut re: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+        let orig = re.clone();
+        let mut im = vec![0.0; n];
+        fft(&mut re, &mut im, false);
+        fft(&mut re, &mut im, true);
+        for (a, b) in re.iter().zip(&orig) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        let mut re = vec![0.0; 8];
+        let mut im = vec![0.0; 8];
+        re[0] = 1.0;
+        fft(&mut re, &mut im, false);
+        assert!(re.iter().all(|&v| (v - 1.0).abs() < 1e-12) && im.iter().all(|&v| v.abs() < 1e-12));
+    }
 }
