@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{compare, gpu};
+use common::{compare, gpu, restore_range};
 use nitrate::frame::Frame;
-use nitrate::pipeline::chain::{Chain, Runner};
 use nitrate::stages::colour::{Colour, ColourParams, Model, Target, GPU_TOLERANCE};
 use nitrate::stages::{build, Stage, Window};
 use nitrate::synth::{hash01, scene_frame};
@@ -70,36 +69,17 @@ fn levels_cast(f: &Frame, black: [f32; 3], white: [f32; 3], gamma: [f32; 3]) -> 
     out
 }
 
-struct CpuRunner;
-
-impl Runner<Frame> for CpuRunner {
-    fn run(&mut self, stage: &dyn Stage, window: &Window<'_, Frame>) -> anyhow::Result<Frame> {
-        stage.run_cpu(window)
-    }
-    fn release(&mut self, _frame: Frame) {}
-}
-
-/// Restore `frames[lo..=hi]` as the pipeline does: a chain over the range plus handles.
-fn restore_range(stage: Colour, frames: &[Frame], lo: usize, hi: usize) -> Vec<(usize, Frame)> {
-    let stages: Vec<Box<dyn Stage>> = vec![Box::new(stage)];
-    let handle = Chain::<Frame>::handle(&stages);
-    let (in_lo, in_hi) = (
-        lo.saturating_sub(handle),
-        (hi + handle).min(frames.len() - 1),
-    );
-    let mut chain = Chain::new(&stages, frames.len(), in_lo, in_hi);
-    let mut out = Vec::new();
-    for (pos, f) in frames.iter().enumerate().take(in_hi + 1).skip(in_lo) {
-        chain
-            .push(pos, f.clone(), &mut CpuRunner, &mut out)
-            .unwrap();
-    }
-    out.retain(|(q, _)| *q >= lo && *q <= hi);
-    out
+fn boxed(stage: Colour) -> Box<dyn Stage> {
+    Box::new(stage)
 }
 
 fn restore(params: ColourParams, frames: &[Frame]) -> Vec<Frame> {
-    let out = restore_range(Colour::new(params).unwrap(), frames, 0, frames.len() - 1);
+    let out = restore_range(
+        &[boxed(Colour::new(params).unwrap())],
+        frames,
+        0,
+        frames.len() - 1,
+    );
     assert_eq!(out.len(), frames.len());
     out.into_iter().map(|(_, f)| f).collect()
 }
@@ -263,7 +243,7 @@ fn shots_do_not_leak_and_chunks_equal_a_whole_run() {
     for (lo, hi) in [(0, 5), (6, 11), (12, 15), (3, 9)] {
         // A fresh stage per chunk, as a render-farm node would have.
         let stage = Colour::new(p.clone()).unwrap();
-        for (q, f) in restore_range(stage, &both, lo, hi) {
+        for (q, f) in restore_range(&[boxed(stage)], &both, lo, hi) {
             assert!(
                 bits(&f) == bits(&whole[q]),
                 "frame {q} differs in chunk {lo}-{hi}"

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{compare, gpu, random_frame, Rng};
+use common::{compare, gpu, random_frame, restore_range, Rng};
 use nitrate::frame::Frame;
-use nitrate::pipeline::chain::{Chain, Runner};
 use nitrate::stages::deflicker::analysis::{Geometry, Thumb};
 use nitrate::stages::deflicker::cuts::{self, Thumbnail};
 use nitrate::stages::deflicker::{self, cpu, Deflicker, DeflickerParams, GPU_TOLERANCE};
@@ -60,38 +59,6 @@ fn plane_mean(f: &Frame, p: usize) -> f64 {
 
 fn mean(f: &Frame) -> f64 {
     f.data.iter().map(|&v| v as f64).sum::<f64>() / f.data.len() as f64
-}
-
-struct CpuRunner;
-
-impl Runner<Frame> for CpuRunner {
-    fn run(&mut self, stage: &dyn Stage, window: &Window<'_, Frame>) -> anyhow::Result<Frame> {
-        stage.run_cpu(window)
-    }
-    fn release(&mut self, _frame: Frame) {}
-}
-
-/// Restore `frames[lo..=hi]` the way the pipeline does: a chain over the range plus handles.
-fn restore_range(
-    stages: &[Box<dyn Stage>],
-    frames: &[Frame],
-    lo: usize,
-    hi: usize,
-) -> Vec<(usize, Frame)> {
-    let handle = Chain::<Frame>::handle(stages);
-    let (in_lo, in_hi) = (
-        lo.saturating_sub(handle),
-        (hi + handle).min(frames.len() - 1),
-    );
-    let mut chain = Chain::new(stages, frames.len(), in_lo, in_hi);
-    let mut out = Vec::new();
-    for (pos, f) in frames.iter().enumerate().take(in_hi + 1).skip(in_lo) {
-        chain
-            .push(pos, f.clone(), &mut CpuRunner, &mut out)
-            .unwrap();
-    }
-    out.retain(|(q, _)| *q >= lo && *q <= hi);
-    out
 }
 
 fn restore(params: DeflickerParams, frames: &[Frame]) -> Vec<Frame> {

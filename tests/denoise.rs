@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{compare, gpu, Rng};
+use common::{compare, gpu, restore_range, Rng};
 use nitrate::frame::{Frame, FrameMeta};
-use nitrate::pipeline::chain::{Chain, Runner};
 use nitrate::stages::denoise::{noise, Denoise, DenoiseParams, GPU_TOLERANCE};
 use nitrate::stages::{Stage, Window};
 use nitrate::synth::scene_frame;
@@ -358,34 +357,6 @@ fn regrain_after_denoising_matches_the_measured_grain() {
     );
 }
 
-struct CpuRunner;
-
-impl Runner<Frame> for CpuRunner {
-    fn run(&mut self, stage: &dyn Stage, window: &Window<'_, Frame>) -> anyhow::Result<Frame> {
-        stage.run_cpu(window)
-    }
-    fn release(&mut self, _frame: Frame) {}
-}
-
-/// Restore `frames[lo..=hi]` as the pipeline does: a chain over the range plus handles.
-fn restore_range(p: &DenoiseParams, frames: &[Frame], lo: usize, hi: usize) -> Vec<(usize, Frame)> {
-    let stages: Vec<Box<dyn Stage>> = vec![Box::new(stage(p.clone()))];
-    let handle = Chain::<Frame>::handle(&stages);
-    let (in_lo, in_hi) = (
-        lo.saturating_sub(handle),
-        (hi + handle).min(frames.len() - 1),
-    );
-    let mut chain = Chain::new(&stages, frames.len(), in_lo, in_hi);
-    let mut out = Vec::new();
-    for (pos, f) in frames.iter().enumerate().take(in_hi + 1).skip(in_lo) {
-        chain
-            .push(pos, f.clone(), &mut CpuRunner, &mut out)
-            .unwrap();
-    }
-    out.retain(|(q, _)| *q >= lo && *q <= hi);
-    out
-}
-
 #[test]
 fn shots_do_not_leak_and_chunks_equal_a_whole_run() {
     let a: Vec<Frame> = panning(5, 1, 6)
@@ -407,13 +378,18 @@ fn shots_do_not_leak_and_chunks_equal_a_whole_run() {
         regrain: 0.5,
         ..DenoiseParams::default()
     };
-    let whole: Vec<Frame> = restore_range(&p, &both, 0, both.len() - 1)
+    // A fresh stage per run, as a render-farm node would have.
+    let run = |frames: &[Frame], lo: usize, hi: usize| {
+        let stages: Vec<Box<dyn Stage>> = vec![Box::new(stage(p.clone()))];
+        restore_range(&stages, frames, lo, hi)
+    };
+    let whole: Vec<Frame> = run(&both, 0, both.len() - 1)
         .into_iter()
         .map(|(_, f)| f)
         .collect();
-    let alone: Vec<Frame> = restore_range(&p, &both[..5], 0, 4)
+    let alone: Vec<Frame> = run(&both[..5], 0, 4)
         .into_iter()
-        .chain(restore_range(&p, &both[5..], 0, 3))
+        .chain(run(&both[5..], 0, 3))
         .map(|(_, f)| f)
         .collect();
     let bits = |f: &Frame| f.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -421,7 +397,7 @@ fn shots_do_not_leak_and_chunks_equal_a_whole_run() {
         assert!(bits(w) == bits(s), "frame {q}: the other shot leaked in");
     }
     for (lo, hi) in [(0, 3), (4, 8), (2, 6)] {
-        for (q, f) in restore_range(&p, &both, lo, hi) {
+        for (q, f) in run(&both, lo, hi) {
             assert!(
                 bits(&f) == bits(&whole[q]),
                 "frame {q} differs in chunk {lo}-{hi}"

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{compare, gpu, Rng};
+use common::{compare, gpu, CpuRunner, Rng};
 use nitrate::frame::Frame;
 use nitrate::gpu::{GpuContext, GpuFrame};
 use nitrate::pipeline::chain::{Chain, Runner};
@@ -115,15 +115,6 @@ impl Stage for Shared {
     ) -> anyhow::Result<nitrate::gpu::GpuFrame> {
         self.0.run_gpu(gpu, window)
     }
-}
-
-struct CpuRunner;
-
-impl Runner<Frame> for CpuRunner {
-    fn run(&mut self, stage: &dyn Stage, window: &Window<'_, Frame>) -> anyhow::Result<Frame> {
-        stage.run_cpu(window)
-    }
-    fn release(&mut self, _frame: Frame) {}
 }
 
 struct GpuRunner<'g>(&'g GpuContext);

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use nitrate::frame::{Frame, FrameMeta};
 use nitrate::gpu::{AdapterChoice, GpuContext};
+use nitrate::pipeline::chain::{Chain, Runner};
+use nitrate::stages::{Stage, Window};
 
 /// A GPU context on any adapter (software ones included, so CI runs on lavapipe). Without one
 /// the test is skipped, unless `NITRATE_REQUIRE_GPU=1`, where a missing GPU is a failure.
@@ -191,4 +193,38 @@ pub fn write_pnm16(path: &std::path::Path, frame: &Frame) -> std::io::Result<()>
         }
     }
     std::fs::write(path, out)
+}
+
+/// Runs every stage on the CPU, as the pipeline's CPU backend does.
+pub struct CpuRunner;
+
+impl Runner<Frame> for CpuRunner {
+    fn run(&mut self, stage: &dyn Stage, window: &Window<'_, Frame>) -> anyhow::Result<Frame> {
+        stage.run_cpu(window)
+    }
+    fn release(&mut self, _frame: Frame) {}
+}
+
+/// Restore `frames[lo..=hi]` the way the pipeline does: a chain over the range plus handles,
+/// on the CPU; the restored frames with their positions.
+pub fn restore_range(
+    stages: &[Box<dyn Stage>],
+    frames: &[Frame],
+    lo: usize,
+    hi: usize,
+) -> Vec<(usize, Frame)> {
+    let handle = Chain::<Frame>::handle(stages);
+    let (in_lo, in_hi) = (
+        lo.saturating_sub(handle),
+        (hi + handle).min(frames.len() - 1),
+    );
+    let mut chain = Chain::new(stages, frames.len(), in_lo, in_hi);
+    let mut out = Vec::new();
+    for (pos, f) in frames.iter().enumerate().take(in_hi + 1).skip(in_lo) {
+        chain
+            .push(pos, f.clone(), &mut CpuRunner, &mut out)
+            .unwrap();
+    }
+    out.retain(|(q, _)| *q >= lo && *q <= hi);
+    out
 }
