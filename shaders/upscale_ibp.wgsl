@@ -6,6 +6,7 @@
 
 // #include shared/common.wgsl
 // #include shared/upscale.wgsl
+// #include shared/upscale_range.wgsl
 
 @group(0) @binding(0) var<storage, read> xs: array<f32>;
 @group(0) @binding(1) var<storage, read> resid: array<f32>;
@@ -48,19 +49,6 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if params.has_acc != 0u {
         u = (params.prior * u + acc[i]) / (params.prior + acc[d.planes * n1 + i]);
     }
-    let pos = src_pos(gx, gy);
-    let fx = i32(floor(pos.x));
-    let fy = i32(floor(pos.y));
-    var lo = 3.4028235e38;
-    var hi = -3.4028235e38;
-    for (var j = 0; j < 4; j++) {
-        let sy = u32(reflect(fy - 1 + j, i32(d.height)));
-        for (var i = 0; i < 4; i++) {
-            let sx = u32(reflect(fx - 1 + i, i32(d.width)));
-            let s = src[sample_index(d, sx, sy, p)];
-            lo = min(lo, s);
-            hi = max(hi, s);
-        }
-    }
-    dst[i] = min(max(xs[i] + params.beta * u, lo), hi);
+    let range = local_range(gx, gy, p);
+    dst[i] = min(max(xs[i] + params.beta * u, range.x), range.y);
 }

@@ -4,6 +4,7 @@
 
 // #include shared/common.wgsl
 // #include shared/upscale.wgsl
+// #include shared/upscale_range.wgsl
 
 // The estimate over region r1.
 @group(0) @binding(0) var<storage, read> xs: array<f32>;
@@ -24,21 +25,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let y = t.y + id.y;
     var v = xs[p * r1.z * r1.w + region_index(r1, i32(x), i32(y))];
     if params.method != 0u {
-        let u = src_pos(x, y);
-        let fx = i32(floor(u.x));
-        let fy = i32(floor(u.y));
-        var lo = 3.4028235e38;
-        var hi = -3.4028235e38;
-        for (var j = 0; j < 4; j++) {
-            let sy = u32(reflect(fy - 1 + j, i32(d.height)));
-            for (var i = 0; i < 4; i++) {
-                let sx = u32(reflect(fx - 1 + i, i32(d.width)));
-                let s = src[sample_index(d, sx, sy, p)];
-                lo = min(lo, s);
-                hi = max(hi, s);
-            }
-        }
-        v = min(max(v, lo), hi);
+        let range = local_range(x, y, p);
+        v = min(max(v, range.x), range.y);
     }
     dst[(p * params.oh + y) * params.ow + x] = v;
 }

@@ -44,6 +44,10 @@ const SHARED: &[(&str, &str)] = &[
         "shared/upscale.wgsl",
         include_str!("../../shaders/shared/upscale.wgsl"),
     ),
+    (
+        "shared/upscale_range.wgsl",
+        include_str!("../../shaders/shared/upscale_range.wgsl"),
+    ),
 ];
 
 /// A WGSL compute shader with exactly one `@compute` entry point, embedded in the binary:

@@ -253,6 +253,15 @@ impl Upscale {
         Self::new(params)
     }
 
+    /// The plan for a window of frames of these shapes (one shape for all, the centre's).
+    fn plan(&self, shapes: impl Iterator<Item = (usize, usize, usize)>) -> Result<cpu::Plan> {
+        let shapes: Vec<_> = shapes.collect();
+        check_shapes("upscale", shapes.iter().copied())?;
+        let (w, h, planes) = shapes[0];
+        let (ow, oh) = self.params.size_for(w, h)?;
+        Ok(cpu::Plan::new(&self.params, w, h, planes, ow, oh))
+    }
+
     /// The neighbours used, nearest first and alternating sides (`before[0]`, `after[0]`,
     /// `before[1]`, ...): none for single-frame methods; a side stops at the first cut.
     fn neighbours<'a, T>(
@@ -329,13 +338,8 @@ impl Stage for Upscale {
 
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
         let (frames, _) = window.in_order();
-        check_shapes(
-            "upscale",
-            frames.iter().map(|f| (f.width, f.height, f.planes)),
-        )?;
+        let plan = self.plan(frames.iter().map(|f| (f.width, f.height, f.planes)))?;
         let c = window.center;
-        let (ow, oh) = self.params.size_for(c.width, c.height)?;
-        let plan = cpu::Plan::new(&self.params, c.width, c.height, c.planes, ow, oh);
         let mp = &self.params.motion;
         let mut registered = Vec::new();
         if self.params.method == Method::Multi {
@@ -365,13 +369,8 @@ impl Stage for Upscale {
 
     fn run_gpu(&self, gpu: &GpuContext, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
         let (frames, _) = window.in_order();
-        check_shapes(
-            "upscale",
-            frames.iter().map(|f| (f.width, f.height, f.planes)),
-        )?;
+        let plan = self.plan(frames.iter().map(|f| (f.width, f.height, f.planes)))?;
         let c = window.center;
-        let (ow, oh) = self.params.size_for(c.width, c.height)?;
-        let plan = cpu::Plan::new(&self.params, c.width, c.height, c.planes, ow, oh);
         let mp = &self.params.motion;
         let mut registered = Vec::new();
         if self.params.method == Method::Multi {
