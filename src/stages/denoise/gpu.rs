@@ -56,6 +56,32 @@ struct ScaleUniform {
     _p: u32,
 }
 
+/// `shaders/denoise_scale.wgsl`'s modes.
+const DOUBLE_FIELD: u32 = 0;
+const QUANTISE_LUMA: u32 = 1;
+
+/// Run `shaders/denoise_scale.wgsl` in place over `width` x `rows` values of `buffer`.
+fn scale(
+    gpu: &GpuContext,
+    buffer: &wgpu::Buffer,
+    width: usize,
+    rows: usize,
+    mode: u32,
+) -> Result<()> {
+    let u = ScaleUniform {
+        n: (width * rows) as u32,
+        width: width as u32,
+        mode,
+        _p: 0,
+    };
+    gpu.run_kernel(
+        &SCALE,
+        &[buffer],
+        bytemuck::bytes_of(&u),
+        GpuContext::workgroups(width, rows, 1),
+    )
+}
+
 /// Keep in sync with `struct Params` in `shaders/denoise_stats.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -195,18 +221,7 @@ impl Motion {
         let (hw, hh) = (frame.width / 2, frame.height / 2);
         let half = motion::gpu::reduce(gpu, &luma, hw, hh)?;
         // Quantised as `search::quantise` does, so the search's sums are exact.
-        let u = ScaleUniform {
-            n: (hw * hh) as u32,
-            width: hw as u32,
-            mode: 1,
-            _p: 0,
-        };
-        gpu.run_kernel(
-            &SCALE,
-            &[&half.buffer],
-            bytemuck::bytes_of(&u),
-            GpuContext::workgroups(hw, hh, 1),
-        )?;
+        scale(gpu, &half.buffer, hw, hh, QUANTISE_LUMA)?;
         let pyramid = motion::gpu::Pyramid::of(gpu, &half, mp)?;
         Ok(Motion {
             luma,
@@ -232,18 +247,13 @@ pub fn compensate(
     per_pixel: bool,
 ) -> Result<GpuFrame> {
     let field = motion::gpu::estimate(gpu, &center.half, &other.half, mp)?;
-    let n = field.width * field.height * 2;
-    let u = ScaleUniform {
-        n: n as u32,
-        width: field.width as u32,
-        mode: 0,
-        _p: 0,
-    };
-    gpu.run_kernel(
-        &SCALE,
-        &[&field.buffer],
-        bytemuck::bytes_of(&u),
-        GpuContext::workgroups(field.width, field.height * 2, 1),
+    // Both components: two planes of the field's rows.
+    scale(
+        gpu,
+        &field.buffer,
+        field.width,
+        field.height * 2,
+        DOUBLE_FIELD,
     )?;
     let fp = full_params(mp);
     let out = if per_pixel {

@@ -337,11 +337,6 @@ struct CpuMotion {
     int: search::IntPyramid,
 }
 
-/// Frames too small for a half-resolution pyramid are denoised spatially only.
-fn motion_possible(w: usize, h: usize) -> bool {
-    w >= 16 && h >= 16
-}
-
 /// The field found on half-resolution luma, for the full frame: vectors and blocks doubled.
 pub fn scale_field(half: &Field, width: usize, height: usize) -> Field {
     Field {
@@ -364,6 +359,16 @@ pub fn full_params(mp: &MotionParams) -> MotionParams {
 }
 
 impl Denoise {
+    /// Frames on each side averaged in for a `w` x `h` frame: none where the frame is too
+    /// small for a half-resolution pyramid (denoised spatially only).
+    fn radius_for(&self, w: usize, h: usize) -> usize {
+        if w >= 16 && h >= 16 {
+            self.params.radius
+        } else {
+            0
+        }
+    }
+
     pub fn new(params: DenoiseParams) -> Result<Self> {
         params.validate()?;
         Ok(Denoise {
@@ -515,11 +520,7 @@ impl Stage for Denoise {
         )?;
         let c = window.center;
         let (w, h) = (c.width, c.height);
-        let radius = if motion_possible(w, h) {
-            self.params.radius
-        } else {
-            0
-        };
+        let radius = self.radius_for(w, h);
         let opp = self.params.opponent && c.planes == 3;
         let with_motion = radius > 0 && (!window.before.is_empty() || !window.after.is_empty());
         // Each frame's analysis, made once and kept while the frame is in a window.
@@ -649,11 +650,7 @@ impl Stage for Denoise {
         )?;
         let c = window.center;
         let (w, h) = (c.width, c.height);
-        let radius = if motion_possible(w, h) {
-            self.params.radius
-        } else {
-            0
-        };
+        let radius = self.radius_for(w, h);
         let sl = slots(window, radius);
         let mp = &self.params.motion;
         let opp = self.params.opponent && c.planes == 3;
