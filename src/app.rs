@@ -247,16 +247,26 @@ pub fn open_backend(args: &BackendArgs) -> Result<Backend> {
     Ok(backend)
 }
 
+/// The preset `name`, cut to the `stages` named (`none`: no stage, a format conversion) and
+/// with the `set` overrides applied: one rule for restore, preview and analyse, so that a
+/// farm's analysis and its restores build the same chain.
+fn chain_preset(name: &str, stages: Option<&[String]>, set: &[String]) -> Result<Preset> {
+    let mut preset = Preset::load(name)?;
+    match stages {
+        Some([only]) if only == "none" => preset.select(&[])?,
+        Some(names) => preset.select(names)?,
+        None => {}
+    }
+    for assignment in set {
+        preset.set(assignment)?;
+    }
+    Ok(preset)
+}
+
 /// Resolve `preview` arguments into a job: the same preset, stage and override rules as
 /// `restore`.
 pub fn preview_job(args: &PreviewArgs, backend: Backend) -> Result<crate::preview::PreviewJob> {
-    let mut preset = Preset::load(&args.preset)?;
-    if let Some(names) = &args.stages {
-        preset.select(names)?;
-    }
-    for assignment in &args.set {
-        preset.set(assignment)?;
-    }
+    let preset = chain_preset(&args.preset, args.stages.as_deref(), &args.set)?;
     Ok(crate::preview::PreviewJob {
         input: Input::discover(&args.input, args.ffmpeg.as_deref())?,
         ffmpeg: args.ffmpeg.clone(),
@@ -272,13 +282,7 @@ pub fn preview_job(args: &PreviewArgs, backend: Backend) -> Result<crate::previe
 /// `restore`, so the chain's hash matches the restores'.
 pub fn analyse_job(args: &AnalyseArgs) -> Result<crate::analysis::AnalyseJob> {
     let input = Input::discover(&args.input, None)?;
-    let mut preset = Preset::load(&args.preset)?;
-    if let Some(names) = &args.stages {
-        preset.select(names)?;
-    }
-    for assignment in &args.set {
-        preset.set(assignment)?;
-    }
+    let preset = chain_preset(&args.preset, args.stages.as_deref(), &args.set)?;
     Ok(crate::analysis::AnalyseJob {
         input,
         stages: preset.build()?,
@@ -291,17 +295,7 @@ pub fn analyse_job(args: &AnalyseArgs) -> Result<crate::analysis::AnalyseJob> {
 /// Resolve `restore` arguments into a job: sequence, preset chain, overrides, stages.
 pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
     let input = Input::discover(&args.input, args.ffmpeg.as_deref())?;
-    let mut preset = Preset::load(&args.preset)?;
-    if let Some(names) = &args.stages {
-        if names.len() == 1 && names[0] == "none" {
-            preset.select(&[])?;
-        } else {
-            preset.select(names)?;
-        }
-    }
-    for assignment in &args.set {
-        preset.set(assignment)?;
-    }
+    let mut preset = chain_preset(&args.preset, args.stages.as_deref(), &args.set)?;
     // Stabilise's motion track goes beside the output (one per chunk), and `--track` reads one.
     let out_dir = if crate::io::video::is_video_path(&args.output) && !args.output.is_dir() {
         match args.output.parent() {
