@@ -256,46 +256,51 @@ fn deflicker_first_takes_its_pair_fits_from_the_analysis() {
     );
 }
 
+/// The error of a restore of `input` with `analysis` (and `extra` options), which must fail.
+fn refused(input: &Path, out: &Path, analysis: &Path, extra: &[&str]) -> String {
+    let mut args = with_chain(&[
+        "restore",
+        s(input),
+        s(out),
+        "--backend",
+        "cpu",
+        "--analysis",
+        s(analysis),
+    ]);
+    args.extend(extra);
+    fails(&args)
+}
+
+/// A copy of the reel's frames `1..=last` in `dir`.
+fn copy_reel(r: &Reel, dir: &Path, last: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for t in 1..=last {
+        let name = format!("reel_{t:04}.png");
+        std::fs::copy(r.input.join(&name), dir.join(&name)).unwrap();
+    }
+}
+
 #[test]
 fn mismatched_analysis_is_refused() {
     let r = reel();
     let out = r.root.join("out");
     // Other settings.
-    let mut args = with_chain(&["restore", s(&r.input), s(&out), "--backend", "cpu"]);
-    args.extend([
-        "--set",
-        "deflicker.strength=0.5",
-        "--analysis",
-        s(&r.analysis),
-    ]);
-    let err = fails(&args);
+    let err = refused(
+        &r.input,
+        &out,
+        &r.analysis,
+        &["--set", "deflicker.strength=0.5"],
+    );
     assert!(err.contains("made for other settings"), "{err}");
     assert!(err.contains(s(&r.analysis)), "{err}");
     // Another input: one frame fewer.
     let short = r.root.join("short");
-    std::fs::create_dir_all(&short).unwrap();
-    for t in 1..FRAMES {
-        let name = format!("reel_{t:04}.png");
-        std::fs::copy(r.input.join(&name), short.join(&name)).unwrap();
-    }
-    let args = with_chain(&[
-        "restore",
-        s(&short),
-        s(&out),
-        "--backend",
-        "cpu",
-        "--analysis",
-        s(&r.analysis),
-    ]);
-    let err = fails(&args);
+    copy_reel(&r, &short, FRAMES - 1);
+    let err = refused(&short, &out, &r.analysis, &[]);
     assert!(err.contains("made for another input"), "{err}");
     // Another input: one frame changed.
     let changed = r.root.join("changed");
-    std::fs::create_dir_all(&changed).unwrap();
-    for t in 1..=FRAMES {
-        let name = format!("reel_{t:04}.png");
-        std::fs::copy(r.input.join(&name), changed.join(&name)).unwrap();
-    }
+    copy_reel(&r, &changed, FRAMES);
     let mut f = io::read_frame(&changed.join("reel_0007.png")).unwrap();
     for v in f.data.iter_mut().step_by(7) {
         *v = 1.0 - *v;
@@ -306,30 +311,12 @@ fn mismatched_analysis_is_refused() {
         OutputFormat::Png { bits: 16 },
     )
     .unwrap();
-    let args = with_chain(&[
-        "restore",
-        s(&changed),
-        s(&out),
-        "--backend",
-        "cpu",
-        "--analysis",
-        s(&r.analysis),
-    ]);
-    let err = fails(&args);
+    let err = refused(&changed, &out, &r.analysis, &[]);
     assert!(err.contains("reel_0007.png"), "{err}");
     // Not an analysis at all.
     let bogus = r.root.join("bogus.json");
     std::fs::write(&bogus, b"{\"format\": \"something else\"}").unwrap();
-    let args = with_chain(&[
-        "restore",
-        s(&r.input),
-        s(&out),
-        "--backend",
-        "cpu",
-        "--analysis",
-        s(&bogus),
-    ]);
-    let err = fails(&args);
+    let err = refused(&r.input, &out, &bogus, &[]);
     assert!(err.contains("not a nitrate analysis"), "{err}");
     // Nothing was written by any of them.
     assert!(!out.exists() || frames(&out).is_empty());
