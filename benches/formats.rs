@@ -26,6 +26,7 @@ fn dpx(bits: u8, packing: Packing) -> OutputFormat {
 }
 
 fn main() {
+    nitrate::memory::keep_freed_memory();
     let n: usize = std::env::var("NITRATE_BENCH_FRAMES")
         .ok()
         .and_then(|v| v.parse().ok())

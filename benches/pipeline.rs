@@ -102,6 +102,7 @@ fn rate(n: usize, t: Instant) -> f64 {
 }
 
 fn main() {
+    nitrate::memory::keep_freed_memory();
     let n: usize = std::env::var("NITRATE_BENCH_FRAMES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -10,6 +10,7 @@ pub mod farm;
 pub mod frame;
 pub mod gpu;
 pub mod io;
+pub mod memory;
 pub mod metrics;
 pub mod motion;
 pub mod pipeline;

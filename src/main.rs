@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    nitrate::memory::keep_freed_memory();
     let cli = nitrate::cli::Cli::parse();
     match nitrate::app::run(cli) {
         Ok(code) => code,
