@@ -17,5 +17,6 @@ pub mod pipeline;
 pub mod preset;
 pub mod preview;
 pub mod probe;
+pub mod simd;
 pub mod stages;
 pub mod synth;

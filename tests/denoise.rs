@@ -554,3 +554,54 @@ fn the_integer_motion_search_equals_the_motion_modules() {
         assert!(fractional > 0, "{mp:?}: the refinement was exercised");
     }
 }
+
+#[test]
+fn the_integer_block_costs_equal_the_motion_modules_everywhere() {
+    use nitrate::motion::cpu::{self as mc, SearchPlane};
+    use nitrate::motion::MotionParams;
+    use nitrate::stages::denoise::search;
+    let (w, h) = (96, 64);
+    let frames: Vec<Frame> = [0, 2]
+        .iter()
+        .map(|&t| noisy(&scene_frame(w, h, 3, t, 5), |_| 0.02, 0.5, 70 + t as u64))
+        .collect();
+    let mp = MotionParams::default();
+    let pyr: Vec<mc::Pyramid> = frames
+        .iter()
+        .map(|f| search::half_pyramid(&mc::luma(f), &mp))
+        .collect();
+    let int: Vec<search::IntPyramid> = pyr.iter().map(search::IntPyramid::of).collect();
+    let (a, b) = (&pyr[0].levels[0], &pyr[1].levels[0]);
+    let (ia, ib) = (&int[0].levels[0], &int[1].levels[0]);
+    // Blocks inside and on every edge; vectors small, reaching past the edges, and far past
+    // the samples the integer levels store beyond them; both compiled copies of the costs.
+    for wide in [true, false] {
+        nitrate::simd::baseline_only(!wide);
+        for block in [4, 5, 8] {
+            let (cols, rows) = (a.width.div_ceil(block), a.height.div_ceil(block));
+            for (bx, by) in [
+                (0, 0),
+                (cols / 2, rows / 2),
+                (cols - 1, rows - 1),
+                (0, rows - 1),
+            ] {
+                for v in [(0, 0), (3, -2), (-7, 5), (40, -33), (-130, 120), (250, 3)] {
+                    assert_eq!(
+                        ia.cost(ib, block, bx, by, v),
+                        a.cost(b, block, bx, by, v),
+                        "cost: block {block} at ({bx}, {by}), vector {v:?}, wide {wide}"
+                    );
+                    for q in [(4 * v.0 + 1, 4 * v.1 - 3), (4 * v.0 - 2, 4 * v.1 + 2)] {
+                        assert_eq!(
+                            ia.cost_quarter(ib, block, bx, by, q),
+                            a.cost_quarter(b, block, bx, by, q),
+                            "quarter cost: block {block} at ({bx}, {by}), vector {q:?}/4, \
+                             wide {wide}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    nitrate::simd::baseline_only(false);
+}

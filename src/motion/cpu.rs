@@ -223,14 +223,16 @@ fn search_block<L: SearchPlane>(
     let bs = params.block;
     let penalty = |v: (i32, i32)| params.lambda * ((v.0 - p.0).abs() + (v.1 - p.1).abs()) as f32;
     let mut best = (0, 0);
-    let mut best_cost = a.cost(b, bs, bx, by, best) + penalty(best);
+    // The winner's cost without the penalty: where the sub-pixel steps start.
+    let mut best_match = a.cost(b, bs, bx, by, best);
+    let mut best_cost = best_match + penalty(best);
     for dy in -radius..=radius {
         for dx in -radius..=radius {
             let v = (p.0 + dx, p.1 + dy);
-            let c = a.cost(b, bs, bx, by, v) + penalty(v);
+            let m = a.cost(b, bs, bx, by, v);
+            let c = m + penalty(v);
             if c < best_cost {
-                best_cost = c;
-                best = v;
+                (best_cost, best, best_match) = (c, v, m);
             }
         }
     }
@@ -239,7 +241,7 @@ fn search_block<L: SearchPlane>(
     if subpixel {
         // Half, then quarter pixel steps along each axis; a step is taken only if strictly
         // cheaper, so an exact integer match stays exact.
-        let mut cost = a.cost(b, bs, bx, by, best);
+        let mut cost = best_match;
         for step in [2, 1] {
             let (mut nx, mut cx) = (fx, cost);
             for cand in [fx - step, fx + step] {
