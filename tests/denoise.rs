@@ -406,6 +406,40 @@ fn shots_do_not_leak_and_chunks_equal_a_whole_run() {
     }
 }
 
+/// A render farm mixes CPUs: the AVX2 copies of the inner loops must give the same bits as
+/// the baseline ones (on a CPU without AVX2 both runs take the baseline and agree trivially).
+#[test]
+fn every_cpu_makes_the_same_bits() {
+    let frames: Vec<Frame> = panning(5, 2, 9)
+        .iter()
+        .enumerate()
+        .map(|(t, f)| noisy(f, |v| 0.01 + 0.03 * v, 1.0, 90 + t as u64))
+        .collect();
+    let run = |baseline: bool| {
+        nitrate::simd::baseline_only(baseline);
+        let stages: Vec<Box<dyn Stage>> = vec![Box::new(stage(DenoiseParams {
+            regrain: 0.5,
+            ..DenoiseParams::default()
+        }))];
+        let out = restore_range(&stages, &frames, 0, frames.len() - 1);
+        nitrate::simd::baseline_only(false);
+        out
+    };
+    let (wide, baseline) = (run(false), run(true));
+    for ((q, a), (_, b)) in wide.iter().zip(&baseline) {
+        let differ = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .filter(|(x, y)| x.to_bits() != y.to_bits());
+        assert_eq!(
+            differ.count(),
+            0,
+            "frame {q}: samples differ between the copies"
+        );
+    }
+}
+
 #[test]
 fn the_noise_measured_is_reported() {
     let frames: Vec<Frame> = panning(3, 1, 9)

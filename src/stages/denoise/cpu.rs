@@ -40,6 +40,7 @@ pub fn dct_matrix() -> [[f32; P]; P] {
 /// 2D DCT of a patch (row-major `p[y * 8 + x]`): `c p cᵀ`, rows first. Every output sums
 /// its eight products in index order (`x`, then `y`), as the shader does; the loops run over
 /// eight outputs at once so the compiler can vectorise them.
+#[inline(always)]
 pub fn forward(c: &[[f32; P]; P], p: &[f32; 64]) -> [f32; 64] {
     let ct = transpose(c);
     let mut r = [0.0f32; 64];
@@ -67,11 +68,13 @@ pub fn forward(c: &[[f32; P]; P], p: &[f32; 64]) -> [f32; 64] {
     d
 }
 
+#[inline(always)]
 fn transpose(c: &[[f32; P]; P]) -> [[f32; P]; P] {
     std::array::from_fn(|i| std::array::from_fn(|j| c[j][i]))
 }
 
 /// Inverse of [`forward`]: `cᵀ d c`, columns first (sums in index order: `v`, then `u`).
+#[inline(always)]
 pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
     let mut r = [0.0f32; 64];
     for y in 0..P {
@@ -130,13 +133,29 @@ pub fn from_opponent(f: &Frame) -> Frame {
 
 /// `b` moved onto the centre's grid by `field`: the same arithmetic as
 /// [`crate::motion::cpu::warp`] (and `shaders/motion_warp.wgsl`), bit for bit, with the
-/// block-grid positions of every column and row found once and the vector interpolated once
-/// per pixel for all planes.
+/// block-grid positions of every column and row found once, and each row's taps and weights
+/// found once for all planes.
 pub fn warp(b: &Frame, field: &crate::motion::Field) -> Frame {
     let (w, h, n) = (b.width, b.height, b.plane_len());
+    assert!(
+        n <= u32::MAX as usize,
+        "warp: a plane of {w}x{h} has 2^32 samples or more"
+    );
+    // Each block row's vectors interpolated along x to every column: the first of the three
+    // interpolations of the block field, the same for every pixel row between two block rows.
     let gx: Vec<(usize, usize, f32)> = (0..w)
         .map(|x| grid_pos(x as f32, field.block, field.cols))
         .collect();
+    let across = |v: &[f32]| -> Vec<f32> {
+        (0..field.rows)
+            .flat_map(|r| {
+                let row = &v[r * field.cols..(r + 1) * field.cols];
+                gx.iter()
+                    .map(move |&(x0, x1, tx)| lerp(row[x0], row[x1], tx))
+            })
+            .collect()
+    };
+    let (hx, hy) = (across(&field.vx), across(&field.vy));
     let mut out = Frame::new(w, h, b.planes, b.meta.clone());
     // Row `y` of every plane, written by one task.
     let mut rows: Vec<Vec<&mut [f32]>> = (0..h).map(|_| Vec::new()).collect();
@@ -145,36 +164,96 @@ pub fn warp(b: &Frame, field: &crate::motion::Field) -> Frame {
             r.push(line);
         }
     }
-    rows.into_par_iter().enumerate().for_each(|(y, mut row)| {
-        let (y0, y1, ty) = grid_pos(y as f32, field.block, field.rows);
-        let (r0, r1) = (y0 * field.cols, y1 * field.cols);
-        let bil = |v: &[f32], (x0, x1, tx): (usize, usize, f32)| {
-            let top = lerp(v[r0 + x0], v[r0 + x1], tx);
-            let bot = lerp(v[r1 + x0], v[r1 + x1], tx);
-            lerp(top, bot, ty)
-        };
-        let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
-        for (x, &g) in gx.iter().enumerate() {
-            let (vx, vy) = (bil(&field.vx, g), bil(&field.vy, g));
-            // `motion::cpu::sample`: clamped, so not negative and truncation is the floor.
-            let sx = (x as f32 + vx).clamp(0.0, xmax);
-            let sy = (y as f32 + vy).clamp(0.0, ymax);
-            let (x0, y0) = (sx as usize, sy as usize);
-            let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-            let (tx, ty) = (sx - x0 as f32, sy - y0 as f32);
-            let (i00, i01, i10, i11) = (y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1);
+    rows.into_par_iter().enumerate().for_each_init(
+        || RowTaps::new(w),
+        |taps, (y, mut row)| {
+            let (r0, r1, ty) = grid_pos(y as f32, field.block, field.rows);
+            let (t, u) = (&hx[r0 * w..(r0 + 1) * w], &hx[r1 * w..(r1 + 1) * w]);
+            let (tv, uv) = (&hy[r0 * w..(r0 + 1) * w], &hy[r1 * w..(r1 + 1) * w]);
+            find_taps(taps, t, u, tv, uv, ty, y, h);
             for (p, line) in row.iter_mut().enumerate() {
-                let src = &b.data[p * n..(p + 1) * n];
-                let top = lerp(src[i00], src[i01], tx);
-                let bot = lerp(src[i10], src[i11], tx);
-                line[x] = lerp(top, bot, ty);
+                sample_taps(line, &b.data[p * n..(p + 1) * n], taps);
             }
-        }
-    });
+        },
+    );
     out
 }
 
+/// Where each sample of one warped row comes from: the top-left tap, the steps to the right
+/// and lower taps (0 where the edge clamps them) and the bilinear weights.
+/// 32-bit indices: their conversions from `f32` vectorise (a plane holds fewer than 2^32
+/// samples, which `warp` checks).
+struct RowTaps {
+    at: Vec<u32>,
+    right: Vec<u32>,
+    down: Vec<u32>,
+    tx: Vec<f32>,
+    ty: Vec<f32>,
+}
+
+impl RowTaps {
+    fn new(w: usize) -> Self {
+        RowTaps {
+            at: vec![0; w],
+            right: vec![0; w],
+            down: vec![0; w],
+            tx: vec![0.0; w],
+            ty: vec![0.0; w],
+        }
+    }
+}
+
+crate::wide! {
+    /// The taps of row `y` (of `h`): the vector interpolated between the block rows above and
+    /// below (`top`, `bot` for x, `topv`, `botv` for y, already interpolated along x) at
+    /// `wy`, then `motion::cpu::sample`'s clamped position.
+    fn find_taps(
+        taps: &mut RowTaps,
+        top: &[f32],
+        bot: &[f32],
+        topv: &[f32],
+        botv: &[f32],
+        wy: f32,
+        y: usize,
+        h: usize,
+    ) {
+        let w = top.len();
+        let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
+        let vectors = top.iter().zip(bot).zip(topv.iter().zip(botv));
+        let outs = taps.at.iter_mut().zip(taps.right.iter_mut()).zip(taps.down.iter_mut());
+        let weights = taps.tx.iter_mut().zip(taps.ty.iter_mut());
+        let all = vectors.zip(outs).zip(weights).enumerate();
+        for (x, ((((&a, &b), (&av, &bv)), ((at, right), down)), (tx, ty))) in all {
+            let (vx, vy) = (lerp(a, b, wy), lerp(av, bv, wy));
+            // Clamped, so not negative: truncation is the floor.
+            let sx = (x as f32 + vx).clamp(0.0, xmax);
+            let sy = (y as f32 + vy).clamp(0.0, ymax);
+            let (x0, y0) = (sx as u32, sy as u32);
+            *at = y0 * w as u32 + x0;
+            *right = u32::from(x0 + 1 < w as u32);
+            *down = if y0 + 1 < h as u32 { w as u32 } else { 0 };
+            *tx = sx - x0 as f32;
+            *ty = sy - y0 as f32;
+        }
+    }
+}
+
+crate::wide! {
+    /// One plane's row sampled at the taps.
+    fn sample_taps(line: &mut [f32], src: &[f32], taps: &RowTaps) {
+        let at = taps.at.iter().zip(&taps.right).zip(&taps.down);
+        let weights = taps.tx.iter().zip(&taps.ty);
+        for (o, (((&i, &r), &d), (&tx, &ty))) in line.iter_mut().zip(at.zip(weights)) {
+            let (i, r, d) = (i as usize, r as usize, d as usize);
+            let top = lerp(src[i], src[i + r], tx);
+            let bot = lerp(src[i + d], src[i + d + r], tx);
+            *o = lerp(top, bot, ty);
+        }
+    }
+}
+
 /// `motion::cpu`'s linear interpolation, `a + (b - a) * t`.
+#[inline(always)]
 fn lerp(a: f32, b: f32, t: f32) -> f32 {
     a + (b - a) * t
 }
@@ -211,7 +290,7 @@ pub fn box3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
 /// Weight of a compensated neighbour at one sample: 1 while the 3x3 mean of its difference
 /// from the centre `d` is within two standard deviations `sd` of what noise alone gives,
 /// falling linearly to 0 at four (motion the compensation missed, occlusion).
-#[inline]
+#[inline(always)]
 pub fn neighbour_weight(d: f32, sd: f32) -> f32 {
     // Computed, then selected: no branch in the loops that call it.
     let wk = ((4.0 * sd - d.abs()) / (2.0 * sd)).clamp(0.0, 1.0);
@@ -258,38 +337,82 @@ pub fn temporal(
             let (mut sd, mut sw) = (vec![0.0f32; w], vec![0.0f32; w]);
             for (dy, (arow, frow)) in aband.chunks_mut(w).zip(fband.chunks_mut(w)).enumerate() {
                 let y = band * BAND + dy;
-                for ((sum, plane), out) in sums.iter_mut().zip(&planes).zip(boxes.iter_mut()) {
-                    if sum.used {
-                        sum.box_row(out, plane, w, h, y);
-                    }
-                }
+                box_rows(&mut sums, &mut boxes, &planes, w, h, y);
                 let (cb, rest) = boxes.split_first().expect("centre");
                 let (lb, nbb) = rest.split_first().expect("level");
                 let lb = if level_is_c { cb } else { lb };
-                // Neighbour by neighbour over the row (each sample's sums still run in
-                // neighbour order): loops the compiler can vectorise.
-                for (x, o) in sd.iter_mut().enumerate() {
-                    *o = strength * sigma_at(&m.sigma, lb[x]) * m.diff_sd;
-                }
-                arow.copy_from_slice(&c[y * w..(y + 1) * w]);
-                frow.fill(1.0);
-                sw.fill(1.0);
-                for (n, nbb) in nb.iter().zip(nbb.iter()) {
-                    let n = &n[y * w..(y + 1) * w];
-                    for x in 0..w {
-                        let wk = neighbour_weight(nbb[x] - cb[x], sd[x]);
-                        sw[x] += wk;
-                        frow[x] += wk * wk;
-                        arow[x] += wk * n[x];
-                    }
-                }
-                for x in 0..w {
-                    arow[x] /= sw[x];
-                    frow[x] /= sw[x] * sw[x];
-                }
+                let row = y * w..(y + 1) * w;
+                weigh_row(
+                    arow,
+                    frow,
+                    &mut sw,
+                    &mut sd,
+                    &c[row.clone()],
+                    nb,
+                    row.start,
+                    cb,
+                    lb,
+                    nbb,
+                    m,
+                    strength,
+                );
             }
         });
     (avg, fac)
+}
+
+crate::wide! {
+    /// Row `y` of the 3x3 means of every used plane into `boxes`.
+    fn box_rows(sums: &mut [HSums], boxes: &mut [Vec<f32>], planes: &[&[f32]], w: usize, h: usize, y: usize) {
+        for ((sum, plane), out) in sums.iter_mut().zip(planes).zip(boxes.iter_mut()) {
+            if sum.used {
+                sum.box_row(out, plane, w, h, y);
+            }
+        }
+    }
+}
+
+crate::wide! {
+    /// One row of [`temporal`]: the centre row `c` averaged with the neighbours' rows (from
+    /// `start` in each of `nb`), weighted by their 3x3 means `nbb` against the centre's `cb`,
+    /// the noise read at the level's means `lb`. `sw` and `sd` are scratch rows.
+    fn weigh_row(
+        arow: &mut [f32],
+        frow: &mut [f32],
+        sw: &mut [f32],
+        sd: &mut [f32],
+        c: &[f32],
+        nb: &[&[f32]],
+        start: usize,
+        cb: &[f32],
+        lb: &[f32],
+        nbb: &[Vec<f32>],
+        m: &PlaneModel,
+        strength: f32,
+    ) {
+        let w = c.len();
+        // Neighbour by neighbour over the row (each sample's sums still run in neighbour
+        // order): loops the compiler can vectorise.
+        for (x, o) in sd.iter_mut().enumerate() {
+            *o = strength * sigma_at(&m.sigma, lb[x]) * m.diff_sd;
+        }
+        arow.copy_from_slice(c);
+        frow.fill(1.0);
+        sw.fill(1.0);
+        for (n, nbb) in nb.iter().zip(nbb.iter()) {
+            let n = &n[start..start + w];
+            for x in 0..w {
+                let wk = neighbour_weight(nbb[x] - cb[x], sd[x]);
+                sw[x] += wk;
+                frow[x] += wk * wk;
+                arow[x] += wk * n[x];
+            }
+        }
+        for x in 0..w {
+            arow[x] /= sw[x];
+            frow[x] /= sw[x] * sw[x];
+        }
+    }
 }
 
 /// The horizontal 3-sums of the last three rows of a plane read, for [`temporal`]'s 3x3 means.
@@ -309,6 +432,7 @@ impl HSums {
     }
 
     /// Row `y` of [`box3`] of `plane` into `out`: the same sums in the same order.
+    #[inline(always)]
     fn box_row(&mut self, out: &mut [f32], plane: &[f32], w: usize, h: usize, y: usize) {
         let ys = [y.saturating_sub(1), y, (y + 1).min(h - 1)];
         for &yy in &ys {
@@ -343,60 +467,61 @@ pub fn patch_pos(i: usize, len: usize, step: usize) -> usize {
     (i * step).min(len.saturating_sub(P))
 }
 
-/// Shrink one patch of the temporal average `y` in the DCT domain. The noise left in the
-/// patch has variance `(strength * sigma(mean))² * mean(f)` (the noise-level function at the
-/// mean of the patch of `level`, `y` itself or the first opponent plane's average, cut by the
-/// temporal averaging), spread over the coefficients as the grain's
-/// spectrum says (`shape`). Each coefficient but the mean keeps the share its estimated signal
-/// power has of its power (empirical Wiener, `s / (s + n)` with `s = max(d² - β n, 0)`,
-/// β = [`WIENER_BETA`]), so
-/// the patch mean is never moved (a constant frame stays constant). Returns the filtered patch
-/// and its aggregation weight `1 / (1 + Σ gain²)`: patches kept nearly whole count less, as
-/// they carry more noise (BM3D's weighting).
-#[allow(clippy::too_many_arguments)]
-pub fn filter_patch(
-    c: &[[f32; P]; P],
-    y: &[f32],
-    f: &[f32],
-    level: &[f32],
-    w: usize,
-    h: usize,
-    px: usize,
-    py: usize,
-    m: &PlaneModel,
-    strength: f32,
-) -> ([f32; 64], f32) {
-    let mut p = [0.0f32; 64];
-    let (mut sum, mut fsum) = (0.0f32, 0.0f32);
-    for j in 0..P {
-        let yy = (py + j).min(h - 1);
-        for i in 0..P {
-            let k = yy * w + (px + i).min(w - 1);
-            p[j * P + i] = y[k];
-            sum += level[k];
-            fsum += f[k];
+crate::wide! {
+    /// Shrink one patch of the temporal average `y` in the DCT domain. The noise left in the
+    /// patch has variance `(strength * sigma(mean))² * mean(f)` (the noise-level function at the
+    /// mean of the patch of `level`, `y` itself or the first opponent plane's average, cut by the
+    /// temporal averaging), spread over the coefficients as the grain's
+    /// spectrum says (`shape`). Each coefficient but the mean keeps the share its estimated signal
+    /// power has of its power (empirical Wiener, `s / (s + n)` with `s = max(d² - β n, 0)`,
+    /// β = [`WIENER_BETA`]), so
+    /// the patch mean is never moved (a constant frame stays constant). Returns the filtered patch
+    /// and its aggregation weight `1 / (1 + Σ gain²)`: patches kept nearly whole count less, as
+    /// they carry more noise (BM3D's weighting).
+    pub fn filter_patch(
+        c: &[[f32; P]; P],
+        y: &[f32],
+        f: &[f32],
+        level: &[f32],
+        w: usize,
+        h: usize,
+        px: usize,
+        py: usize,
+        m: &PlaneModel,
+        strength: f32,
+    ) -> ([f32; 64], f32) {
+        let mut p = [0.0f32; 64];
+        let (mut sum, mut fsum) = (0.0f32, 0.0f32);
+        for j in 0..P {
+            let yy = (py + j).min(h - 1);
+            for i in 0..P {
+                let k = yy * w + (px + i).min(w - 1);
+                p[j * P + i] = y[k];
+                sum += level[k];
+                fsum += f[k];
+            }
         }
+        let mean = sum * (1.0 / 64.0);
+        let s = strength * sigma_at(&m.sigma, mean);
+        let var = s * s * (fsum * (1.0 / 64.0));
+        let mut d = forward(c, &p);
+        // The gains first (independent: the compiler vectorises them), then their squares summed
+        // in coefficient order.
+        let mut gain = [1.0f32; 64];
+        for k in 1..64 {
+            let n = var * m.shape[k];
+            let sig = (d[k] * d[k] - WIENER_BETA * n).max(0.0);
+            let den = sig + n;
+            let g = sig / den;
+            gain[k] = if den > 0.0 { g } else { 1.0 };
+        }
+        let mut g2 = 0.0f32;
+        for k in 1..64 {
+            d[k] *= gain[k];
+            g2 += gain[k] * gain[k];
+        }
+        (inverse(c, &d), 1.0 / (1.0 + g2))
     }
-    let mean = sum * (1.0 / 64.0);
-    let s = strength * sigma_at(&m.sigma, mean);
-    let var = s * s * (fsum * (1.0 / 64.0));
-    let mut d = forward(c, &p);
-    // The gains first (independent: the compiler vectorises them), then their squares summed
-    // in coefficient order.
-    let mut gain = [1.0f32; 64];
-    for k in 1..64 {
-        let n = var * m.shape[k];
-        let sig = (d[k] * d[k] - WIENER_BETA * n).max(0.0);
-        let den = sig + n;
-        let g = sig / den;
-        gain[k] = if den > 0.0 { g } else { 1.0 };
-    }
-    let mut g2 = 0.0f32;
-    for k in 1..64 {
-        d[k] *= gain[k];
-        g2 += gain[k] * gain[k];
-    }
-    (inverse(c, &d), 1.0 / (1.0 + g2))
 }
 
 /// Filtered patches of one plane, row-major over the patch grid.

@@ -70,6 +70,7 @@ impl PlaneNoise {
 }
 
 /// [`PlaneNoise::at`] on a bare table; the shaders do the same.
+#[inline(always)]
 pub fn sigma_at(sigma: &[f32; BINS], v: f32) -> f32 {
     let t = (v * BINS as f32 - 0.5).clamp(0.0, (BINS - 1) as f32);
     // `t` is not negative, so truncation is its floor (and needs no libm call).
