@@ -49,16 +49,21 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let py = patch_pos(id.y, d.height);
     let pl = params.plane;
     let lvl = select(pl, 0u, params.first_level != 0u);
+    // Sums row by row, then the rows (as the CPU reference adds them).
     var sum = 0.0;
     var fsum = 0.0;
     for (var j = 0u; j < 8u; j++) {
         let yy = min(py + j, d.height - 1u);
+        var rs = 0.0;
+        var rf = 0.0;
         for (var i = 0u; i < 8u; i++) {
             let k = sample_index(d, min(px + i, d.width - 1u), yy, pl);
             p[j * 8u + i] = avg[k];
-            sum += avg[sample_index(d, min(px + i, d.width - 1u), yy, lvl)];
-            fsum += fac[k];
+            rs += avg[sample_index(d, min(px + i, d.width - 1u), yy, lvl)];
+            rf += fac[k];
         }
+        sum += rs;
+        fsum += rf;
     }
     let base = TABLE_DCT + pl * TABLE_PLANE;
     var sig: array<f32, 8>;
