@@ -107,27 +107,48 @@ pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
 /// so each plane's shrinkage fits its own signal and noise (as colour BM3D does).
 /// `shaders/denoise_opponent.wgsl` is the twin.
 pub fn to_opponent(f: &Frame) -> Frame {
-    let n = f.plane_len();
-    let mut out = Frame::new(f.width, f.height, f.planes, f.meta.clone());
-    for i in 0..n {
-        let (r, g, b) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
-        out.data[i] = (r + g + b) * (1.0 / 3.0);
-        out.data[n + i] = (r - b) * 0.5;
-        out.data[2 * n + i] = (r - 2.0 * g + b) * 0.25;
-    }
-    out
+    mix3(f, |r, g, b| {
+        (
+            (r + g + b) * (1.0 / 3.0),
+            (r - b) * 0.5,
+            (r - 2.0 * g + b) * 0.25,
+        )
+    })
 }
 
 /// The inverse of [`to_opponent`]; `shaders/denoise_rgb.wgsl` is the twin.
 pub fn from_opponent(f: &Frame) -> Frame {
+    mix3(f, |y, c1, c2| {
+        (
+            y + c1 + c2 * (2.0 / 3.0),
+            y - c2 * (4.0 / 3.0),
+            y - c1 + c2 * (2.0 / 3.0),
+        )
+    })
+}
+
+/// A three-plane frame whose every sample triple is `mix` of the input's, rows in parallel.
+fn mix3(f: &Frame, mix: impl Fn(f32, f32, f32) -> (f32, f32, f32) + Sync) -> Frame {
     let n = f.plane_len();
     let mut out = Frame::new(f.width, f.height, f.planes, f.meta.clone());
-    for i in 0..n {
-        let (y, c1, c2) = (f.data[i], f.data[n + i], f.data[2 * n + i]);
-        out.data[i] = y + c1 + c2 * (2.0 / 3.0);
-        out.data[n + i] = y - c2 * (4.0 / 3.0);
-        out.data[2 * n + i] = y - c1 + c2 * (2.0 / 3.0);
-    }
+    let (a, rest) = out.data.split_at_mut(n);
+    let (b, c) = rest.split_at_mut(n);
+    let w = f.width;
+    a.par_chunks_mut(w)
+        .zip(b.par_chunks_mut(w))
+        .zip(c.par_chunks_mut(w))
+        .enumerate()
+        .for_each(|(y, ((a, b), c))| {
+            let row = y * w..(y + 1) * w;
+            let (p, q, r) = (
+                &f.data[row.clone()],
+                &f.data[n..][row.clone()],
+                &f.data[2 * n..][row],
+            );
+            for x in 0..w {
+                (a[x], b[x], c[x]) = mix(p[x], q[x], r[x]);
+            }
+        });
     out
 }
 
@@ -267,16 +288,32 @@ fn grid_pos(p: f32, block: usize, n: usize) -> (usize, usize, f32) {
     (i, (i + 1).min(n - 1), f - i as f32)
 }
 
+/// Each sample of `src` plus its left and right neighbours (edges clamped), in that order:
+/// the interior as three shifted slices, so the loop vectorises.
+#[inline(always)]
+fn sum3_row(out: &mut [f32], src: &[f32]) {
+    let w = src.len();
+    if w < 3 {
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = src[x.saturating_sub(1)] + src[x] + src[(x + 1).min(w - 1)];
+        }
+        return;
+    }
+    out[0] = src[0] + src[0] + src[1];
+    let inner = src[..w - 2].iter().zip(&src[1..w - 1]).zip(&src[2..]);
+    for (o, ((l, c), r)) in out[1..w - 1].iter_mut().zip(inner) {
+        *o = l + c + r;
+    }
+    out[w - 1] = src[w - 2] + src[w - 1] + src[w - 1];
+}
+
 /// Mean of the 3x3 neighbourhood of every sample, edges clamped: rows of three summed, then
 /// three of those (the shader sums the nine in raster order: the same up to rounding).
 pub fn box3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
     let mut rows = vec![0.0f32; w * h];
-    rows.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let src = &plane[y * w..(y + 1) * w];
-        for (x, o) in row.iter_mut().enumerate() {
-            *o = src[x.saturating_sub(1)] + src[x] + src[(x + 1).min(w - 1)];
-        }
-    });
+    rows.par_chunks_mut(w)
+        .enumerate()
+        .for_each(|(y, row)| sum3_row(row, &plane[y * w..(y + 1) * w]));
     let mut out = vec![0.0f32; w * h];
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let (a, b, c) = (y.saturating_sub(1), y, (y + 1).min(h - 1));
@@ -438,16 +475,13 @@ impl HSums {
         for &yy in &ys {
             let slot = yy % 3;
             if self.of[slot] != yy {
-                let src = &plane[yy * w..(yy + 1) * w];
-                for (x, o) in self.rows[slot].iter_mut().enumerate() {
-                    *o = src[x.saturating_sub(1)] + src[x] + src[(x + 1).min(w - 1)];
-                }
+                sum3_row(&mut self.rows[slot], &plane[yy * w..(yy + 1) * w]);
                 self.of[slot] = yy;
             }
         }
         let [a, b, c] = ys.map(|yy| &self.rows[yy % 3]);
-        for x in 0..w {
-            out[x] = (a[x] + b[x] + c[x]) * (1.0 / 9.0);
+        for (o, ((a, b), c)) in out.iter_mut().zip(a.iter().zip(b).zip(c)) {
+            *o = (a + b + c) * (1.0 / 9.0);
         }
     }
 }
