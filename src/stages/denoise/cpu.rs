@@ -607,33 +607,39 @@ pub fn first_cover(x: usize, step: usize) -> usize {
 /// (each row adds the patches over it, in that order, into the row: the same sums as one
 /// sample at a time, in the same order).
 pub fn gather(patches: &[([f32; 64], f32)], w: usize, h: usize, step: usize) -> Vec<f32> {
-    let (nx, ny) = (patch_count(w, step), patch_count(h, step));
     let mut out = vec![0.0f32; w * h];
     out.par_chunks_mut(w).enumerate().for_each_init(
         || vec![0.0f32; w],
-        |sw, (y, row)| {
-            sw.iter_mut().for_each(|v| *v = 0.0);
-            let mut j = first_cover(y, step);
-            while j < ny && patch_pos(j, h, step) <= y {
-                let py = patch_pos(j, h, step);
-                for i in 0..nx {
-                    let px = patch_pos(i, w, step);
-                    let (p, wt) = &patches[j * nx + i];
-                    let src = &p[(y - py) * P..(y - py + 1) * P];
-                    let end = (px + P).min(w);
-                    for ((o, s), v) in row[px..end].iter_mut().zip(&mut sw[px..end]).zip(src) {
-                        *o += wt * v;
-                        *s += wt;
-                    }
-                }
-                j += 1;
-            }
-            for (o, s) in row.iter_mut().zip(sw.iter()) {
-                *o /= *s;
-            }
-        },
+        |sw, (y, row)| gather_row(row, sw, patches, y, h, step),
     );
     out
+}
+
+crate::wide! {
+    /// Row `y` of [`gather`] (`sw` a scratch row).
+    fn gather_row(row: &mut [f32], sw: &mut [f32], patches: &[([f32; 64], f32)], y: usize, h: usize, step: usize) {
+        let w = row.len();
+        let (nx, ny) = (patch_count(w, step), patch_count(h, step));
+        sw.fill(0.0);
+        let mut j = first_cover(y, step);
+        while j < ny && patch_pos(j, h, step) <= y {
+            let py = patch_pos(j, h, step);
+            for i in 0..nx {
+                let px = patch_pos(i, w, step);
+                let (p, wt) = &patches[j * nx + i];
+                let src = &p[(y - py) * P..(y - py + 1) * P];
+                let end = (px + P).min(w);
+                for ((o, s), v) in row[px..end].iter_mut().zip(&mut sw[px..end]).zip(src) {
+                    *o += wt * v;
+                    *s += wt;
+                }
+            }
+            j += 1;
+        }
+        for (o, s) in row.iter_mut().zip(sw.iter()) {
+            *o /= *s;
+        }
+    }
 }
 
 /// lowbias32 (Chris Wellons): a 32-bit integer hash, the same in `denoise_grain.wgsl`.
