@@ -398,17 +398,30 @@ impl Denoise {
     /// the centre does too, and no cut lies between them.
     fn same_shot(&self, center: &Thumbnail, slots: &[(bool, usize, Thumbnail)]) -> Vec<bool> {
         let t = self.params.cut_threshold;
+        // Each slot against the frame before it on its side (the centre for the nearest),
+        // all compared at once.
+        let before: Vec<&Thumbnail> = (0..slots.len())
+            .map(|i| {
+                let (side, d, _) = &slots[i];
+                slots
+                    .iter()
+                    .find(|s| s.0 == *side && s.1 + 1 == *d)
+                    .map_or(center, |s| &s.2)
+            })
+            .collect();
+        let cut: Vec<bool> = (0..slots.len())
+            .into_par_iter()
+            .map(|i| cuts::is_cut(&cuts::compare(before[i], &slots[i].2), t))
+            .collect();
         let mut keep = vec![false; slots.len()];
         for side in [true, false] {
-            let mut prev: &Thumbnail = center;
             let mut ok = true;
             let mut side_slots: Vec<usize> =
                 (0..slots.len()).filter(|&i| slots[i].0 == side).collect();
             side_slots.sort_by_key(|&i| slots[i].1);
             for i in side_slots {
-                ok = ok && !cuts::is_cut(&cuts::compare(prev, &slots[i].2), t);
+                ok = ok && !cut[i];
                 keep[i] = ok;
-                prev = &slots[i].2;
             }
         }
         keep
@@ -523,6 +536,7 @@ impl Stage for Denoise {
         let radius = self.radius_for(w, h);
         let opp = self.params.opponent && c.planes == 3;
         let with_motion = radius > 0 && (!window.before.is_empty() || !window.after.is_empty());
+        let mut tt = cpu_now();
         // Each frame's analysis, made once and kept while the frame is in a window.
         let keys: Vec<FrameKey> = frames.iter().map(|f| FrameKey::of(f)).collect();
         let datas: Vec<Arc<CpuFrameData>> = {
@@ -572,6 +586,7 @@ impl Stage for Denoise {
                 .collect();
             self.same_shot(ce.2.thumb.as_ref().expect("motion data"), &thumbs)
         };
+        tt = phase(0, tt);
         let mut warped: Vec<Frame> = Vec::new();
         let mut used = vec![false; sl.len()];
         for (i, s) in sl.iter().enumerate() {
@@ -582,6 +597,7 @@ impl Stage for Denoise {
             let (cm, nm) = (cm.expect("motion data"), nm.expect("motion data"));
             let field = search::estimate(&cm.int, &nm.int, mp);
             let field = scale_field(&field, w, h);
+            tt = phase(1, tt);
             // In opponent planes the neighbour is compensated as such (the planes are linear
             // in R, G, B, so this equals compensating R, G, B and converting, up to rounding).
             let src = s.2 .2.planes.as_ref().unwrap_or(s.2 .1);
@@ -591,6 +607,7 @@ impl Stage for Denoise {
                 cpu::warp(src, &field)
             });
             used[i] = true;
+            tt = phase(2, tt);
         }
         let raw = in_time_order(ce, &sl, &used);
         // Block statistics of the frames and of each neighbouring pair, kept between windows.
@@ -618,6 +635,7 @@ impl Stage for Denoise {
             }
             todo.iter().map(|k| cache.pairs[k].clone()).collect()
         };
+        tt = phase(3, tt);
         let (planes, source) = self.noise_of(
             noise::estimate_from(
                 &spatial,
@@ -631,6 +649,7 @@ impl Stage for Denoise {
         } else {
             denoise_cpu(c, &warped, &planes, &self.params, false)
         };
+        phase(4, tt);
         self.record(NoiseRecord {
             frame: c.meta.number,
             backend: "cpu",
@@ -723,6 +742,21 @@ impl Stage for Denoise {
 /// Denoise the centre `c` with its compensated neighbours `nb` and the noise of each plane:
 /// steps 3 to 5 of the module documentation. With `first_level` (opponent planes) the noise
 /// of every plane is looked up at the first plane's level.
+pub static PHASE_NS: [std::sync::atomic::AtomicU64; 10] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 10];
+pub fn cpu_now() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+pub fn phase(i: usize, t: u64) -> u64 {
+    let n = cpu_now();
+    PHASE_NS[i].fetch_add(n - t, std::sync::atomic::Ordering::Relaxed);
+    n
+}
 pub fn denoise_cpu(
     c: &Frame,
     nb: &[Frame],
@@ -733,6 +767,7 @@ pub fn denoise_cpu(
     let (w, h) = (c.width, c.height);
     let models: Vec<PlaneModel> = noise.iter().map(PlaneModel::new).collect();
     let lp = |pi: usize| if first_level { 0 } else { pi };
+    let mut tt = cpu_now();
     // A silent plane is left as it is; as a level it reads as the centre (what the temporal
     // and spatial steps give with no noise).
     let temporal: Vec<Option<(Vec<f32>, Vec<f32>)>> = (0..c.planes)
@@ -751,6 +786,7 @@ pub fn denoise_cpu(
             })
         })
         .collect();
+    tt = phase(5, tt);
     let avg = |pi: usize| {
         temporal[pi]
             .as_ref()
@@ -765,6 +801,7 @@ pub fn denoise_cpu(
             })
         })
         .collect();
+    tt = phase(6, tt);
     let x = |pi: usize| den[pi].as_deref().unwrap_or(c.plane(pi));
     let mut out = c.clone();
     for (pi, m) in models.iter().enumerate() {
@@ -790,5 +827,6 @@ pub fn denoise_cpu(
         );
         out.plane_mut(pi).copy_from_slice(&o);
     }
+    phase(7, tt);
     out
 }

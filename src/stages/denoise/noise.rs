@@ -458,6 +458,7 @@ pub fn estimate_from(spatial: &[&PlaneStats], temporal: &[&PlaneStats]) -> Vec<P
         return Vec::new();
     };
     (0..first.len())
+        .into_par_iter()
         .map(|p| {
             let s: Vec<BlockStat> = spatial.iter().flat_map(|f| f[p].iter().copied()).collect();
             let t: Vec<BlockStat> = temporal.iter().flat_map(|f| f[p].iter().copied()).collect();
