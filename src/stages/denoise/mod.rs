@@ -536,7 +536,6 @@ impl Stage for Denoise {
         let radius = self.radius_for(w, h);
         let opp = self.params.opponent && c.planes == 3;
         let with_motion = radius > 0 && (!window.before.is_empty() || !window.after.is_empty());
-        let mut tt = cpu_now();
         // Each frame's analysis, made once and kept while the frame is in a window.
         let keys: Vec<FrameKey> = frames.iter().map(|f| FrameKey::of(f)).collect();
         let datas: Vec<Arc<CpuFrameData>> = {
@@ -586,29 +585,32 @@ impl Stage for Denoise {
                 .collect();
             self.same_shot(ce.2.thumb.as_ref().expect("motion data"), &thumbs)
         };
-        tt = phase(0, tt);
-        let mut warped: Vec<Frame> = Vec::new();
-        let mut used = vec![false; sl.len()];
-        for (i, s) in sl.iter().enumerate() {
-            if !keep[i] {
-                continue;
-            }
-            let (cm, nm) = (ce.2.motion.as_ref(), s.2 .2.motion.as_ref());
-            let (cm, nm) = (cm.expect("motion data"), nm.expect("motion data"));
-            let field = search::estimate(&cm.int, &nm.int, mp);
-            let field = scale_field(&field, w, h);
-            tt = phase(1, tt);
-            // In opponent planes the neighbour is compensated as such (the planes are linear
-            // in R, G, B, so this equals compensating R, G, B and converting, up to rounding).
-            let src = s.2 .2.planes.as_ref().unwrap_or(s.2 .1);
-            warped.push(if self.params.per_pixel_motion {
-                motion::cpu::compensate(src, &field, &cm.luma, &nm.luma)
-            } else {
-                cpu::warp(src, &field)
-            });
-            used[i] = true;
-            tt = phase(2, tt);
-        }
+        // The neighbours side by side (each search and warp parallel within, too): fewer,
+        // larger tasks keep the workers busy.
+        let compensated: Vec<Option<Frame>> = sl
+            .par_iter()
+            .zip(&keep)
+            .map(|(s, &keep)| {
+                if !keep {
+                    return None;
+                }
+                let (cm, nm) = (ce.2.motion.as_ref(), s.2 .2.motion.as_ref());
+                let (cm, nm) = (cm.expect("motion data"), nm.expect("motion data"));
+                let field = search::estimate(&cm.int, &nm.int, mp);
+                let field = scale_field(&field, w, h);
+                // In opponent planes the neighbour is compensated as such (the planes are
+                // linear in R, G, B, so this equals compensating R, G, B and converting, up to
+                // rounding).
+                let src = s.2 .2.planes.as_ref().unwrap_or(s.2 .1);
+                Some(if self.params.per_pixel_motion {
+                    motion::cpu::compensate(src, &field, &cm.luma, &nm.luma)
+                } else {
+                    cpu::warp(src, &field)
+                })
+            })
+            .collect();
+        let used: Vec<bool> = compensated.iter().map(Option::is_some).collect();
+        let warped: Vec<Frame> = compensated.into_iter().flatten().collect();
         let raw = in_time_order(ce, &sl, &used);
         // Block statistics of the frames and of each neighbouring pair, kept between windows.
         let spatial: Vec<&noise::PlaneStats> = raw.iter().map(|e| &e.2.stats).collect();
@@ -635,7 +637,6 @@ impl Stage for Denoise {
             }
             todo.iter().map(|k| cache.pairs[k].clone()).collect()
         };
-        tt = phase(3, tt);
         let (planes, source) = self.noise_of(
             noise::estimate_from(
                 &spatial,
@@ -649,7 +650,6 @@ impl Stage for Denoise {
         } else {
             denoise_cpu(c, &warped, &planes, &self.params, false)
         };
-        phase(4, tt);
         self.record(NoiseRecord {
             frame: c.meta.number,
             backend: "cpu",
@@ -742,21 +742,6 @@ impl Stage for Denoise {
 /// Denoise the centre `c` with its compensated neighbours `nb` and the noise of each plane:
 /// steps 3 to 5 of the module documentation. With `first_level` (opponent planes) the noise
 /// of every plane is looked up at the first plane's level.
-pub static PHASE_NS: [std::sync::atomic::AtomicU64; 10] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 10];
-pub fn cpu_now() -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-pub fn phase(i: usize, t: u64) -> u64 {
-    let n = cpu_now();
-    PHASE_NS[i].fetch_add(n - t, std::sync::atomic::Ordering::Relaxed);
-    n
-}
 pub fn denoise_cpu(
     c: &Frame,
     nb: &[Frame],
@@ -767,10 +752,10 @@ pub fn denoise_cpu(
     let (w, h) = (c.width, c.height);
     let models: Vec<PlaneModel> = noise.iter().map(PlaneModel::new).collect();
     let lp = |pi: usize| if first_level { 0 } else { pi };
-    let mut tt = cpu_now();
     // A silent plane is left as it is; as a level it reads as the centre (what the temporal
     // and spatial steps give with no noise).
     let temporal: Vec<Option<(Vec<f32>, Vec<f32>)>> = (0..c.planes)
+        .into_par_iter()
         .map(|pi| {
             (!models[pi].silent()).then(|| {
                 let nbp: Vec<&[f32]> = nb.iter().map(|f| f.plane(pi)).collect();
@@ -786,13 +771,13 @@ pub fn denoise_cpu(
             })
         })
         .collect();
-    tt = phase(5, tt);
     let avg = |pi: usize| {
         temporal[pi]
             .as_ref()
             .map_or(c.plane(pi), |t| t.0.as_slice())
     };
     let den: Vec<Option<Vec<f32>>> = (0..c.planes)
+        .into_par_iter()
         .map(|pi| {
             temporal[pi].as_ref().map(|(y, f)| {
                 let patches =
@@ -801,32 +786,38 @@ pub fn denoise_cpu(
             })
         })
         .collect();
-    tt = phase(6, tt);
     let x = |pi: usize| den[pi].as_deref().unwrap_or(c.plane(pi));
+    let finished: Vec<Option<Vec<f32>>> = models
+        .par_iter()
+        .enumerate()
+        .map(|(pi, m)| {
+            if m.silent() {
+                return None;
+            }
+            let rows = if p.regrain > 0.0 {
+                let key = cpu::grain_key(p.seed, c.meta.number.unwrap_or(0), pi);
+                cpu::grain_rows(key, w, h, m)
+            } else {
+                Vec::new()
+            };
+            Some(cpu::finish(
+                c.plane(pi),
+                x(pi),
+                x(lp(pi)),
+                &rows,
+                w,
+                h,
+                m,
+                p.keep_grain,
+                p.regrain,
+            ))
+        })
+        .collect();
     let mut out = c.clone();
-    for (pi, m) in models.iter().enumerate() {
-        if m.silent() {
-            continue;
+    for (pi, o) in finished.iter().enumerate() {
+        if let Some(o) = o {
+            out.plane_mut(pi).copy_from_slice(o);
         }
-        let rows = if p.regrain > 0.0 {
-            let key = cpu::grain_key(p.seed, c.meta.number.unwrap_or(0), pi);
-            cpu::grain_rows(key, w, h, m)
-        } else {
-            Vec::new()
-        };
-        let o = cpu::finish(
-            c.plane(pi),
-            x(pi),
-            x(lp(pi)),
-            &rows,
-            w,
-            h,
-            m,
-            p.keep_grain,
-            p.regrain,
-        );
-        out.plane_mut(pi).copy_from_slice(&o);
     }
-    phase(7, tt);
     out
 }
