@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder, ImageReader};
 
-use crate::frame::{max_code, quantise, Frame, FrameMeta, SampleKind, Transfer};
+use crate::frame::{max_code, Frame, FrameMeta, SampleKind, Transfer};
+use crate::io::dpx::quantise_fast;
 
 fn reader(path: &Path) -> Result<ImageReader<BufReader<std::fs::File>>> {
     let file = std::fs::File::open(path).context("cannot open")?;
@@ -106,16 +107,20 @@ pub fn from_dynamic(image: DynamicImage) -> Result<Frame> {
 
 /// Interleaved integer samples of `bits` (8 or 16), native-endian bytes as `image` expects.
 fn interleave(frame: &Frame, bits: u8) -> Vec<u8> {
-    let n = frame.plane_len();
+    let (n, planes) = (frame.plane_len(), frame.planes);
     let max = max_code(bits);
-    let mut out = Vec::with_capacity(n * frame.planes * (bits as usize / 8));
-    for i in 0..n {
-        for p in 0..frame.planes {
-            let code = quantise(frame.data[p * n + i], max);
-            if bits == 8 {
-                out.push(code as u8);
-            } else {
-                out.extend_from_slice(&(code as u16).to_ne_bytes());
+    let bytes = bits as usize / 8;
+    let mut out = vec![0u8; n * planes * bytes];
+    // Plane by plane into every `planes`-th sample: loops that vectorise.
+    for p in 0..planes {
+        let src = &frame.data[p * n..(p + 1) * n];
+        if bytes == 1 {
+            for (o, &v) in out[p..].iter_mut().step_by(planes).zip(src) {
+                *o = quantise_fast(v, max) as u8;
+            }
+        } else {
+            for (o, &v) in out.chunks_exact_mut(2 * planes).zip(src) {
+                o[2 * p..2 * p + 2].copy_from_slice(&(quantise_fast(v, max) as u16).to_ne_bytes());
             }
         }
     }
