@@ -93,10 +93,11 @@ pub fn block_stats(
     h: usize,
 ) -> Vec<BlockStat> {
     let (bw, bh) = (w / B, h / B);
-    (0..bw * bh)
+    let rows: Vec<Vec<BlockStat>> = (0..bh)
         .into_par_iter()
-        .map(|i| block_stat(plane, other, level, w, (i % bw) * B, (i / bw) * B))
-        .collect()
+        .map(|by| block_row(plane, other, level, w, bw, by * B))
+        .collect();
+    rows.concat()
 }
 
 /// Centred coordinate of index `i` in a block: -3.5..3.5.
@@ -104,54 +105,92 @@ fn centred(i: usize) -> f32 {
     i as f32 - 3.5
 }
 
-/// One block's [`BlockStat`] (see [`block_stats`]).
-pub fn block_stat(
-    plane: &[f32],
-    other: Option<&[f32]>,
-    level: &[f32],
-    w: usize,
-    x0: usize,
-    y0: usize,
-) -> BlockStat {
-    let at = |x: usize, y: usize| {
-        let k = (y0 + y) * w + x0 + x;
-        plane[k] - other.map_or(0.0, |o| o[k])
-    };
-    let (mut m, mut s, mut sx, mut sy) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
-    for y in 0..B {
-        for x in 0..B {
-            let v = at(x, y);
-            m += level[(y0 + y) * w + x0 + x];
-            s += v;
-            sx += v * centred(x);
-            sy += v * centred(y);
-        }
-    }
-    // Sum of squared centred coordinates over the block: 8 * (2 * (0.5² + 1.5² + 2.5² + 3.5²)).
-    let sxx = 336.0f32;
-    let mean = s / 64.0;
-    let (gx, gy) = (sx / sxx, sy / sxx);
-    let r: [f32; B * B] = std::array::from_fn(|k| {
-        at(k % B, k / B) - mean - gx * centred(k % B) - gy * centred(k / B)
-    });
-    let (mut ss, mut lag) = (0.0f32, 0.0f32);
-    for y in 0..B {
-        for x in 0..B {
-            let v = r[y * B + x];
-            ss += v * v;
-            if x + 1 < B {
-                lag += v * r[y * B + x + 1];
-            }
-            if y + 1 < B {
-                lag += v * r[(y + 1) * B + x];
+/// Sample `x` of every block along `line` (a row's samples of whole blocks).
+#[inline(always)]
+fn column(p: &[f32], line: std::ops::Range<usize>, x: usize) -> impl Iterator<Item = f32> + '_ {
+    p[line].iter().skip(x).step_by(B).copied()
+}
+
+crate::wide! {
+    /// The `bw` blocks of the row of blocks from line `y0` (see [`block_stats`]). Each block's
+    /// sums run in raster order, as one block at a time would; the samples are first laid out
+    /// with the blocks side by side (`[y][x][block]`), so every step of those sums runs over all
+    /// the row's blocks at once instead of one long chain of additions per block.
+    fn block_row(plane: &[f32], other: Option<&[f32]>, level: &[f32], w: usize, bw: usize, y0: usize) -> Vec<BlockStat> {
+        let at = |x: usize, y: usize| (y * B + x) * bw..(y * B + x + 1) * bw;
+        let mut v = vec![0.0f32; B * B * bw];
+        let mut lv = vec![0.0f32; B * B * bw];
+        for y in 0..B {
+            let row = (y0 + y) * w..(y0 + y) * w + bw * B;
+            for x in 0..B {
+                // Sample x of every block on line y.
+                let col = |p| column(p, row.clone(), x);
+                let d = v[at(x, y)].iter_mut().zip(col(plane));
+                match other {
+                    Some(o) => d.zip(col(o)).for_each(|((d, a), b)| *d = a - b),
+                    None => d.for_each(|(d, a)| *d = a - 0.0),
+                }
+                lv[at(x, y)].iter_mut().zip(col(level)).for_each(|(d, l)| *d = l);
             }
         }
-    }
-    let half = if other.is_some() { 0.5 } else { 1.0 };
-    BlockStat {
-        mean: m / 64.0,
-        var: half * ss / DOF as f32,
-        lag: half * lag / (2 * B * (B - 1)) as f32,
+        let (mut m, mut s) = (vec![0.0f32; bw], vec![0.0f32; bw]);
+        let (mut sx, mut sy) = (vec![0.0f32; bw], vec![0.0f32; bw]);
+        for y in 0..B {
+            for x in 0..B {
+                let (cx, cy) = (centred(x), centred(y));
+                let sums = m.iter_mut().zip(s.iter_mut()).zip(sx.iter_mut().zip(sy.iter_mut()));
+                for (((m, s), (sx, sy)), (&v, &l)) in sums.zip(v[at(x, y)].iter().zip(&lv[at(x, y)])) {
+                    *m += l;
+                    *s += v;
+                    *sx += v * cx;
+                    *sy += v * cy;
+                }
+            }
+        }
+        // Sum of squared centred coordinates over the block: 8 * (2 * (0.5² + 1.5² + 2.5² +
+        // 3.5²)).
+        let sxx = 336.0f32;
+        let fit: Vec<(f32, f32, f32)> = s
+            .iter()
+            .zip(sx.iter().zip(&sy))
+            .map(|(s, (sx, sy))| (s / 64.0, sx / sxx, sy / sxx))
+            .collect();
+        // The residuals after the block's mean and gradient, in place.
+        for y in 0..B {
+            for x in 0..B {
+                let (cx, cy) = (centred(x), centred(y));
+                for (r, &(mean, gx, gy)) in v[at(x, y)].iter_mut().zip(&fit) {
+                    *r = *r - mean - gx * cx - gy * cy;
+                }
+            }
+        }
+        let (mut ss, mut lag) = (vec![0.0f32; bw], vec![0.0f32; bw]);
+        for y in 0..B {
+            for x in 0..B {
+                let r = &v[at(x, y)];
+                for (ss, &r) in ss.iter_mut().zip(r) {
+                    *ss += r * r;
+                }
+                if x + 1 < B {
+                    for ((lag, &r), &n) in lag.iter_mut().zip(r).zip(&v[at(x + 1, y)]) {
+                        *lag += r * n;
+                    }
+                }
+                if y + 1 < B {
+                    for ((lag, &r), &n) in lag.iter_mut().zip(r).zip(&v[at(x, y + 1)]) {
+                        *lag += r * n;
+                    }
+                }
+            }
+        }
+        let half = if other.is_some() { 0.5 } else { 1.0 };
+        (0..bw)
+            .map(|k| BlockStat {
+                mean: m[k] / 64.0,
+                var: half * ss[k] / DOF as f32,
+                lag: half * lag[k] / (2 * B * (B - 1)) as f32,
+            })
+            .collect()
     }
 }
 
