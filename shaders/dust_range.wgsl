@@ -1,5 +1,5 @@
-// dust: the luma range over the 3x3 around each pixel (clamped at the edges), minima then
-// maxima, for the re-match search. CPU twin: `stages::dust::cpu::range3`.
+// dust: the luma range over the square of `radius` around each pixel (clamped at the edges),
+// minima then maxima, for the re-match search. CPU twin: `stages::dust::cpu::range`.
 
 // #include shared/common.wgsl
 
@@ -24,8 +24,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     var a = 3.0e38;
     var b = -3.0e38;
-    for (var j = -1; j <= 1; j++) {
-        for (var i = -1; i <= 1; i++) {
+    let r = i32(params.radius);
+    for (var j = -r; j <= r; j++) {
+        for (var i = -r; i <= r; i++) {
             let xx = clamp(i32(id.x) + i, 0, i32(w) - 1);
             let yy = clamp(i32(id.y) + j, 0, i32(h) - 1);
             let v = src[u32(yy) * w + u32(xx)];

@@ -528,11 +528,13 @@ pub fn repair(
     out
 }
 
-/// The luma range over the 3x3 around each pixel (clamped at the edges): minima in the first
-/// `w * h` values, maxima in the next. A patch compared against these ranges matches picture
-/// shifted by up to a pixel, so the re-match search ([`rematch`]) can step by two pixels and
-/// still follow thin structures.
-pub fn range3(l: &[f32], w: usize, h: usize) -> Vec<f32> {
+/// The luma range over the square of `radius` around each pixel (clamped at the edges):
+/// minima in the first `w * h` values, maxima in the next. A patch compared against these
+/// ranges matches picture shifted by up to `radius` pixels, so the re-match search
+/// ([`rematch`]) can step by two pixels (four on a frame two away) and still follow thin
+/// structures.
+pub fn range(l: &[f32], w: usize, h: usize, radius: usize) -> Vec<f32> {
+    let r = radius as i32;
     let n = w * h;
     let mut out = vec![0f32; 2 * n];
     let (lo, hi) = out.split_at_mut(n);
@@ -542,8 +544,8 @@ pub fn range3(l: &[f32], w: usize, h: usize) -> Vec<f32> {
         .for_each(|(y, (lrow, hrow))| {
             for x in 0..w {
                 let (mut a, mut b) = (f32::INFINITY, f32::NEG_INFINITY);
-                for j in -1i32..=1 {
-                    for i in -1i32..=1 {
+                for j in -r..=r {
+                    for i in -r..=r {
                         let xx = (x as i32 + i).clamp(0, w as i32 - 1) as usize;
                         let yy = (y as i32 + j).clamp(0, h as i32 - 1) as usize;
                         let v = l[yy * w + xx];
@@ -571,7 +573,7 @@ pub fn rematch_pair(present: [bool; 4]) -> Option<([usize; 2], [i32; 2])> {
 }
 
 /// Is the centre's picture around `(x, y)` found in the uncompensated neighbours, displaced by
-/// some `v` within `s.rematch` pixels (stepping by two; `ranges` tolerate one more)? Dirt is in
+/// some `v` within `s.rematch` pixels (stepping by two; `ranges` tolerate the rest)? Dirt is in
 /// no other frame; a thin edge or a figure the block motion lost is, nearby. Found where the
 /// pixel itself lies within `s.rematch_center` of its spike `d` from both neighbours' ranges
 /// and the 5x5 patch around it within `s.rematch_patch` of `d` on average.
@@ -662,7 +664,8 @@ pub fn rematch(
     };
     let ranges: Vec<Vec<f32>> = idx
         .iter()
-        .map(|&i| range3(raw[i].expect("present"), w, h))
+        .zip(steps)
+        .map(|(&i, st)| range(raw[i].expect("present"), w, h, st.unsigned_abs() as usize))
         .collect();
     let (ca, cb) = (
         lm.nb[idx[0]].expect("present"),

@@ -246,13 +246,13 @@ pub fn run(
     let flag = match pair.filter(|_| s.rematch > 0) {
         Some((idx, steps)) => {
             let mut ranges = Vec::with_capacity(2);
-            for i in idx {
+            for (i, st) in idx.into_iter().zip(steps) {
                 let r = motion::gpu::scratch(gpu, w, h, 2);
                 let raw = raws[i].as_ref().expect("present");
                 gpu.run_kernel(
                     &RANGE,
                     &[&raw.buffer, &r.buffer],
-                    bytemuck::bytes_of(&plane_u(0)),
+                    bytemuck::bytes_of(&plane_u(st.unsigned_abs() as usize)),
                     groups,
                 )?;
                 ranges.push(r);

@@ -33,10 +33,11 @@
 //! 4. **Re-match** ([`cpu::rematch`]): block motion loses thin or fast picture (the rim of a
 //!    figure close to the camera, moving 25 px a frame) in all the neighbours alike, which then
 //!    agree that the centre differs. So each pixel still taken for dirt is looked for in the
-//!    uncompensated neighbours: its 5x5 patch, displaced by `v` in the frame before and `-v`
+//!    uncompensated neighbours: its 5x5 patch, displaced by `-v` in the frame before and `v`
 //!    in the frame after (at the ends of a sequence or shot: `v` and `2v` on the one side),
-//!    `v` within a twentieth of the larger side, in steps of two against the neighbours' 3x3
-//!    luma ranges (so thin lines are not stepped over). Where the pixel matches within a
+//!    `v` within a twentieth of the larger side in steps of two, against the neighbours' luma
+//!    ranges over 3x3 (5x5 on a frame two away, which steps by four), so thin lines are not
+//!    stepped over. Where the pixel matches within a
 //!    quarter of its spike and the patch on average within a quarter too, it is picture: it
 //!    drops to a weak candidate. Dirt is in no other frame and is not found. A patch with less
 //!    structure than half the spike (the inside of a blotch) is not searched for: it would
