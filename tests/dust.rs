@@ -120,7 +120,7 @@ fn dirty_window(vx: f32, vy: f32, seed: u64) -> (Frame, Vec<Frame>, Vec<Spot>) {
     (scene(2, vx, vy), frames, center_spots)
 }
 
-fn window(frames: &[Frame], c: usize) -> Window<'_, Frame> {
+fn window<T>(frames: &[T], c: usize) -> Window<'_, T> {
     Window {
         before: (0..c).rev().map(|i| &frames[i]).collect(),
         center: &frames[c],
@@ -323,6 +323,154 @@ fn without_the_motion_check_the_object_would_be_taken_for_dirt() {
     assert_ne!(out.data, frames[2].data);
 }
 
+/// Height of the rim frames: clear of the raised threshold of the frame border band.
+const RH: usize = 120;
+
+/// Frames of `w` x `RH` (the re-match reaches `w / 20`): a dimmed still scene crossed by a thin
+/// bright line, two pixels wide and slanted, that moves `speed` pixels a frame: the rim of a
+/// figure close to the camera, which block motion loses against the still background.
+fn rim_frames(w: usize, speed: usize) -> Vec<Frame> {
+    (0..5)
+        .map(|t| {
+            let mut f = Frame::new(w, RH, 3, FrameMeta::default());
+            f.meta.number = Some(100 + t as i64);
+            for y in 0..RH {
+                let x0 = 60 + speed * t + y / 4;
+                for x in 0..w {
+                    let v = if (x0..x0 + 2).contains(&x) {
+                        0.9
+                    } else {
+                        0.5 * texture(x as f32, y as f32)
+                    };
+                    for p in 0..3 {
+                        f.set(p, x, y, v * (1.0 - 0.08 * p as f32));
+                    }
+                }
+            }
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn a_thin_fast_moving_rim_is_left_alone() {
+    // 18 px a frame: beyond the motion check's 16 px, within the re-match's 20.
+    let frames = rim_frames(400, 18);
+    let stage = Dust::new(DustParams::default()).unwrap();
+    let out = stage.run_cpu(&window(&frames, 2)).unwrap();
+    assert_eq!(out.data, frames[2].data, "the moving rim was touched");
+
+    // Turned off, the re-match is what kept it: the rim is taken for dirt.
+    let off = Dust::new(DustParams {
+        rematch: false,
+        ..DustParams::default()
+    })
+    .unwrap();
+    let out = off.run_cpu(&window(&frames, 2)).unwrap();
+    let changed = out
+        .data
+        .iter()
+        .zip(&frames[2].data)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        changed > 3 * 50,
+        "only {changed} samples changed without the re-match"
+    );
+
+    // Dirt on the same frames still goes: a spot is not found in the neighbours.
+    let s = vec![Spot {
+        x: 200.0,
+        y: 60.0,
+        r: 2.5,
+        level: 0.03,
+    }];
+    let mut dirty = frames.clone();
+    paint(&mut dirty[2], &s);
+    let out = stage.run_cpu(&window(&dirty, 2)).unwrap();
+    for y in 0..RH {
+        for x in 0..400 {
+            let (o, c) = (out.get(0, x, y), frames[2].get(0, x, y));
+            if near(&s, x, y, 0.0) {
+                assert!((o - c).abs() < 0.03, "spot sample ({x}, {y}): {o} vs {c}");
+            } else if !near(&s, x, y, 6.0) {
+                assert_eq!(o, dirty[2].get(0, x, y), "({x}, {y}) changed");
+            }
+        }
+    }
+    if let Some(gpu) = gpu() {
+        let up: Vec<_> = dirty.iter().map(|f| gpu.upload(f).unwrap()).collect();
+        let got = gpu
+            .download(&stage.run_gpu(&gpu, &window(&up, 2)).unwrap())
+            .unwrap();
+        let cmp = common::compare("rim + spot", &got, &out, 1e-5);
+        assert!(
+            cmp.max_diff <= stage.gpu_tolerance() && cmp.over == 0,
+            "{cmp}"
+        );
+    }
+}
+
+#[test]
+fn rematch_finds_picture_and_not_dirt() {
+    // A 3x3 dark mark on a flat ground at (20, 12) of the centre. In the neighbours the same
+    // mark sits 6 px to the left (before) and to the right (after): picture moving through.
+    let (w, h) = (40, 24);
+    let plane = |mx: Option<usize>| {
+        let mut v = vec![0.6f32; w * h];
+        if let Some(mx) = mx {
+            for y in 11..14 {
+                for x in mx - 1..mx + 2 {
+                    v[y * w + x] = 0.1;
+                }
+            }
+        }
+        v
+    };
+    let c = plane(Some(20));
+    let (p1, n1) = (plane(Some(14)), plane(Some(26)));
+    let flat = plane(None);
+    let s = settings();
+    let mut flag = vec![0f32; w * h];
+    flag[12 * w + 20] = 1.0;
+    let run = |a: &[f32], b: &[f32]| {
+        let lm = Lumas {
+            width: w,
+            height: h,
+            center: &c,
+            nb: [Some(&flat), Some(&flat), None, None],
+        };
+        cpu::rematch(&flag, None, &lm, &[Some(a), Some(b), None, None], &s)[12 * w + 20]
+    };
+    assert_eq!(run(&p1, &n1), 0.5, "moving picture was not found");
+    // Dirt: the neighbours have no mark.
+    assert_eq!(run(&flat, &flat), 1.0, "dirt was found in the neighbours");
+    // Well beyond the reach (8 px, and a pixel of tolerance): 14 px a frame.
+    assert_eq!(run(&plane(Some(6)), &plane(Some(34))), 1.0);
+    // Found on one side only: not picture moving steadily through.
+    assert_eq!(run(&p1, &flat), 1.0);
+    // A flat patch (the inside of a blotch) is not searched for: it would match any flat
+    // picture of its level.
+    let blot: Vec<f32> = (0..w * h)
+        .map(|k| if (4..36).contains(&(k % w)) { 0.1 } else { 0.6 })
+        .collect();
+    let lm = Lumas {
+        width: w,
+        height: h,
+        center: &blot,
+        nb: [Some(&flat), Some(&flat), None, None],
+    };
+    let dark = vec![0.1f32; w * h];
+    let got = cpu::rematch(
+        &flag,
+        None,
+        &lm,
+        &[Some(&dark), Some(&dark), None, None],
+        &s,
+    );
+    assert_eq!(got[12 * w + 20], 1.0, "a flat patch was searched for");
+}
+
 #[test]
 fn a_clean_sequence_is_left_exactly_alone() {
     let frames: Vec<Frame> = (0..5).map(|t| scene(t, 1.5, 0.5)).collect();
@@ -354,6 +502,10 @@ fn settings() -> Settings {
         consistent: 0.25,
         edge_k: 4.0,
         edge: 4,
+        rematch: 8,
+        rematch_center: 0.25,
+        rematch_patch: 0.25,
+        rematch_texture: 0.5,
     }
 }
 

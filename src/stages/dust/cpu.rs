@@ -527,3 +527,163 @@ pub fn repair(
     }
     out
 }
+
+/// The luma range over the square of `radius` around each pixel (clamped at the edges):
+/// minima in the first `w * h` values, maxima in the next. A patch compared against these
+/// ranges matches picture shifted by up to `radius` pixels, so the re-match search
+/// ([`rematch`]) can step by two pixels (four on a frame two away) and still follow thin
+/// structures.
+pub fn range(l: &[f32], w: usize, h: usize, radius: usize) -> Vec<f32> {
+    let r = radius as i32;
+    let n = w * h;
+    let mut out = vec![0f32; 2 * n];
+    let (lo, hi) = out.split_at_mut(n);
+    lo.par_chunks_mut(w)
+        .zip(hi.par_chunks_mut(w))
+        .enumerate()
+        .for_each(|(y, (lrow, hrow))| {
+            for x in 0..w {
+                let (mut a, mut b) = (f32::INFINITY, f32::NEG_INFINITY);
+                for j in -r..=r {
+                    for i in -r..=r {
+                        let xx = (x as i32 + i).clamp(0, w as i32 - 1) as usize;
+                        let yy = (y as i32 + j).clamp(0, h as i32 - 1) as usize;
+                        let v = l[yy * w + xx];
+                        a = a.min(v);
+                        b = b.max(v);
+                    }
+                }
+                lrow[x] = a;
+                hrow[x] = b;
+            }
+        });
+    out
+}
+
+/// The two frames the re-match reads and the steps each takes per unit of displacement:
+/// both sides `(p1, -1), (n1, +1)`; one side only `(p1, -1), (p2, -2)` or `(n1, +1), (n2, +2)`
+/// (constant motion), as [`detect_pixel`] chooses its pair. `None` without a pair.
+pub fn rematch_pair(present: [bool; 4]) -> Option<([usize; 2], [i32; 2])> {
+    match present {
+        [true, true, _, _] => Some(([0, 1], [-1, 1])),
+        [false, true, _, true] => Some(([1, 3], [1, 2])),
+        [true, false, true, _] => Some(([0, 2], [-1, -2])),
+        _ => None,
+    }
+}
+
+/// Is the centre's picture around `(x, y)` found in the uncompensated neighbours, displaced by
+/// some `v` within `s.rematch` pixels (stepping by two; `ranges` tolerate the rest)? Dirt is in
+/// no other frame; a thin edge or a figure the block motion lost is, nearby. Found where the
+/// pixel itself lies within `s.rematch_center` of its spike `d` from both neighbours' ranges
+/// and the 5x5 patch around it within `s.rematch_patch` of `d` on average.
+#[allow(clippy::too_many_arguments)]
+pub fn rematch_pixel(
+    center: &[f32],
+    ranges: [&[f32]; 2],
+    steps: [i32; 2],
+    d: f32,
+    w: usize,
+    h: usize,
+    x: usize,
+    y: usize,
+    s: &Settings,
+) -> bool {
+    let n = w * h;
+    let at = |r: &[f32], xx: i32, yy: i32, v: f32| {
+        let xx = xx.clamp(0, w as i32 - 1) as usize;
+        let yy = yy.clamp(0, h as i32 - 1) as usize;
+        let k = yy * w + xx;
+        outside(v, r[k], r[n + k]).abs()
+    };
+    let (xi, yi) = (x as i32, y as i32);
+    let c = center[y * w + x];
+    let half = (s.rematch / 2) as i32;
+    let tc = s.rematch_center * d.abs();
+    let tp = s.rematch_patch * d.abs() * 50.0;
+    // A flat patch (the inside of a blotch) matches any flat picture of its level: only a
+    // patch with structure of its own, about the size of the spike, is searched for.
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for j in -2i32..=2 {
+        for i in -2i32..=2 {
+            let px = (xi + i).clamp(0, w as i32 - 1);
+            let py = (yi + j).clamp(0, h as i32 - 1);
+            let v = center[py as usize * w + px as usize];
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if hi - lo < s.rematch_texture * d.abs() {
+        return false;
+    }
+    for vy in -half..=half {
+        for vx in -half..=half {
+            let (vx, vy) = (2 * vx, 2 * vy);
+            let off = |i: usize| (steps[i] * vx, steps[i] * vy);
+            let (ax, ay) = off(0);
+            let (bx, by) = off(1);
+            let ec = at(ranges[0], xi + ax, yi + ay, c) + at(ranges[1], xi + bx, yi + by, c);
+            if ec >= 2.0 * tc {
+                continue;
+            }
+            let mut sum = 0.0f32;
+            for j in -2i32..=2 {
+                for i in -2i32..=2 {
+                    let px = (xi + i).clamp(0, w as i32 - 1);
+                    let py = (yi + j).clamp(0, h as i32 - 1);
+                    let v = center[py as usize * w + px as usize];
+                    sum += at(ranges[0], xi + i + ax, yi + j + ay, v)
+                        + at(ranges[1], xi + i + bx, yi + j + by, v);
+                }
+            }
+            if sum < tp {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The re-match check on every pixel taken for dirt (`flag` 1, not from the external mask):
+/// where its picture is found in the neighbours ([`rematch_pixel`]) it is left alone (0).
+/// `raw` are the uncompensated neighbour lumas in slot order; the spike is measured against
+/// the compensated pair (`lm`), as detection did.
+pub fn rematch(
+    flag: &[f32],
+    ext: Option<&[f32]>,
+    lm: &Lumas,
+    raw: &[Option<&[f32]>; 4],
+    s: &Settings,
+) -> Vec<f32> {
+    let (w, h) = (lm.width, lm.height);
+    let pair = rematch_pair(std::array::from_fn(|i| {
+        raw[i].is_some() && lm.nb[i].is_some()
+    }));
+    let Some((idx, steps)) = pair.filter(|_| s.rematch > 0) else {
+        return flag.to_vec();
+    };
+    let ranges: Vec<Vec<f32>> = idx
+        .iter()
+        .zip(steps)
+        .map(|(&i, st)| range(raw[i].expect("present"), w, h, st.unsigned_abs() as usize))
+        .collect();
+    let (ca, cb) = (
+        lm.nb[idx[0]].expect("present"),
+        lm.nb[idx[1]].expect("present"),
+    );
+    let mut out = flag.to_vec();
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let k = y * w + x;
+            if *o <= 0.75 || ext.is_some_and(|e| e[k] > 0.5) {
+                continue;
+            }
+            let d = outside(lm.center[k], ca[k], cb[k]);
+            let rs = [ranges[0].as_slice(), ranges[1].as_slice()];
+            if d != 0.0 && rematch_pixel(lm.center, rs, steps, d, w, h, x, y, s) {
+                *o = 0.5;
+            }
+        }
+    });
+    out
+}

@@ -1,11 +1,12 @@
 //! GPU `dust`: motion by [`crate::motion::gpu`], then `shaders/dust_detect.wgsl`,
-//! `dust_clean.wgsl`, `dust_spread_h.wgsl`, `dust_decide.wgsl`, `dust_grow.wgsl`,
+//! `dust_clean.wgsl`, `dust_spread_h.wgsl`, `dust_decide.wgsl`, `dust_range.wgsl`,
+//! `dust_rematch.wgsl`, `dust_grow.wgsl`,
 //! `dust_alpha.wgsl` and
 //! `dust_repair.wgsl`, one invocation per pixel each, twins of the passes in [`super::cpu`].
 
 use anyhow::Result;
 
-use super::Settings;
+use super::{cpu, Settings};
 use crate::frame::{Frame, FrameMeta};
 use crate::gpu::{Dims, GpuContext, GpuFrame, Kernel};
 use crate::motion::{self, MotionParams};
@@ -25,6 +26,14 @@ const SPREAD_H: Kernel = Kernel {
 const DECIDE: Kernel = Kernel {
     name: "dust_decide",
     source: include_str!("../../../shaders/dust_decide.wgsl"),
+};
+const RANGE: Kernel = Kernel {
+    name: "dust_range",
+    source: include_str!("../../../shaders/dust_range.wgsl"),
+};
+const REMATCH: Kernel = Kernel {
+    name: "dust_rematch",
+    source: include_str!("../../../shaders/dust_rematch.wgsl"),
 };
 const GROW: Kernel = Kernel {
     name: "dust_grow",
@@ -81,6 +90,22 @@ struct DecideUniform {
     _pad: u32,
 }
 
+/// Keep in sync with `struct Params` in `shaders/dust_rematch.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct RematchUniform {
+    w: u32,
+    h: u32,
+    half: i32,
+    step_a: i32,
+    step_b: i32,
+    has_ext: u32,
+    center: f32,
+    patch: f32,
+    texture: f32,
+    _p: [u32; 3],
+}
+
 /// Keep in sync with `struct Params` in `shaders/dust_grow.wgsl` and `dust_alpha.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -118,17 +143,21 @@ pub fn run(
     let (w, h) = (c.width, c.height);
     let mut warped: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
     let mut lumas: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
+    let mut raws: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
     for f in slots {
         match f {
-            Some((f, fp)) => {
+            Some((f, mut fp)) => {
                 let field = motion::gpu::estimate(gpu, cp, &fp, mp)?;
                 let wf = motion::gpu::compensate(gpu, f, &field, &cp.levels[0], &fp.levels[0], mp)?;
                 lumas.push(Some(motion::gpu::luma(gpu, &wf)?));
                 warped.push(Some(wf));
+                // The uncompensated luma stays for the re-match.
+                raws.push(Some(fp.levels.swap_remove(0)));
             }
             None => {
                 warped.push(None);
                 lumas.push(None);
+                raws.push(None);
             }
         }
     }
@@ -213,6 +242,53 @@ pub fn run(
         bytemuck::bytes_of(&u),
         groups,
     )?;
+    let pair = cpu::rematch_pair(std::array::from_fn(|i| raws[i].is_some()));
+    let flag = match pair.filter(|_| s.rematch > 0) {
+        Some((idx, steps)) => {
+            let mut ranges = Vec::with_capacity(2);
+            for (i, st) in idx.into_iter().zip(steps) {
+                let r = motion::gpu::scratch(gpu, w, h, 2);
+                let raw = raws[i].as_ref().expect("present");
+                gpu.run_kernel(
+                    &RANGE,
+                    &[&raw.buffer, &r.buffer],
+                    bytemuck::bytes_of(&plane_u(st.unsigned_abs() as usize)),
+                    groups,
+                )?;
+                ranges.push(r);
+            }
+            let out = motion::gpu::scratch(gpu, w, h, 1);
+            let u = RematchUniform {
+                w: w as u32,
+                h: h as u32,
+                half: (s.rematch / 2) as i32,
+                step_a: steps[0],
+                step_b: steps[1],
+                has_ext: ext.is_some() as u32,
+                center: s.rematch_center,
+                patch: s.rematch_patch,
+                texture: s.rematch_texture,
+                _p: [0; 3],
+            };
+            gpu.run_kernel(
+                &REMATCH,
+                &[
+                    &flag.buffer,
+                    &ext_buf.buffer,
+                    &lc.buffer,
+                    &lum(idx[0]).buffer,
+                    &lum(idx[1]).buffer,
+                    &ranges[0].buffer,
+                    &ranges[1].buffer,
+                    &out.buffer,
+                ],
+                bytemuck::bytes_of(&u),
+                groups,
+            )?;
+            out
+        }
+        None => flag,
+    };
     let alpha = motion::gpu::scratch(gpu, w, h, 1);
     let u = AlphaUniform {
         w: w as u32,
