@@ -92,17 +92,23 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             p[v * 8u + u] = a;
         }
     }
+    // Squared gains summed row by row (the first row from its second coefficient), then
+    // the rows, as the CPU reference adds them.
     var g2 = 0.0;
-    for (var k = 1u; k < 64u; k++) {
-        let n = var_n * table[base + T_SHAPE + k];
-        let dk = p[k];
-        let sg = max(dk * dk - WIENER_BETA * n, 0.0);
-        var g = 1.0;
-        if sg + n > 0.0 {
-            g = sg / (sg + n);
+    for (var j = 0u; j < 8u; j++) {
+        var rs = 0.0;
+        for (var k = max(j * 8u, 1u); k < j * 8u + 8u; k++) {
+            let n = var_n * table[base + T_SHAPE + k];
+            let dk = p[k];
+            let sg = max(dk * dk - WIENER_BETA * n, 0.0);
+            var g = 1.0;
+            if sg + n > 0.0 {
+                g = sg / (sg + n);
+            }
+            p[k] = dk * g;
+            rs += g * g;
         }
-        p[k] = dk * g;
-        g2 += g * g;
+        g2 += rs;
     }
     // Inverse: columns, then rows.
     for (var y = 0u; y < 8u; y++) {

@@ -562,10 +562,16 @@ crate::wide! {
             let g = sig / den;
             gain[k] = if den > 0.0 { g } else { 1.0 };
         }
+        // The squared gains summed row by row (the first row from its second coefficient),
+        // then the rows: short chains, as for the level sums above.
         let mut g2 = 0.0f32;
-        for k in 1..64 {
-            d[k] *= gain[k];
-            g2 += gain[k] * gain[k];
+        for j in 0..P {
+            let mut rs = 0.0f32;
+            for k in (j * P).max(1)..(j + 1) * P {
+                d[k] *= gain[k];
+                rs += gain[k] * gain[k];
+            }
+            g2 += rs;
         }
         (inverse(c, &d), 1.0 / (1.0 + g2))
     }
