@@ -83,9 +83,9 @@ pub const GPU_TOLERANCE: f32 = 1e-3;
 /// Parameters of `denoise`. Cost: motion estimation against up to `2 * radius` neighbours on
 /// half-resolution luma, a handful of per-sample passes, and two 8x8 DCTs per patch (64
 /// patches of a `step` of 1 per sample, 4 at the default `step` of 4). At the defaults on the
-/// CPU (one thread, 640x272 with `nitrate degrade --defects grain`) the motion search takes
-/// about a fifth of the time, the warps, the temporal step and the DCT shrinkage an eighth to
-/// a sixth each, the rest goes to noise statistics, conversions and fresh memory.
+/// CPU (one thread, 640x272 with `nitrate degrade --defects grain`) the motion search, the
+/// warps and the DCT shrinkage take about a fifth of the time each, the temporal step an
+/// eighth, the rest goes to each frame's analysis, noise statistics and the patch gather.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DenoiseParams {
@@ -103,9 +103,10 @@ pub struct DenoiseParams {
     /// Seed of the synthetic grain. Default 1.
     pub seed: u64,
     /// Frames on each side averaged in: 0 (spatial only), 1 or 2. Default 2. Cost: a motion
-    /// search, a warp and a share of the temporal step per neighbour: with 1 the CPU stage
-    /// takes about 30% less time and scores 0.2 dB lower (43.16 against 43.35 dB PSNR on
-    /// clean/bikes with `nitrate degrade --defects grain`).
+    /// search, a warp and a share of the temporal step per neighbour: with 1 a CPU run takes
+    /// about 15% less time end to end and scores 0.2 dB lower (1.04 s against 1.23 s, 43.16
+    /// against 43.35 dB PSNR, on clean/bikes with `nitrate degrade --defects grain`, 2 cores:
+    /// `benches/denoise_speed.sh`).
     pub radius: usize,
     /// The noise standard deviation in code values, the same at every level and channel,
     /// instead of the measured one. Range 0..0.5, default none (measured).
