@@ -30,6 +30,7 @@ rounds=${2:-3}
 FFMPEG=${FFMPEG:-ffmpeg}
 NITRATE=${NITRATE:-$here/target/release/nitrate}
 [[ -x $NITRATE ]] || { echo "denoise_speed.sh: $NITRATE: no nitrate binary" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "denoise_speed.sh: /usr/bin/time not found (package: time)" >&2; exit 1; }
 [[ -d $set_dir/degraded && -d $set_dir/clean ]] ||
     { echo "denoise_speed.sh: $set_dir: no degraded/ and clean/ folders" >&2; exit 1; }
 work=${WORK:-$(mktemp -d)}
