@@ -159,13 +159,19 @@ fn sad_into(acc: &mut [i32; 8], tail: &mut i32, a: &[i32], b: &[i32]) {
     }
 }
 
+/// Block `(bx, by)`'s matching window as `motion::cpu` has it: the block side, the window's
+/// top-left corner (half a side before the block) and its width (twice the side).
+#[inline(always)]
+fn window(block: usize, bx: usize, by: usize) -> (i32, i32, i32, i32) {
+    let bs = block as i32;
+    (bs, bx as i32 * bs - bs / 2, by as i32 * bs - bs / 2, 2 * bs)
+}
+
 crate::wide! {
     /// `motion::cpu::block_cost`: mean absolute difference over the block's window (twice its
     /// side) and the same window moved by `v` in B, coordinates clamped.
     fn block_cost(a: &Level, b: &Level, block: usize, bx: usize, by: usize, v: (i32, i32)) -> f32 {
-        let bs = block as i32;
-        let (x0, y0) = (bx as i32 * bs - bs / 2, by as i32 * bs - bs / 2);
-        let n = 2 * bs;
+        let (bs, x0, y0, n) = window(block, bx, by);
         let nu = n as usize;
         let mut s: i64 = 0;
         if a.holds(x0, y0, n, n) && b.holds(x0 + v.0, y0 + v.1, n, n) {
@@ -218,9 +224,7 @@ crate::wide! {
     /// multiples of 2^-14, the units of these sums. Within the pad the taps need no clamping:
     /// the repeated edge samples give what the clamped positions would.
     fn block_cost_frac(a: &Level, b: &Level, block: usize, bx: usize, by: usize, q: (i32, i32)) -> f32 {
-        let bs = block as i32;
-        let (x0, y0) = (bx as i32 * bs - bs / 2, by as i32 * bs - bs / 2);
-        let n = 2 * bs;
+        let (bs, x0, y0, n) = window(block, bx, by);
         let nu = n as usize;
         let (ox, oy) = (q.0.div_euclid(4), q.1.div_euclid(4));
         let (tx, ty) = (q.0.rem_euclid(4), q.1.rem_euclid(4));
