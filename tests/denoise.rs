@@ -534,22 +534,6 @@ fn gpu_matches_cpu() {
 }
 
 #[test]
-fn the_warp_equals_the_motion_modules_bit_for_bit() {
-    use nitrate::motion::{cpu as mc, MotionParams};
-    let frames = panning(2, 3, 12);
-    let mp = MotionParams::default();
-    let (a, b) = (
-        mc::Pyramid::of(&frames[0], &mp),
-        mc::Pyramid::of(&frames[1], &mp),
-    );
-    let field = mc::estimate(&a, &b, &mp);
-    assert!(field.vx.iter().any(|&v| v != 0.0), "a field with motion");
-    let want = mc::warp(&frames[1], &field);
-    let got = nitrate::stages::denoise::cpu::warp(&frames[1], &field);
-    compare("warp", &got, &want, 0.0).assert_ok();
-}
-
-#[test]
 fn the_integer_motion_search_equals_the_motion_modules() {
     use nitrate::motion::{cpu as mc, MotionParams};
     use nitrate::stages::denoise::search;

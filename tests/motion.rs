@@ -157,6 +157,31 @@ fn compensation_follows_each_side_of_a_moving_edge() {
     );
 }
 
+/// The row-by-row warp is, sample for sample, `sample` at the pixel moved by `field_at`: the
+/// definition the shaders follow.
+#[test]
+fn the_warp_is_the_sampled_field_bit_for_bit() {
+    let mp = MotionParams::default();
+    let (a, b) = (view(96, 64, 3, 0.0, 0.0), view(96, 64, 3, 2.6, -1.3));
+    let field = cpu::estimate(&cpu::Pyramid::of(&a, &mp), &cpu::Pyramid::of(&b, &mp), &mp);
+    assert!(field.vx.iter().any(|&v| v != 0.0), "a field with motion");
+    let got = cpu::warp(&b, &field);
+    let (w, h) = (b.width, b.height);
+    for p in 0..b.planes {
+        for y in 0..h {
+            for x in 0..w {
+                let (vx, vy) = cpu::field_at(&field, x as f32, y as f32);
+                let want = cpu::sample(b.plane(p), w, h, x as f32 + vx, y as f32 + vy);
+                assert_eq!(
+                    got.get(p, x, y).to_bits(),
+                    want.to_bits(),
+                    "plane {p} at ({x}, {y})"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn identical_frames_give_zero_motion() {
     let params = MotionParams::default();

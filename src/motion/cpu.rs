@@ -359,6 +359,7 @@ pub fn estimate_levels<L: SearchPlane>(a: &[L], b: &[L], params: &MotionParams) 
 }
 
 /// Linear interpolation `a + (b - a) * t`, written once so the warp's rounding is explicit.
+#[inline(always)]
 fn lerp(a: f32, b: f32, t: f32) -> f32 {
     a + (b - a) * t
 }
@@ -398,23 +399,125 @@ pub fn sample(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
     lerp(top, bot, ty)
 }
 
-/// B moved onto A's pixel grid with the field from A to B: every plane, bilinear.
+/// B moved onto A's pixel grid with the field from A to B: every plane, bilinear. Each
+/// sample is [`sample`] at its pixel moved by [`field_at`], bit for bit (`tests/motion.rs`),
+/// computed row by row: the block-grid positions of every column and row found once, the field
+/// interpolated along x once per block row, each row's taps and weights once for all planes.
 pub fn warp(b: &Frame, field: &Field) -> Frame {
-    let (w, h) = (b.width, b.height);
-    let mut out = b.clone();
-    let n = b.plane_len();
-    out.data
-        .par_chunks_mut(w)
-        .enumerate()
-        .for_each(|(row, line)| {
-            let (p, y) = (row / h, row % h);
-            let src = &b.data[p * n..(p + 1) * n];
-            for (x, o) in line.iter_mut().enumerate() {
-                let (vx, vy) = field_at(field, x as f32, y as f32);
-                *o = sample(src, w, h, x as f32 + vx, y as f32 + vy);
+    let (w, h, n) = (b.width, b.height, b.plane_len());
+    assert!(
+        n <= u32::MAX as usize,
+        "warp: a plane of {w}x{h} has 2^32 samples or more"
+    );
+    // Each block row's vectors interpolated along x to every column: the first of the three
+    // interpolations of the block field, the same for every pixel row between two block rows.
+    let gx: Vec<(usize, usize, f32)> = (0..w)
+        .map(|x| grid_pos(x as f32, field.block, field.cols))
+        .collect();
+    let across = |v: &[f32]| -> Vec<f32> {
+        (0..field.rows)
+            .flat_map(|r| {
+                let row = &v[r * field.cols..(r + 1) * field.cols];
+                gx.iter()
+                    .map(move |&(x0, x1, tx)| lerp(row[x0], row[x1], tx))
+            })
+            .collect()
+    };
+    let (hx, hy) = (across(&field.vx), across(&field.vy));
+    let mut out = Frame::new(w, h, b.planes, b.meta.clone());
+    // Row `y` of every plane, written by one task.
+    let mut rows: Vec<Vec<&mut [f32]>> = (0..h).map(|_| Vec::new()).collect();
+    for plane in out.data.chunks_mut(n) {
+        for (r, line) in rows.iter_mut().zip(plane.chunks_mut(w)) {
+            r.push(line);
+        }
+    }
+    rows.into_par_iter().enumerate().for_each_init(
+        || RowTaps::new(w),
+        |taps, (y, mut row)| {
+            let (r0, r1, ty) = grid_pos(y as f32, field.block, field.rows);
+            let (t, u) = (&hx[r0 * w..(r0 + 1) * w], &hx[r1 * w..(r1 + 1) * w]);
+            let (tv, uv) = (&hy[r0 * w..(r0 + 1) * w], &hy[r1 * w..(r1 + 1) * w]);
+            find_taps(taps, t, u, tv, uv, ty, y, h);
+            for (p, line) in row.iter_mut().enumerate() {
+                sample_taps(line, &b.data[p * n..(p + 1) * n], taps);
             }
-        });
+        },
+    );
     out
+}
+
+/// Where each sample of one warped row comes from: the top-left tap, the steps to the right
+/// and lower taps (0 where the edge clamps them) and the bilinear weights.
+/// 32-bit indices: their conversions from `f32` vectorise (a plane holds fewer than 2^32
+/// samples, which `warp` checks).
+struct RowTaps {
+    at: Vec<u32>,
+    right: Vec<u32>,
+    down: Vec<u32>,
+    tx: Vec<f32>,
+    ty: Vec<f32>,
+}
+
+impl RowTaps {
+    fn new(w: usize) -> Self {
+        RowTaps {
+            at: vec![0; w],
+            right: vec![0; w],
+            down: vec![0; w],
+            tx: vec![0.0; w],
+            ty: vec![0.0; w],
+        }
+    }
+}
+
+crate::wide! {
+    /// The taps of row `y` (of `h`): the vector interpolated between the block rows above and
+    /// below (`top`, `bot` for x, `topv`, `botv` for y, already interpolated along x) at
+    /// `wy`, then [`sample`]'s clamped position.
+    fn find_taps(
+        taps: &mut RowTaps,
+        top: &[f32],
+        bot: &[f32],
+        topv: &[f32],
+        botv: &[f32],
+        wy: f32,
+        y: usize,
+        h: usize,
+    ) {
+        let w = top.len();
+        let (xmax, ymax) = ((w - 1) as f32, (h - 1) as f32);
+        let vectors = top.iter().zip(bot).zip(topv.iter().zip(botv));
+        let outs = taps.at.iter_mut().zip(taps.right.iter_mut()).zip(taps.down.iter_mut());
+        let weights = taps.tx.iter_mut().zip(taps.ty.iter_mut());
+        let all = vectors.zip(outs).zip(weights).enumerate();
+        for (x, ((((&a, &b), (&av, &bv)), ((at, right), down)), (tx, ty))) in all {
+            let (vx, vy) = (lerp(a, b, wy), lerp(av, bv, wy));
+            // Clamped, so not negative: truncation is the floor.
+            let sx = (x as f32 + vx).clamp(0.0, xmax);
+            let sy = (y as f32 + vy).clamp(0.0, ymax);
+            let (x0, y0) = (sx as u32, sy as u32);
+            *at = y0 * w as u32 + x0;
+            *right = u32::from(x0 + 1 < w as u32);
+            *down = if y0 + 1 < h as u32 { w as u32 } else { 0 };
+            *tx = sx - x0 as f32;
+            *ty = sy - y0 as f32;
+        }
+    }
+}
+
+crate::wide! {
+    /// One plane's row sampled at the taps.
+    fn sample_taps(line: &mut [f32], src: &[f32], taps: &RowTaps) {
+        let at = taps.at.iter().zip(&taps.right).zip(&taps.down);
+        let weights = taps.tx.iter().zip(&taps.ty);
+        for (o, (((&i, &r), &d), (&tx, &ty))) in line.iter_mut().zip(at.zip(weights)) {
+            let (i, r, d) = (i as usize, r as usize, d as usize);
+            let top = lerp(src[i], src[i + r], tx);
+            let bot = lerp(src[i + d], src[i + d + r], tx);
+            *o = lerp(top, bot, ty);
+        }
+    }
 }
 
 /// The candidate vectors at pixel `(x, y)`, in the order they are tried: the interpolated one,

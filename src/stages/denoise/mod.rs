@@ -606,7 +606,7 @@ impl Stage for Denoise {
                 Some(if self.params.per_pixel_motion {
                     motion::cpu::compensate(src, &field, &cm.luma, &nm.luma)
                 } else {
-                    cpu::warp(src, &field)
+                    motion::cpu::warp(src, &field)
                 })
             })
             .collect();
