@@ -2,6 +2,7 @@
 // CPU twin: `stages::dust::cpu::detect_pixel`.
 
 // #include shared/common.wgsl
+// #include shared/dust.wgsl
 
 // Keep in sync with `DetectUniform` in src/stages/dust/gpu.rs.
 struct Params {
@@ -51,17 +52,6 @@ fn lum(slot: u32, k: u32) -> f32 {
         case 3u: { return lp2[k]; }
         default: { return ln2[k]; }
     }
-}
-
-fn beyond(v: f32, a: f32, b: f32) -> f32 {
-    let lo = min(a, b);
-    let hi = max(a, b);
-    if v > hi {
-        return v - hi;
-    } else if v < lo {
-        return v - lo;
-    }
-    return 0.0;
 }
 
 fn disagreement(a: u32, b: u32, x: u32, y: u32) -> f32 {

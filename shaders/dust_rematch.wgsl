@@ -4,6 +4,7 @@
 // CPU twin: `stages::dust::cpu::rematch`.
 
 // #include shared/common.wgsl
+// #include shared/dust.wgsl
 
 // Keep in sync with `RematchUniform` in src/stages/dust/gpu.rs.
 struct Params {
@@ -31,18 +32,6 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(8) var<uniform> params: Params;
 
-fn beyond(v: f32, a: f32, b: f32) -> f32 {
-    let lo = min(a, b);
-    let hi = max(a, b);
-    if v > hi {
-        return v - hi;
-    }
-    if v < lo {
-        return v - lo;
-    }
-    return 0.0;
-}
-
 fn idx(x: i32, y: i32) -> u32 {
     let xx = clamp(x, 0, i32(params.w) - 1);
     let yy = clamp(y, 0, i32(params.h) - 1);
@@ -63,14 +52,15 @@ fn found(x: i32, y: i32, d: f32) -> bool {
     let c = lc[idx(x, y)];
     let tc = params.center_k * abs(d);
     let tp = params.patch_k * abs(d) * 50.0;
+    // The 5x5 patch around the pixel, row by row, read once.
+    var around: array<f32, 25>;
     var lo = 3.0e38;
     var hi = -3.0e38;
-    for (var j = -2; j <= 2; j++) {
-        for (var i = -2; i <= 2; i++) {
-            let v = lc[idx(x + i, y + j)];
-            lo = min(lo, v);
-            hi = max(hi, v);
-        }
+    for (var q = 0; q < 25; q++) {
+        let v = lc[idx(x + q % 5 - 2, y + q / 5 - 2)];
+        around[q] = v;
+        lo = min(lo, v);
+        hi = max(hi, v);
     }
     if hi - lo < params.texture_k * abs(d) {
         return false;
@@ -89,12 +79,11 @@ fn found(x: i32, y: i32, d: f32) -> bool {
                 continue;
             }
             var sum = 0.0;
-            for (var j = -2; j <= 2; j++) {
-                for (var i = -2; i <= 2; i++) {
-                    let v = lc[idx(x + i, y + j)];
-                    sum += off_range(0u, x + i + ax, y + j + ay, v)
-                        + off_range(1u, x + i + bx, y + j + by, v);
-                }
+            for (var q = 0; q < 25; q++) {
+                let i = q % 5 - 2;
+                let j = q / 5 - 2;
+                sum += off_range(0u, x + i + ax, y + j + ay, around[q])
+                    + off_range(1u, x + i + bx, y + j + by, around[q]);
             }
             if sum < tp {
                 return true;

@@ -2,6 +2,7 @@
 // an eight-direction spatial fill where they disagree. CPU twin: `stages::dust::cpu::repair`.
 
 // #include shared/common.wgsl
+// #include shared/dust.wgsl
 
 // Keep in sync with `RepairUniform` in src/stages/dust/gpu.rs.
 struct Params {
@@ -42,17 +43,6 @@ fn luma(slot: u32, x: u32, y: u32) -> f32 {
         s += nb(slot, sample_index(d, x, y, p));
     }
     return s * params.inv_planes;
-}
-
-fn beyond(v: f32, a: f32, b: f32) -> f32 {
-    let lo = min(a, b);
-    let hi = max(a, b);
-    if v > hi {
-        return v - hi;
-    } else if v < lo {
-        return v - lo;
-    }
-    return 0.0;
 }
 
 const DIRS = array<vec2<i32>, 8>(

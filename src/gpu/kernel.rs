@@ -33,6 +33,10 @@ const SHARED: &[(&str, &str)] = &[
         include_str!("../../shaders/shared/block_field.wgsl"),
     ),
     (
+        "shared/dust.wgsl",
+        include_str!("../../shaders/shared/dust.wgsl"),
+    ),
+    (
         "shared/denoise.wgsl",
         include_str!("../../shaders/shared/denoise.wgsl"),
     ),

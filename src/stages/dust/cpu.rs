@@ -601,18 +601,16 @@ pub fn rematch_pixel(
     let half = (s.rematch / 2) as i32;
     let tc = s.rematch_center * d.abs();
     let tp = s.rematch_patch * d.abs() * 50.0;
+    // The 5x5 patch around the pixel (clamped at the edges), row by row, read once.
+    let patch: [f32; 25] = std::array::from_fn(|q| {
+        let px = (xi + q as i32 % 5 - 2).clamp(0, w as i32 - 1);
+        let py = (yi + q as i32 / 5 - 2).clamp(0, h as i32 - 1);
+        center[py as usize * w + px as usize]
+    });
     // A flat patch (the inside of a blotch) matches any flat picture of its level: only a
     // patch with structure of its own, about the size of the spike, is searched for.
-    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-    for j in -2i32..=2 {
-        for i in -2i32..=2 {
-            let px = (xi + i).clamp(0, w as i32 - 1);
-            let py = (yi + j).clamp(0, h as i32 - 1);
-            let v = center[py as usize * w + px as usize];
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
-    }
+    let lo = patch.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+    let hi = patch.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
     if hi - lo < s.rematch_texture * d.abs() {
         return false;
     }
@@ -627,14 +625,10 @@ pub fn rematch_pixel(
                 continue;
             }
             let mut sum = 0.0f32;
-            for j in -2i32..=2 {
-                for i in -2i32..=2 {
-                    let px = (xi + i).clamp(0, w as i32 - 1);
-                    let py = (yi + j).clamp(0, h as i32 - 1);
-                    let v = center[py as usize * w + px as usize];
-                    sum += at(ranges[0], xi + i + ax, yi + j + ay, v)
-                        + at(ranges[1], xi + i + bx, yi + j + by, v);
-                }
+            for (q, &v) in patch.iter().enumerate() {
+                let (i, j) = (q as i32 % 5 - 2, q as i32 / 5 - 2);
+                sum += at(ranges[0], xi + i + ax, yi + j + ay, v)
+                    + at(ranges[1], xi + i + bx, yi + j + by, v);
             }
             if sum < tp {
                 return true;
@@ -672,6 +666,7 @@ pub fn rematch(
         lm.nb[idx[1]].expect("present"),
     );
     let mut out = flag.to_vec();
+    let rs = [ranges[0].as_slice(), ranges[1].as_slice()];
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         for (x, o) in row.iter_mut().enumerate() {
             let k = y * w + x;
@@ -679,7 +674,6 @@ pub fn rematch(
                 continue;
             }
             let d = outside(lm.center[k], ca[k], cb[k]);
-            let rs = [ranges[0].as_slice(), ranges[1].as_slice()];
             if d != 0.0 && rematch_pixel(lm.center, rs, steps, d, w, h, x, y, s) {
                 *o = 0.5;
             }
