@@ -37,12 +37,35 @@ pub fn dct_matrix() -> [[f32; P]; P] {
     })
 }
 
+/// The DCT matrix ([`dct_matrix`]) and its transpose, made once for all the patches of a
+/// plane: the forward transform's row pass reads the transpose.
+pub struct Dct {
+    pub c: [[f32; P]; P],
+    ct: [[f32; P]; P],
+}
+
+impl Dct {
+    pub fn new() -> Self {
+        let c = dct_matrix();
+        Dct {
+            ct: transpose(&c),
+            c,
+        }
+    }
+}
+
+impl Default for Dct {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// 2D DCT of a patch (row-major `p[y * 8 + x]`): `c p cᵀ`, rows first. Every output sums
 /// its eight products in index order (`x`, then `y`), as the shader does; the loops run over
 /// eight outputs at once so the compiler can vectorise them.
 #[inline(always)]
-pub fn forward(c: &[[f32; P]; P], p: &[f32; 64]) -> [f32; 64] {
-    let ct = transpose(c);
+pub fn forward(dct: &Dct, p: &[f32; 64]) -> [f32; 64] {
+    let (c, ct) = (&dct.c, &dct.ct);
     let mut r = [0.0f32; 64];
     for y in 0..P {
         let mut acc = [0.0f32; P];
@@ -75,7 +98,8 @@ fn transpose(c: &[[f32; P]; P]) -> [[f32; P]; P] {
 
 /// Inverse of [`forward`]: `cᵀ d c`, columns first (sums in index order: `v`, then `u`).
 #[inline(always)]
-pub fn inverse(c: &[[f32; P]; P], d: &[f32; 64]) -> [f32; 64] {
+pub fn inverse(dct: &Dct, d: &[f32; 64]) -> [f32; 64] {
+    let c = &dct.c;
     let mut r = [0.0f32; 64];
     for y in 0..P {
         let mut acc = [0.0f32; P];
@@ -377,7 +401,7 @@ crate::wide! {
     /// and its aggregation weight `1 / (1 + Σ gain²)`: patches kept nearly whole count less, as
     /// they carry more noise (BM3D's weighting).
     pub fn filter_patch(
-        c: &[[f32; P]; P],
+        dct: &Dct,
         y: &[f32],
         f: &[f32],
         level: &[f32],
@@ -415,7 +439,7 @@ crate::wide! {
         let mean = sum * (1.0 / 64.0);
         let s = strength * sigma_at(&m.sigma, mean);
         let var = s * s * (fsum * (1.0 / 64.0));
-        let mut d = forward(c, &p);
+        let mut d = forward(dct, &p);
         // The gains first (independent: the compiler vectorises them), then their squares summed
         // in coefficient order.
         let mut gain = [1.0f32; 64];
@@ -437,7 +461,7 @@ crate::wide! {
             }
             g2 += rs;
         }
-        (inverse(c, &d), 1.0 / (1.0 + g2))
+        (inverse(dct, &d), 1.0 / (1.0 + g2))
     }
 }
 
@@ -453,13 +477,13 @@ pub fn patches(
     m: &PlaneModel,
     strength: f32,
 ) -> Vec<([f32; 64], f32)> {
-    let c = dct_matrix();
+    let dct = Dct::new();
     let (nx, ny) = (patch_count(w, step), patch_count(h, step));
     (0..nx * ny)
         .into_par_iter()
         .map(|i| {
             let (px, py) = (patch_pos(i % nx, w, step), patch_pos(i / nx, h, step));
-            filter_patch(&c, y, f, level, w, h, px, py, m, strength)
+            filter_patch(&dct, y, f, level, w, h, px, py, m, strength)
         })
         .collect()
 }
