@@ -21,7 +21,8 @@ struct Params {
     // Threshold factor on the frame border, falling to 1 at `edge` pixels in.
     edge_k: f32,
     edge: u32,
-    _pad: u32,
+    // Threshold factor from one side at which a spike in space is taken (C_SPATIAL).
+    spatial_scale: f32,
 }
 
 @group(0) @binding(0) var<storage, read> lc: array<f32>;
@@ -42,6 +43,7 @@ const N_POS: u32 = 64u;
 const N_NEG: u32 = 128u;
 const N_STRONG: u32 = 256u;
 const C_WEAK: u32 = 512u;
+const C_SPATIAL: u32 = 1024u;
 
 // Slots: 0 centre, 1 p1, 2 n1, 3 p2, 4 n2.
 fn lum(slot: u32, k: u32) -> f32 {
@@ -144,7 +146,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if sa != 0u {
         let r = spike(0u, sa, sb, id.x, id.y);
         let d = r.x;
-        let thr = r.y * scale * edge_factor(id.x, id.y);
+        // From one side, a weaker spike is dirt if it is a spike in space too (dust_spatial).
+        let edge = edge_factor(id.x, id.y);
+        let strict = r.y * scale * edge;
+        let thr = r.y * min(scale, params.spatial_scale) * edge;
         var cb = spike_bits(d, thr, C_POS, C_NEG, C_STRONG);
         // Neighbours that disagree with each other are no evidence of dirt.
         if abs(lum(sa, k) - lum(sb, k)) >= 0.5 * abs(d) {
@@ -191,6 +196,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             if params.wide_factor * wide >= abs(d) {
                 cb = 0u;
             }
+        }
+        if cb != 0u && abs(d) <= strict {
+            cb |= C_SPATIAL;
         }
         out |= cb;
         if abs(d) > 0.25 * thr {

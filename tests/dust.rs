@@ -4,7 +4,8 @@
 //! spike where one side's frames disagree around it is no dirt either, a repair moves a sample
 //! no further than it stands out, most of a semi-transparent blotch goes, dirt is found where a
 //! frame two away was lost by the compensation, picture entering at the frame border is left
-//! alone, and the GPU agrees with the CPU reference.
+//! alone, at the ends of a shot faint dirt standing out in space is repaired while uncovered
+//! picture is left alone, and the GPU agrees with the CPU reference.
 
 mod common;
 
@@ -173,9 +174,10 @@ fn spots_on_a_panning_scene_are_removed() {
 }
 
 #[test]
-fn on_the_first_frame_only_strong_dirt_is_repaired() {
-    // Neighbours on one side only cannot tell faint dirt from picture coming into view:
-    // a bright speck on dark picture is repaired, a faint one is kept, the rest is untouched.
+fn on_the_first_frame_dirt_standing_out_in_space_is_repaired() {
+    // Neighbours on one side only: a bright speck on dark picture is far beyond them, and a
+    // faint one (0.1 above the picture, under the one-sided threshold of eight times the
+    // base) stands out of the picture around it too: both are repaired, the rest untouched.
     let frames: Vec<Frame> = (0..5).map(|t| scene(t, 0.0, 0.0)).collect();
     let clean = frames[2].clone();
     let darkest = (8..H - 8)
@@ -204,18 +206,67 @@ fn on_the_first_frame_only_strong_dirt_is_repaired() {
         after: vec![&frames[3], &frames[4]],
     };
     let out = stage.run_cpu(&w).unwrap();
-    assert_removed("first frame", &out, &dirty, &clean, &[strong], 0.08);
-    for y in 0..H {
-        for x in 0..W {
-            if near(&[faint], x, y, 0.5) {
-                assert_eq!(
-                    out.get(0, x, y),
-                    dirty.get(0, x, y),
-                    "faint speck at ({x}, {y})"
-                );
-            }
+    assert_removed("first frame", &out, &dirty, &clean, &[strong, faint], 0.08);
+}
+
+#[test]
+fn picture_uncovered_at_the_end_of_a_shot_is_left_alone() {
+    // The last frame of a shot: a dark square has moved right by four pixels, and the band it
+    // uncovered shows the light picture beside it, where both frames before (compensated as
+    // the background) still show the square. The band stands out of them as much as a faint
+    // speck of the same size does, but it continues the picture around it: only the speck
+    // stays dirt. The detection alone takes both (C_SPATIAL: for the spatial check to judge).
+    let (w, h) = (64, 48);
+    let light = |x: usize, y: usize| 0.6 + 0.02 * ((x * 7 + y * 3) % 5) as f32;
+    let frame = |left: usize| -> Vec<f32> {
+        (0..w * h)
+            .map(|k| {
+                let (x, y) = (k % w, k / w);
+                if (left..left + 20).contains(&x) && (14..34).contains(&y) {
+                    0.3
+                } else {
+                    light(x, y)
+                }
+            })
+            .collect()
+    };
+    let before = frame(20);
+    let mut center = frame(24);
+    // The speck: 4x4, as far above the picture as the band is above the square.
+    for y in 4..8 {
+        for x in 44..48 {
+            center[y * w + x] = light(x, y) + 0.3;
         }
     }
+    let lm = Lumas {
+        width: w,
+        height: h,
+        center: &center,
+        nb: [Some(&before), None, Some(&before), None],
+    };
+    let mut s = settings();
+    s.have_next = false;
+    s.edge = 0;
+    let bits = cpu::detect(&lm, &s);
+    let band = 26 * w + 22;
+    let speck = 6 * w + 45;
+    for (name, k) in [("band", band), ("speck", speck)] {
+        assert_eq!(
+            bits[k] & (cpu::C_POS | cpu::C_SPATIAL),
+            cpu::C_POS | cpu::C_SPATIAL,
+            "{name}: {:b}",
+            bits[k]
+        );
+    }
+    let checked = cpu::spatial(&bits, &lm, &s);
+    assert_eq!(checked[band] & cpu::C_POS, 0, "the uncovered band is taken");
+    assert_ne!(checked[speck] & cpu::C_POS, 0, "the speck is not taken");
+    // Under the one-sided threshold itself neither would be a candidate at all.
+    let mut strict = s;
+    strict.spatial_scale = strict.one_sided;
+    let bits = cpu::detect(&lm, &strict);
+    assert_eq!(bits[band] & cpu::C_POS, 0);
+    assert_eq!(bits[speck] & cpu::C_POS, 0);
 }
 
 #[test]
@@ -502,6 +553,9 @@ fn settings() -> Settings {
         consistent: 0.25,
         edge_k: 4.0,
         edge: 4,
+        spatial_scale: 1.5,
+        spatial_leave: 0.5,
+        spatial_share: 0.7,
         rematch: 8,
         rematch_center: 0.25,
         rematch_patch: 0.25,
@@ -844,6 +898,14 @@ fn gpu_matches_cpu() {
     for (vx, vy, seed) in [(0.0, 0.0, 5), (2.5, -1.25, 6)] {
         let (_, mut frames, _) = dirty_window(vx, vy, seed);
         frames[3] = with_fast_object(frames[3].clone(), 3);
+        // Faint enough that the first frame's one-sided pass must check it in space.
+        let faint = Spot {
+            x: W as f32 * 0.75,
+            y: H as f32 * 0.5,
+            r: 2.0,
+            level: frames[0].get(0, W * 3 / 4, H / 2) + 0.1,
+        };
+        paint(&mut frames[0], &[faint]);
         for (c, before, after) in [(2, 2, 2), (0, 0, 2), (4, 1, 0)] {
             let w = Window {
                 before: (c - before..c).rev().map(|i| &frames[i]).collect(),

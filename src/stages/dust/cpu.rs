@@ -21,6 +21,9 @@ pub const N_STRONG: u32 = 256;
 /// The centre lies outside its neighbours' range by a quarter of the threshold: may join the
 /// mask next to detected dirt (its soft edge).
 pub const C_WEAK: u32 = 512;
+/// The candidate stands out only by the relaxed threshold (from one side, or in the border
+/// band): it stays dirt only if it is a spike in space as well ([`spatial`]).
+pub const C_SPATIAL: u32 = 1024;
 
 /// The luma planes detection reads: the centre, then `[p1, n1, p2, n2]` where present.
 pub struct Lumas<'a> {
@@ -130,7 +133,9 @@ fn spike_bits(d: f32, thr: f32, bits: [u32; 3]) -> u32 {
 /// also lie outside their range, the same way, by half their threshold (a second opinion
 /// that vetoes spikes made by a poorly compensated neighbour). For the pathological-motion
 /// check the same test marks spikes of the frame before (against the one before it and the
-/// centre) and after.
+/// centre) and after. From one side only ([`detection_pair`]), a spike under `one_sided` times
+/// the threshold but over `spatial_scale` times it is marked [`C_SPATIAL`]: [`spatial`] keeps
+/// it only if it stands out in space too.
 pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
     let [p1, n1, p2, n2] = lm.nb;
     let c = lm.center;
@@ -139,16 +144,12 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
     // Both sides: the frames just before and after, confirmed by the two away. One side only
     // (the ends of a sequence or shot): the two frames on that side, at `s.one_sided` times
     // the threshold, as picture coming into view looks like dirt there.
-    let pair = match (p1, n1, p2, n2) {
-        (Some(a), Some(b), a2, b2) => Some((a, b, a2.zip(b2), 1.0)),
-        (None, Some(a), _, Some(b)) | (Some(a), None, Some(b), _) => {
-            Some((a, b, None, s.one_sided))
-        }
-        _ => None,
-    };
-    if let Some((a, b, confirm, scale)) = pair {
+    if let Some((a, b, confirm, scale)) = detection_pair(lm, s) {
         let (d, thr) = spike(c, a, b, lm, x, y, s);
-        let thr = thr * scale * edge_factor(x, y, lm.width, lm.height, s);
+        // From one side, a weaker spike is dirt if it is a spike in space too (`spatial`).
+        let edge = edge_factor(x, y, lm.width, lm.height, s);
+        let strict = thr * scale * edge;
+        let thr = thr * scale.min(s.spatial_scale) * edge;
         let mut cb = spike_bits(d, thr, [C_POS, C_NEG, C_STRONG]);
         // Neighbours that disagree with each other (occlusion, motion blur, a compensation
         // that failed) are no evidence of dirt.
@@ -208,6 +209,9 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
                 cb = 0;
             }
         }
+        if cb != 0 && d.abs() <= strict {
+            cb |= C_SPATIAL;
+        }
         bits |= cb;
         if d.abs() > 0.25 * thr {
             bits |= C_WEAK;
@@ -222,6 +226,107 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
         bits |= spike_bits(d, thr, [N_POS, N_NEG, N_STRONG]);
     }
     bits
+}
+
+/// The pair of compensated neighbours a spike is measured against, the pair of frames two away
+/// that confirm it, and the threshold factor. Both sides: the frames just before and after,
+/// confirmed by the two away. One side only (the ends of a sequence or shot): the two frames
+/// on that side, at `s.one_sided` times the threshold, as picture coming into view looks like
+/// dirt there.
+pub type Pair<'a> = (&'a [f32], &'a [f32], Option<(&'a [f32], &'a [f32])>, f32);
+
+pub fn detection_pair<'a>(lm: &Lumas<'a>, s: &Settings) -> Option<Pair<'a>> {
+    match lm.nb {
+        [Some(a), Some(b), a2, b2] => Some((a, b, a2.zip(b2), 1.0)),
+        [None, Some(a), _, Some(b)] | [Some(a), None, Some(b), _] => {
+            Some((a, b, None, s.one_sided))
+        }
+        _ => None,
+    }
+}
+
+/// Is the candidate at `(x, y)`, standing `d` out of its neighbours `a` and `b`, a spike in
+/// space too? Picture that the neighbours do not show (uncovered behind a moving figure,
+/// coming into view) continues the picture beside it in the frame itself; dirt stands out of
+/// what surrounds it. In each of eight directions the first pixel that has left the defect
+/// (its own spike under `s.spatial_leave` of `d`) is read, up to `spatial_reach` away; with
+/// at least [`SPATIAL_VOTES`] of them, the centre must lie beyond all but the most extreme
+/// one on the spike's side by `s.spatial_share` of `d`.
+pub fn spatial_spike(
+    lm: &Lumas,
+    (a, b): (&[f32], &[f32]),
+    x: usize,
+    y: usize,
+    d: f32,
+    s: &Settings,
+) -> bool {
+    let (w, h) = (lm.width as i32, lm.height as i32);
+    let c = lm.center;
+    let leave = s.spatial_leave * d.abs();
+    // The two highest and two lowest of the surroundings.
+    let (mut hi1, mut hi2) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    let (mut lo1, mut lo2) = (f32::INFINITY, f32::INFINITY);
+    let mut votes = 0;
+    for (dx, dy) in DIRS {
+        for step in 1..=s.spatial_reach as i32 {
+            let (xx, yy) = (x as i32 + dx * step, y as i32 + dy * step);
+            if xx < 0 || yy < 0 || xx >= w || yy >= h {
+                break;
+            }
+            let k = (yy * w + xx) as usize;
+            if outside(c[k], a[k], b[k]).abs() < leave {
+                let v = c[k];
+                if v > hi1 {
+                    hi2 = hi1;
+                    hi1 = v;
+                } else if v > hi2 {
+                    hi2 = v;
+                }
+                if v < lo1 {
+                    lo2 = lo1;
+                    lo1 = v;
+                } else if v < lo2 {
+                    lo2 = v;
+                }
+                votes += 1;
+                break;
+            }
+        }
+    }
+    let v = c[y * lm.width + x];
+    let margin = s.spatial_share * d.abs();
+    votes >= SPATIAL_VOTES
+        && if d > 0.0 {
+            v - hi2 > margin
+        } else {
+            lo2 - v > margin
+        }
+}
+
+/// Fewest directions that must leave the defect for [`spatial_spike`] to judge.
+pub const SPATIAL_VOTES: usize = 4;
+
+/// The spatial check on candidates found only at the relaxed threshold ([`C_SPATIAL`]): where
+/// they are not a spike in space ([`spatial_spike`]) they drop to weak candidates.
+pub fn spatial(bits: &[u32], lm: &Lumas, s: &Settings) -> Vec<u32> {
+    let w = lm.width;
+    let mut out = bits.to_vec();
+    let Some((a, b, _, _)) = detection_pair(lm, s) else {
+        return out;
+    };
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            if *o & C_SPATIAL == 0 || *o & (C_POS | C_NEG) == 0 {
+                continue;
+            }
+            let k = y * w + x;
+            let d = outside(lm.center[k], a[k], b[k]);
+            if !spatial_spike(lm, (a, b), x, y, d, s) {
+                *o &= !(C_POS | C_NEG | C_STRONG);
+            }
+        }
+    });
+    out
 }
 
 pub fn detect(lm: &Lumas, s: &Settings) -> Vec<u32> {

@@ -1,5 +1,5 @@
 //! GPU `dust`: motion by [`crate::motion::gpu`], then `shaders/dust_detect.wgsl`,
-//! `dust_clean.wgsl`, `dust_spread_h.wgsl`, `dust_decide.wgsl`, `dust_range.wgsl`,
+//! `dust_spatial.wgsl`, `dust_clean.wgsl`, `dust_spread_h.wgsl`, `dust_decide.wgsl`, `dust_range.wgsl`,
 //! `dust_rematch.wgsl`, `dust_grow.wgsl`,
 //! `dust_alpha.wgsl` and
 //! `dust_repair.wgsl`, one invocation per pixel each, twins of the passes in [`super::cpu`].
@@ -14,6 +14,10 @@ use crate::motion::{self, MotionParams};
 const DETECT: Kernel = Kernel {
     name: "dust_detect",
     source: include_str!("../../../shaders/dust_detect.wgsl"),
+};
+const SPATIAL: Kernel = Kernel {
+    name: "dust_spatial",
+    source: include_str!("../../../shaders/dust_spatial.wgsl"),
 };
 const CLEAN: Kernel = Kernel {
     name: "dust_clean",
@@ -63,7 +67,20 @@ struct DetectUniform {
     consistent: f32,
     edge_k: f32,
     edge: u32,
-    _pad: u32,
+    spatial_scale: f32,
+}
+
+/// Keep in sync with `struct Params` in `shaders/dust_spatial.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct SpatialUniform {
+    w: u32,
+    h: u32,
+    reach: u32,
+    votes: u32,
+    leave: f32,
+    share: f32,
+    _p: [u32; 2],
 }
 
 /// Keep in sync with `struct Params` in `shaders/dust_clean.wgsl` and `dust_spread_h.wgsl`.
@@ -180,7 +197,7 @@ pub fn run(
         consistent: s.consistent,
         edge_k: s.edge_k,
         edge: s.edge as u32,
-        _pad: 0,
+        spatial_scale: s.spatial_scale,
     };
     gpu.run_kernel(
         &DETECT,
@@ -200,6 +217,46 @@ pub fn run(
         h: h as u32,
         radius: radius as u32,
         _pad: 0,
+    };
+    // From one side only: the spatial check on the candidates taken at the relaxed threshold
+    // (both sides set none), against the pair detection used.
+    let pair = match present & 0b1111 {
+        p if p & 0b11 == 0b11 => None,
+        p if p & 0b1010 == 0b1010 => Some((1, 3)),
+        p if p & 0b0101 == 0b0101 => Some((0, 2)),
+        _ => None,
+    };
+    let checked = motion::gpu::scratch(gpu, w, h, 1);
+    let bits = match pair {
+        Some((a, b)) => {
+            let u = SpatialUniform {
+                w: w as u32,
+                h: h as u32,
+                reach: s.spatial_reach as u32,
+                votes: cpu::SPATIAL_VOTES as u32,
+                leave: s.spatial_leave,
+                share: s.spatial_share,
+                _p: [0; 2],
+            };
+            gpu.run_kernel(
+                &SPATIAL,
+                &[
+                    &lc.buffer,
+                    &lum(a).buffer,
+                    &lum(b).buffer,
+                    &bits.buffer,
+                    &checked.buffer,
+                ],
+                bytemuck::bytes_of(&u),
+                groups,
+            )?;
+            gpu.recycle(bits);
+            checked
+        }
+        None => {
+            gpu.recycle(checked);
+            bits
+        }
     };
     let cleaned = motion::gpu::scratch(gpu, w, h, 1);
     gpu.run_kernel(
