@@ -127,7 +127,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     var out = 0u;
     let k = id.y * params.w + id.x;
     // Both sides, confirmed by the frames two away; or the two frames on one side only, at
-    // a raised threshold (CPU twin: the `pair` in `detect_pixel`).
+    // a raised threshold (CPU twin: `detection_pair`).
     var sa = 0u;
     var sb = 0u;
     var scale = params.one_sided;

@@ -236,13 +236,24 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
 pub type Pair<'a> = (&'a [f32], &'a [f32], Option<(&'a [f32], &'a [f32])>, f32);
 
 pub fn detection_pair<'a>(lm: &Lumas<'a>, s: &Settings) -> Option<Pair<'a>> {
-    match lm.nb {
-        [Some(a), Some(b), a2, b2] => Some((a, b, a2.zip(b2), 1.0)),
-        [None, Some(a), _, Some(b)] | [Some(a), None, Some(b), _] => {
-            Some((a, b, None, s.one_sided))
-        }
-        _ => None,
-    }
+    let (slots, _) = pair_slots(lm.nb.map(|l| l.is_some()))?;
+    let (a, b) = (lm.nb[slots[0]]?, lm.nb[slots[1]]?);
+    Some(if slots == BOTH_SIDES {
+        (a, b, lm.nb[2].zip(lm.nb[3]), 1.0)
+    } else {
+        (a, b, None, s.one_sided)
+    })
+}
+
+/// The slots of the frames just before and after, the pair detection uses with both sides.
+const BOTH_SIDES: [usize; 2] = [0, 1];
+
+/// The slots [`spatial`] reads: detection's pair where it is one-sided and its threshold is
+/// above `spatial_scale` times the base, so candidates can be marked [`C_SPATIAL`]; `None`
+/// elsewhere (no candidate to check).
+pub fn spatial_slots(present: [bool; 4], s: &Settings) -> Option<[usize; 2]> {
+    let (slots, _) = pair_slots(present)?;
+    (slots != BOTH_SIDES && s.one_sided > s.spatial_scale).then_some(slots)
 }
 
 /// Is the candidate at `(x, y)`, standing `d` out of its neighbours `a` and `b`, a spike in
@@ -311,9 +322,10 @@ pub const SPATIAL_VOTES: usize = 4;
 pub fn spatial(bits: &[u32], lm: &Lumas, s: &Settings) -> Vec<u32> {
     let w = lm.width;
     let mut out = bits.to_vec();
-    let Some((a, b, _, _)) = detection_pair(lm, s) else {
+    let Some([i, j]) = spatial_slots(lm.nb.map(|l| l.is_some()), s) else {
         return out;
     };
+    let (a, b) = (lm.nb[i].expect("present"), lm.nb[j].expect("present"));
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         for (x, o) in row.iter_mut().enumerate() {
             if *o & C_SPATIAL == 0 || *o & (C_POS | C_NEG) == 0 {
@@ -665,12 +677,13 @@ pub fn range(l: &[f32], w: usize, h: usize, radius: usize) -> Vec<f32> {
     out
 }
 
-/// The two frames the re-match reads and the steps each takes per unit of displacement:
-/// both sides `(p1, -1), (n1, +1)`; one side only `(p1, -1), (p2, -2)` or `(n1, +1), (n2, +2)`
-/// (constant motion), as [`detect_pixel`] chooses its pair. `None` without a pair.
-pub fn rematch_pair(present: [bool; 4]) -> Option<([usize; 2], [i32; 2])> {
+/// The two neighbour slots a spike is measured against ([`detection_pair`]) and the re-match
+/// reads, with the steps the re-match takes in each per unit of displacement: both sides
+/// `(p1, -1), (n1, +1)`; one side only `(p1, -1), (p2, -2)` or `(n1, +1), (n2, +2)` (constant
+/// motion). `None` without a pair.
+pub fn pair_slots(present: [bool; 4]) -> Option<([usize; 2], [i32; 2])> {
     match present {
-        [true, true, _, _] => Some(([0, 1], [-1, 1])),
+        [true, true, _, _] => Some((BOTH_SIDES, [-1, 1])),
         [false, true, _, true] => Some(([1, 3], [1, 2])),
         [true, false, true, _] => Some(([0, 2], [-1, -2])),
         _ => None,
@@ -755,7 +768,7 @@ pub fn rematch(
     s: &Settings,
 ) -> Vec<f32> {
     let (w, h) = (lm.width, lm.height);
-    let pair = rematch_pair(std::array::from_fn(|i| {
+    let pair = pair_slots(std::array::from_fn(|i| {
         raw[i].is_some() && lm.nb[i].is_some()
     }));
     let Some((idx, steps)) = pair.filter(|_| s.rematch > 0) else {

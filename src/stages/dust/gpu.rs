@@ -218,17 +218,9 @@ pub fn run(
         radius: radius as u32,
         _pad: 0,
     };
-    // From one side only: the spatial check on the candidates taken at the relaxed threshold
-    // (both sides set none), against the pair detection used.
-    let pair = match present & 0b1111 {
-        p if p & 0b11 == 0b11 => None,
-        p if p & 0b1010 == 0b1010 => Some((1, 3)),
-        p if p & 0b0101 == 0b0101 => Some((0, 2)),
-        _ => None,
-    };
-    let checked = motion::gpu::scratch(gpu, w, h, 1);
-    let bits = match pair {
-        Some((a, b)) => {
+    // From one side only: the spatial check on the candidates taken at the relaxed threshold.
+    let bits = match cpu::spatial_slots(std::array::from_fn(|i| warped[i].is_some()), s) {
+        Some([a, b]) => {
             let u = SpatialUniform {
                 w: w as u32,
                 h: h as u32,
@@ -238,6 +230,7 @@ pub fn run(
                 share: s.spatial_share,
                 _p: [0; 2],
             };
+            let checked = motion::gpu::scratch(gpu, w, h, 1);
             gpu.run_kernel(
                 &SPATIAL,
                 &[
@@ -253,10 +246,7 @@ pub fn run(
             gpu.recycle(bits);
             checked
         }
-        None => {
-            gpu.recycle(checked);
-            bits
-        }
+        None => bits,
     };
     let cleaned = motion::gpu::scratch(gpu, w, h, 1);
     gpu.run_kernel(
@@ -299,7 +289,7 @@ pub fn run(
         bytemuck::bytes_of(&u),
         groups,
     )?;
-    let pair = cpu::rematch_pair(std::array::from_fn(|i| raws[i].is_some()));
+    let pair = cpu::pair_slots(std::array::from_fn(|i| raws[i].is_some()));
     let flag = match pair.filter(|_| s.rematch > 0) {
         Some((idx, steps)) => {
             let mut ranges = Vec::with_capacity(2);
