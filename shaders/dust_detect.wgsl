@@ -23,6 +23,11 @@ struct Params {
     edge: u32,
     // Threshold factor from one side at which a spike in space is taken (C_SPATIAL).
     spatial_scale: f32,
+    // Across an occlusion each side's two frames agree within this share of the spike.
+    occluded_consistent: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> lc: array<f32>;
@@ -114,6 +119,32 @@ fn spike_bits(d: f32, thr: f32, pos: u32, neg: u32, strong: u32) -> u32 {
     return out;
 }
 
+// Both sides, where the frames just before and after disagree (an occlusion): the centre
+// beyond all four neighbours, each side agreeing with itself. CPU twin: `occluded_spike`.
+fn occluded_spike(x: u32, y: u32, edge: f32) -> u32 {
+    let k = y * params.w + x;
+    let a = lum(1u, k);
+    let b = lum(2u, k);
+    let a2 = lum(3u, k);
+    let b2 = lum(4u, k);
+    let d = beyond(lum(0u, k), min(min(min(a, b), a2), b2), max(max(max(a, b), a2), b2));
+    let near = params.occluded_consistent * abs(d);
+    if abs(a2 - a) >= near || abs(b2 - b) >= near {
+        return 0u;
+    }
+    let side = max(disagreement(1u, 3u, x, y), disagreement(2u, 4u, x, y));
+    let thr = (params.t0 + params.noise_factor * side) * edge;
+    let far_thr = spike(0u, 3u, 4u, x, y).y;
+    if abs(d) <= thr || abs(d) <= 0.5 * far_thr {
+        return 0u;
+    }
+    let wide = max(wide_disagreement(1u, 3u, x, y), wide_disagreement(2u, 4u, x, y));
+    if params.wide_factor * wide >= abs(d) {
+        return 0u;
+    }
+    return spike_bits(d, thr, C_POS, C_NEG, C_STRONG);
+}
+
 @compute @workgroup_size(WG, WG, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if id.x >= params.w || id.y >= params.h || id.z > 0u {
@@ -151,19 +182,24 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         let strict = r.y * scale * edge;
         let thr = r.y * min(scale, params.spatial_scale) * edge;
         var cb = spike_bits(d, thr, C_POS, C_NEG, C_STRONG);
-        // Neighbours that disagree with each other are no evidence of dirt.
-        if abs(lum(sa, k) - lum(sb, k)) >= 0.5 * abs(d) {
+        let far = both && p2 && n2;
+        // Neighbours that disagree with each other are no evidence of dirt on their own:
+        // there the centre must stand out of all four (CPU twin: `occluded_spike`).
+        let occluded = abs(lum(sa, k) - lum(sb, k)) >= 0.5 * abs(d);
+        if occluded {
             cb = 0u;
+            if far {
+                cb = occluded_spike(id.x, id.y, edge);
+            }
         }
         // A frame two away counts only where it matches the frame between it and the centre.
-        let far = both && p2 && n2;
         var ua = false;
         var ub = false;
         if far {
             ua = abs(lum(3u, k) - lum(1u, k)) < params.consistent * abs(d);
             ub = abs(lum(4u, k) - lum(2u, k)) < params.consistent * abs(d);
         }
-        if far && (ua || ub) {
+        if !occluded && far && (ua || ub) {
             var u = 3u;
             var v = 4u;
             if !ub {
@@ -182,7 +218,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         }
         // Motion failure: the neighbours disagree over a wider area (either side's pair too,
         // with the frames two away that count); read only where a candidate remains.
-        if cb != 0u {
+        if !occluded && cb != 0u {
             var wide = wide_disagreement(sa, sb, id.x, id.y);
             if far && ua && ub {
                 wide = max(wide, wide_disagreement(3u, 4u, id.x, id.y));
@@ -197,7 +233,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
                 cb = 0u;
             }
         }
-        if cb != 0u && abs(d) <= strict {
+        if !occluded && cb != 0u && abs(d) <= strict {
             cb |= C_SPATIAL;
         }
         out |= cb;

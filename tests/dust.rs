@@ -3,7 +3,8 @@
 //! come in, bad input is refused clearly, a spike where motion failed around it is no dirt, a
 //! spike where one side's frames disagree around it is no dirt either, a repair moves a sample
 //! no further than it stands out, most of a semi-transparent blotch goes, dirt is found where a
-//! frame two away was lost by the compensation, picture entering at the frame border is left
+//! frame two away was lost by the compensation, dirt over an occlusion (the frames before and
+//! after disagree) is found, picture entering at the frame border is left
 //! alone, at the ends of a shot faint dirt standing out in space is repaired while uncovered
 //! picture is left alone, and the GPU agrees with the CPU reference.
 
@@ -556,6 +557,7 @@ fn settings() -> Settings {
         spatial_scale: 1.5,
         spatial_leave: 0.5,
         spatial_share: 0.7,
+        occluded_consistent: 0.15,
         rematch: 8,
         rematch_center: 0.25,
         rematch_patch: 0.25,
@@ -637,6 +639,105 @@ fn a_spike_where_one_side_loses_the_motion_is_left_alone() {
         nb: [Some(&near), Some(&near), Some(&far), Some(&far)],
     };
     assert_eq!(cpu::detect_pixel(&lost, x0, y0, &s) & cpu::C_POS, 0);
+}
+
+#[test]
+fn dirt_over_an_occlusion_is_found_and_the_occlusion_left_alone() {
+    // A dark figure (0.35) covers the picture (0.5) up to x = 20 in both frames before and up
+    // to x = 12 in both after: between, the frames just before and after disagree. The centre
+    // shows one side's picture there (its edge at 16), which is no dirt; a speck of 0.8 at
+    // (14, 16) lies beyond all four neighbours and is. So is a dark one (0.05) at (18, 8).
+    // Where the frames on one side disagree with each other too, the speck is no evidence.
+    let (w, h) = (32, 32);
+    let plane = |edge: usize| -> Vec<f32> {
+        (0..w * h)
+            .map(|k| if k % w < edge { 0.35 } else { 0.5 })
+            .collect()
+    };
+    let (before, after) = (plane(20), plane(12));
+    let mut center = plane(16);
+    center[16 * w + 14] = 0.8;
+    center[8 * w + 18] = 0.05;
+    let s = settings();
+    let bits = |p2: &[f32], s: &Settings| {
+        let lm = Lumas {
+            width: w,
+            height: h,
+            center: &center,
+            nb: [Some(&before), Some(&after), Some(p2), Some(&after)],
+        };
+        cpu::detect(&lm, s)
+    };
+    let found = bits(&before, &s);
+    assert_ne!(found[16 * w + 14] & cpu::C_POS, 0, "bright speck");
+    assert_ne!(found[8 * w + 18] & cpu::C_NEG, 0, "dark speck");
+    let taken = |b: &[u32]| {
+        b.iter()
+            .filter(|&&v| v & (cpu::C_POS | cpu::C_NEG) != 0)
+            .count()
+    };
+    assert_eq!(taken(&found), 2, "only the specks");
+    // The frame two before shows other picture at the bright speck: no longer evidence.
+    let mut lost = before.clone();
+    lost[16 * w + 14] = 0.7;
+    assert_eq!(bits(&lost, &s)[16 * w + 14] & cpu::C_POS, 0);
+    // Without the check across the occlusion, neither speck is found.
+    let mut off = s;
+    off.occluded_consistent = 0.0;
+    assert_eq!(taken(&bits(&before, &off)), 0);
+}
+
+/// Five frames of a static picture, calm (0.6, gently textured) around the middle; a white
+/// sheet (0.95) covers a square there in the two frames before the centre and has gone from
+/// the centre on: an occlusion (and no cut: the rest of the picture stays).
+/// The centre carries a dark speck inside the square, which the frames before and after
+/// disagree on by nearly as much as it stands out.
+fn sheet_leaving() -> (Vec<Frame>, Vec<Frame>, Vec<Spot>) {
+    let clean: Vec<Frame> = (0..5)
+        .map(|t| {
+            let mut f = Frame::new(W, H, 3, FrameMeta::default());
+            f.meta.number = Some(100 + t as i64);
+            for p in 0..3 {
+                for y in 0..H {
+                    for x in 0..W {
+                        let sheet = t < 2 && (32..48).contains(&x) && (24..40).contains(&y);
+                        let tex = texture(x as f32, y as f32);
+                        let calm = (24..56).contains(&x) && (16..48).contains(&y);
+                        let v = if calm { 0.6 + 0.1 * (tex - 0.5) } else { tex };
+                        f.set(p, x, y, if sheet { 0.95 } else { v });
+                    }
+                }
+            }
+            f
+        })
+        .collect();
+    let spot = vec![Spot {
+        x: 40.0,
+        y: 32.0,
+        r: 2.5,
+        level: 0.02,
+    }];
+    let mut frames = clean.clone();
+    paint(&mut frames[2], &spot);
+    (clean, frames, spot)
+}
+
+#[test]
+fn dirt_where_a_sheet_leaves_is_repaired_on_cpu_and_gpu() {
+    let (clean, frames, spot) = sheet_leaving();
+    let stage = Dust::new(DustParams::default()).unwrap();
+    let out = stage.run_cpu(&window(&frames, 2)).unwrap();
+    assert_removed("sheet leaving", &out, &frames[2], &clean[2], &spot, 0.05);
+    let Some(gpu) = gpu() else { return };
+    let up: Vec<_> = frames.iter().map(|f| gpu.upload(f).unwrap()).collect();
+    let got = gpu
+        .download(&stage.run_gpu(&gpu, &window(&up, 2)).unwrap())
+        .unwrap();
+    let cmp = common::compare("sheet leaving", &got, &out, 1e-5);
+    assert!(
+        cmp.max_diff <= stage.gpu_tolerance() && cmp.over == 0,
+        "{cmp}"
+    );
 }
 
 #[test]

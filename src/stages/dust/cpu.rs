@@ -150,68 +150,14 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
         let edge = edge_factor(x, y, lm.width, lm.height, s);
         let strict = thr * scale * edge;
         let thr = thr * scale.min(s.spatial_scale) * edge;
-        let mut cb = spike_bits(d, thr, [C_POS, C_NEG, C_STRONG]);
         // Neighbours that disagree with each other (occlusion, motion blur, a compensation
-        // that failed) are no evidence of dirt.
-        if (a[k] - b[k]).abs() >= 0.5 * d.abs() {
-            cb = 0;
-        }
-        // A frame two away counts only where it matches the frame between it and the centre
-        // (to within `s.consistent` of the spike): one that compensation lost (a block off,
-        // a figure moving fast) says nothing about the centre, and must not veto strong dirt
-        // that the frames just before and after agree on.
-        let (ua, ub) = match confirm {
-            Some((a2, b2)) => (
-                (a2[k] - a[k]).abs() < s.consistent * d.abs(),
-                (b2[k] - b[k]).abs() < s.consistent * d.abs(),
-            ),
-            None => (false, false),
+        // that failed) are no evidence of dirt on their own: there the centre must stand out
+        // of all four neighbours ([`occluded_spike`]).
+        let cb = if (a[k] - b[k]).abs() >= 0.5 * d.abs() {
+            confirm.map_or(0, |far| occluded_spike(lm, (a, b), far, x, y, edge, s))
+        } else {
+            agreed_spike(lm, (a, b), confirm, (d, thr, strict), x, y, s)
         };
-        if let Some((a2, b2)) = confirm {
-            let far = match (ua, ub) {
-                (true, true) => Some((a2, b2)),
-                (true, false) => Some((a2, a2)),
-                (false, true) => Some((b2, b2)),
-                (false, false) => None,
-            };
-            if let Some((u, v)) = far {
-                let (d2, thr2) = spike(c, u, v, lm, x, y, s);
-                let ok = if d > 0.0 {
-                    d2 > 0.5 * thr2
-                } else {
-                    d2 < -0.5 * thr2
-                };
-                if !ok {
-                    cb = 0;
-                }
-            }
-        }
-        // Motion failure: the neighbours, which the dirt does not touch, disagree over a wider
-        // area around the candidate (compensation off by a block, an occlusion): the pair
-        // either side, and with the frames two away that count, each side's own pair (a
-        // figure whose motion the compensation loses between the frames before, or after).
-        // Only where a candidate remains: the rest never reads it.
-        if cb != 0 {
-            let (w, h, r) = (lm.width, lm.height, s.wide_radius);
-            let mut wide = wide_disagreement(a, b, w, h, x, y, r);
-            if let Some((a2, b2)) = confirm {
-                if ua && ub {
-                    wide = wide.max(wide_disagreement(a2, b2, w, h, x, y, r));
-                }
-                if ua {
-                    wide = wide.max(wide_disagreement(a, a2, w, h, x, y, r));
-                }
-                if ub {
-                    wide = wide.max(wide_disagreement(b, b2, w, h, x, y, r));
-                }
-            }
-            if s.wide_factor * wide >= d.abs() {
-                cb = 0;
-            }
-        }
-        if cb != 0 && d.abs() <= strict {
-            cb |= C_SPATIAL;
-        }
         bits |= cb;
         if d.abs() > 0.25 * thr {
             bits |= C_WEAK;
@@ -226,6 +172,121 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
         bits |= spike_bits(d, thr, [N_POS, N_NEG, N_STRONG]);
     }
     bits
+}
+
+/// Candidate bits where the frames just before and after agree with each other: the centre
+/// stands `d` out of them, over the threshold `thr` (`strict` without the spatial relief), and
+/// where the frames two away exist it must stand out of them too, and the neighbours must
+/// agree over the area around it (no motion failure).
+fn agreed_spike(
+    lm: &Lumas,
+    (a, b): (&[f32], &[f32]),
+    confirm: Option<(&[f32], &[f32])>,
+    (d, thr, strict): (f32, f32, f32),
+    x: usize,
+    y: usize,
+    s: &Settings,
+) -> u32 {
+    let k = y * lm.width + x;
+    let c = lm.center;
+    let mut cb = spike_bits(d, thr, [C_POS, C_NEG, C_STRONG]);
+    // A frame two away counts only where it matches the frame between it and the centre
+    // (to within `s.consistent` of the spike): one that compensation lost (a block off,
+    // a figure moving fast) says nothing about the centre, and must not veto strong dirt
+    // that the frames just before and after agree on.
+    let (ua, ub) = match confirm {
+        Some((a2, b2)) => (
+            (a2[k] - a[k]).abs() < s.consistent * d.abs(),
+            (b2[k] - b[k]).abs() < s.consistent * d.abs(),
+        ),
+        None => (false, false),
+    };
+    if let Some((a2, b2)) = confirm {
+        let far = match (ua, ub) {
+            (true, true) => Some((a2, b2)),
+            (true, false) => Some((a2, a2)),
+            (false, true) => Some((b2, b2)),
+            (false, false) => None,
+        };
+        if let Some((u, v)) = far {
+            let (d2, thr2) = spike(c, u, v, lm, x, y, s);
+            let ok = if d > 0.0 {
+                d2 > 0.5 * thr2
+            } else {
+                d2 < -0.5 * thr2
+            };
+            if !ok {
+                cb = 0;
+            }
+        }
+    }
+    // Motion failure: the neighbours, which the dirt does not touch, disagree over a wider
+    // area around the candidate (compensation off by a block, an occlusion): the pair
+    // either side, and with the frames two away that count, each side's own pair (a
+    // figure whose motion the compensation loses between the frames before, or after).
+    // Only where a candidate remains: the rest never reads it.
+    if cb != 0 {
+        let (w, h, r) = (lm.width, lm.height, s.wide_radius);
+        let mut wide = wide_disagreement(a, b, w, h, x, y, r);
+        if let Some((a2, b2)) = confirm {
+            if ua && ub {
+                wide = wide.max(wide_disagreement(a2, b2, w, h, x, y, r));
+            }
+            if ua {
+                wide = wide.max(wide_disagreement(a, a2, w, h, x, y, r));
+            }
+            if ub {
+                wide = wide.max(wide_disagreement(b, b2, w, h, x, y, r));
+            }
+        }
+        if s.wide_factor * wide >= d.abs() {
+            cb = 0;
+        }
+    }
+    if cb != 0 && d.abs() <= strict {
+        cb |= C_SPATIAL;
+    }
+    cb
+}
+
+/// Candidate bits where the frames just before and after disagree: one shows picture the
+/// other's hides (an occlusion), and the centre shows one side's picture. Dirt shows neither:
+/// the centre is a candidate where it lies beyond all four neighbours by more than the
+/// threshold of each side's own pair (frame -1 against -2, +1 against +2), and each side
+/// agrees with itself, at the pixel to within `s.occluded_consistent` of the spike and over
+/// the area around it (the motion-failure check).
+pub fn occluded_spike(
+    lm: &Lumas,
+    (a, b): (&[f32], &[f32]),
+    (a2, b2): (&[f32], &[f32]),
+    x: usize,
+    y: usize,
+    edge: f32,
+    s: &Settings,
+) -> u32 {
+    let (w, h) = (lm.width, lm.height);
+    let k = y * w + x;
+    let lo = a[k].min(b[k]).min(a2[k]).min(b2[k]);
+    let hi = a[k].max(b[k]).max(a2[k]).max(b2[k]);
+    let d = outside(lm.center[k], lo, hi);
+    let near = s.occluded_consistent * d.abs();
+    if (a2[k] - a[k]).abs() >= near || (b2[k] - b[k]).abs() >= near {
+        return 0;
+    }
+    let side = disagreement(a, a2, w, h, x, y).max(disagreement(b, b2, w, h, x, y));
+    let thr = (s.t0 + s.noise_factor * side) * edge;
+    // As where the sides agree, the frames two away must confirm it by half their threshold
+    // (a strong occluding edge needs strong dirt).
+    let (_, far_thr) = spike(lm.center, a2, b2, lm, x, y, s);
+    if d.abs() <= thr || d.abs() <= 0.5 * far_thr {
+        return 0;
+    }
+    let r = s.wide_radius;
+    let wide = wide_disagreement(a, a2, w, h, x, y, r).max(wide_disagreement(b, b2, w, h, x, y, r));
+    if s.wide_factor * wide >= d.abs() {
+        return 0;
+    }
+    spike_bits(d, thr, [C_POS, C_NEG, C_STRONG])
 }
 
 /// The pair of compensated neighbours a spike is measured against, the pair of frames two away

@@ -68,6 +68,8 @@ struct DetectUniform {
     edge_k: f32,
     edge: u32,
     spatial_scale: f32,
+    occluded_consistent: f32,
+    _pad: [u32; 3],
 }
 
 /// Keep in sync with `struct Params` in `shaders/dust_spatial.wgsl`.
@@ -198,6 +200,8 @@ pub fn run(
         edge_k: s.edge_k,
         edge: s.edge as u32,
         spatial_scale: s.spatial_scale,
+        occluded_consistent: s.occluded_consistent,
+        _pad: [0; 3],
     };
     gpu.run_kernel(
         &DETECT,
