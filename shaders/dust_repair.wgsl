@@ -1,5 +1,6 @@
-// dust: repair inside the soft mask from the compensated neighbours' median, blended toward
-// an eight-direction spatial fill where they disagree. CPU twin: `stages::dust::cpu::repair`.
+// dust: repair inside the soft mask from the compensated neighbours' median, lifted to the
+// centre's level around the defect, blended toward an eight-direction spatial fill where they
+// disagree. CPU twin: `stages::dust::cpu::repair`.
 
 // #include shared/common.wgsl
 // #include shared/dust.wgsl
@@ -43,6 +44,28 @@ fn luma(slot: u32, x: u32, y: u32) -> f32 {
         s += nb(slot, sample_index(d, x, y, p));
     }
     return s * params.inv_planes;
+}
+
+// Median of the present neighbours at sample index `i` (as `cpu::median`).
+fn median_at(i: u32) -> f32 {
+    var v: array<f32, 4>;
+    var m = 0u;
+    for (var s = 0u; s < 4u; s++) {
+        if (params.present & (1u << s)) != 0u {
+            let x = nb(s, i);
+            var j = i32(m) - 1;
+            while j >= 0 && v[j] > x {
+                v[j + 1] = v[j];
+                j--;
+            }
+            v[j + 1] = x;
+            m++;
+        }
+    }
+    if m % 2u == 1u {
+        return v[m / 2u];
+    }
+    return (v[m / 2u - 1u] + v[m / 2u]) * 0.5;
 }
 
 const DIRS = array<vec2<i32>, 8>(
@@ -136,6 +159,27 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
                 temporal = (v[m / 2u - 1u] + v[m / 2u]) * 0.5;
             }
         }
+        // The centre's level above the neighbours' just outside the defect: the median over
+        // the hits of centre less their median (CPU twin: `level_offset`).
+        var offset = 0.0;
+        if m > 0u && nhits > 0u {
+            var o: array<f32, 8>;
+            for (var h = 0u; h < nhits; h++) {
+                let x = center[p * n + hits[h]] - median_at(p * n + hits[h]);
+                var j = i32(h) - 1;
+                while j >= 0 && o[j] > x {
+                    o[j + 1] = o[j];
+                    j--;
+                }
+                o[j + 1] = x;
+            }
+            if nhits % 2u == 1u {
+                offset = o[nhits / 2u];
+            } else {
+                offset = (o[nhits / 2u - 1u] + o[nhits / 2u]) * 0.5;
+            }
+            temporal += offset;
+        }
         var sum = 0.0;
         var wsum = 0.0;
         for (var h = 0u; h < nhits; h++) {
@@ -150,7 +194,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         var delta = fill - c;
         // Change no more than the sample stands out of the neighbours' range (limit_change).
         if m > 0u {
-            let lim = abs(beyond(c, v[0], v[m - 1u])) + params.margin * (v[m - 1u] - v[0]);
+            let lim = abs(beyond(c - offset, v[0], v[m - 1u])) + params.margin * (v[m - 1u] - v[0]);
             delta = clamp(delta, -lim, lim);
         }
         dst[i] = c + delta * a;

@@ -166,6 +166,48 @@ fn spots_on_a_static_scene_are_removed() {
 }
 
 #[test]
+fn a_repair_takes_the_level_of_a_lighter_frame() {
+    // The centre frame is 0.03 lighter than its four neighbours (flicker the deflicker stage
+    // left, or a frame printed lighter). A fill at the neighbours' level would leave the spot
+    // a dark hole of 0.03; lifted by the centre's level around the spot, the repair matches
+    // the centre's own picture.
+    let clean = scene(0, 0.0, 0.0);
+    let mut center = clean.clone();
+    center.data.iter_mut().for_each(|v| *v += 0.03);
+    let lighter = center.clone();
+    let spot = [Spot {
+        x: 40.0,
+        y: 30.0,
+        r: 3.0,
+        level: 0.03,
+    }];
+    paint(&mut center, &spot);
+    let alpha: Vec<f32> = (0..W * H)
+        .map(|k| near(&spot, k % W, k / W, 1.0) as u32 as f32)
+        .collect();
+    let luma = |f: &Frame| nitrate::motion::cpu::luma(f).data;
+    let (lc, ln) = (luma(&center), luma(&clean));
+    let lm = Lumas {
+        width: W,
+        height: H,
+        center: &lc,
+        nb: [Some(&ln), Some(&ln), Some(&ln), Some(&ln)],
+    };
+    let out = cpu::repair(&center, &[Some(&clean); 4], &lm, &alpha, &settings());
+    for p in 0..3 {
+        for y in 0..H {
+            for x in 0..W {
+                let (o, want) = (out.get(p, x, y), lighter.get(p, x, y));
+                assert!(
+                    (o - want).abs() < 1e-4,
+                    "({x}, {y}) plane {p}: {o}, the lighter centre has {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn spots_on_a_panning_scene_are_removed() {
     let (clean, frames, s) = dirty_window(2.5, -1.25, 2);
     let stage = Dust::new(DustParams::default()).unwrap();

@@ -581,6 +581,25 @@ pub fn alpha_of(d2: i32, s: &Settings) -> f32 {
     (1.0 - (d2 as f32).sqrt() / (s.feather as f32 + 1.0)).max(0.0)
 }
 
+/// How far the centre's plane `p` lies above its compensated neighbours' median at the
+/// spatial fill's `hits` (the first pixels outside the mask): the median of those
+/// differences, 0 without hits.
+fn level_offset(center: &Frame, nb: &[Option<&Frame>; 4], hits: &[(usize, f32)], p: usize) -> f32 {
+    let n = center.width * center.height;
+    let mut diffs: Vec<f32> = hits
+        .iter()
+        .map(|&(kk, _)| {
+            let mut vals: Vec<f32> = nb.iter().flatten().map(|f| f.data[p * n + kk]).collect();
+            center.data[p * n + kk] - median(&mut vals)
+        })
+        .collect();
+    if diffs.is_empty() {
+        0.0
+    } else {
+        median(&mut diffs)
+    }
+}
+
 /// Median of the present values: the middle one, or the mean of the middle two.
 fn median(v: &mut [f32]) -> f32 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -615,11 +634,14 @@ pub fn limit_change(delta: f32, c: f32, vals: &[f32], s: &Settings) -> f32 {
     delta.clamp(-lim, lim)
 }
 
-/// Repair: inside the mask, the per-plane median of the compensated neighbours, blended
-/// toward a spatial fill where the neighbours disagree with each other (their luma spread
-/// above `disagree`, fully spatial at twice it) or are missing. The spatial fill is the
-/// inverse-distance mean of the first unmasked pixel in each of eight directions, up to
-/// `spatial_reach` pixels away. Outside the mask the centre is copied.
+/// Repair: inside the mask, the per-plane median of the compensated neighbours, lifted by
+/// how far the centre lies above that median just outside the defect ([`level_offset`]:
+/// flicker, an exposure that differs from frame to frame), blended toward a spatial fill where
+/// the neighbours disagree with each other (their luma spread above `disagree`, fully spatial
+/// at twice it) or are missing. The spatial fill is the inverse-distance mean of the first
+/// unmasked pixel in each of eight directions, up to `spatial_reach` pixels away; those
+/// pixels also give the level. The change is limited by how far the centre, less that level,
+/// stands out of the neighbours ([`limit_change`]). Outside the mask the centre is copied.
 pub fn repair(
     center: &Frame,
     nb: &[Option<&Frame>; 4],
@@ -683,6 +705,14 @@ pub fn repair(
                     } else {
                         median(&mut vals)
                     };
+                    // A fill at the neighbours' level would leave a hole (or a patch) where
+                    // the centre is lighter or darker than they are around the defect.
+                    let offset = if vals.is_empty() {
+                        0.0
+                    } else {
+                        level_offset(center, nb, &hits, p)
+                    };
+                    let temporal = temporal + offset;
                     let mut sum = 0.0f32;
                     let mut wsum = 0.0f32;
                     for &(kk, wt) in &hits {
@@ -692,7 +722,7 @@ pub fn repair(
                     let spatial = if wsum > 0.0 { sum / wsum } else { 0.0 };
                     let fill = temporal + (spatial - temporal) * spatial_weight;
                     let c = center.data[p * n + k];
-                    row[p * w + x] = c + limit_change(fill - c, c, &vals, s) * a[k];
+                    row[p * w + x] = c + limit_change(fill - c, c - offset, &vals, s) * a[k];
                 }
             }
             row
