@@ -177,11 +177,17 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if sa != 0u {
         let r = spike(0u, sa, sb, id.x, id.y);
         let d = r.x;
-        // From one side, a weaker spike is dirt if it is a spike in space too (dust_spatial).
+        // A weaker spike is dirt if it is a spike in space too (dust_spatial): from one side
+        // from spatial_scale times the threshold; from both, in the border band, from the
+        // threshold itself.
         let edge = edge_factor(id.x, id.y);
         let strict = r.y * scale * edge;
         let thr = r.y * min(scale, params.spatial_scale) * edge;
-        var cb = spike_bits(d, thr, C_POS, C_NEG, C_STRONG);
+        var relaxed = thr;
+        if both {
+            relaxed = r.y;
+        }
+        var cb = spike_bits(d, relaxed, C_POS, C_NEG, C_STRONG);
         let far = both && p2 && n2;
         // Neighbours that disagree with each other are no evidence of dirt on their own:
         // there the centre must stand out of all four (CPU twin: `occluded_spike`).
@@ -233,8 +239,16 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
                 cb = 0u;
             }
         }
+        // In the border band the frames two away must follow too, and the spike is strong
+        // only as it would be at the band's threshold (CPU twin: `agreed_spike`).
+        if !occluded && both && abs(d) <= 2.0 * strict {
+            cb &= ~C_STRONG;
+        }
         if !occluded && cb != 0u && abs(d) <= strict {
             cb |= C_SPATIAL;
+            if both && !(ua && ub) {
+                cb = 0u;
+            }
         }
         out |= cb;
         if abs(d) > 0.25 * thr {

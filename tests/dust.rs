@@ -822,7 +822,9 @@ fn dirt_is_found_where_a_frame_two_away_was_lost() {
 fn picture_entering_at_the_frame_border_is_left_alone() {
     // The same faint light patch (0.12 above the picture) on the centre frame only: in the
     // middle of the frame it is dirt and is repaired; on the frame border, where picture
-    // coming into view is in no neighbour, it is left exactly alone.
+    // coming into view is in no neighbour, it is left exactly alone. Inside the border band
+    // (under its raised threshold) but closed on all sides, with all four neighbours following
+    // each other, it stands out in space as dirt does and is repaired.
     let clean: Vec<Frame> = (0..5).map(|t| scene(t, 0.0, 0.0)).collect();
     let (w, h) = (W * 4, H * 4);
     let big = |f: &Frame| {
@@ -869,6 +871,25 @@ fn picture_entering_at_the_frame_border_is_left_alone() {
     assert_eq!(
         out.data, edge[2].data,
         "the patch on the border was touched"
+    );
+    let mut band = frames.clone();
+    let bx = 8.0;
+    patch(&mut band[2], bx, my);
+    let out = stage.run_cpu(&window(&band, 2)).unwrap();
+    assert!(
+        at(&out, &frames[2], bx, my) < 0.02,
+        "in the band: {} left",
+        at(&out, &frames[2], bx, my)
+    );
+    let Some(gpu) = gpu() else { return };
+    let up: Vec<_> = band.iter().map(|f| gpu.upload(f).unwrap()).collect();
+    let got = gpu
+        .download(&stage.run_gpu(&gpu, &window(&up, 2)).unwrap())
+        .unwrap();
+    let cmp = common::compare("border band", &got, &out, 1e-5);
+    assert!(
+        cmp.max_diff <= stage.gpu_tolerance() && cmp.over == 0,
+        "{cmp}"
     );
 }
 

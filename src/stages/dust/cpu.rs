@@ -134,8 +134,9 @@ fn spike_bits(d: f32, thr: f32, bits: [u32; 3]) -> u32 {
 /// that vetoes spikes made by a poorly compensated neighbour). For the pathological-motion
 /// check the same test marks spikes of the frame before (against the one before it and the
 /// centre) and after. From one side only ([`detection_pair`]), a spike under `one_sided` times
-/// the threshold but over `spatial_scale` times it is marked [`C_SPATIAL`]: [`spatial`] keeps
-/// it only if it stands out in space too.
+/// the threshold but over `spatial_scale` times it is marked [`C_SPATIAL`], and so, from both
+/// sides, is one in the border band under its raised threshold but over the plain one:
+/// [`spatial`] keeps it only if it stands out in space too.
 pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
     let [p1, n1, p2, n2] = lm.nb;
     let c = lm.center;
@@ -146,9 +147,17 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
     // the threshold, as picture coming into view looks like dirt there.
     if let Some((a, b, confirm, scale)) = detection_pair(lm, s) {
         let (d, thr) = spike(c, a, b, lm, x, y, s);
-        // From one side, a weaker spike is dirt if it is a spike in space too (`spatial`).
+        // A weaker spike is dirt if it is a spike in space too (`spatial`): from one side
+        // from `spatial_scale` times the threshold; from both, in the border band, from the
+        // threshold itself.
         let edge = edge_factor(x, y, lm.width, lm.height, s);
         let strict = thr * scale * edge;
+        let both = scale <= 1.0;
+        let relaxed = if both {
+            thr
+        } else {
+            thr * scale.min(s.spatial_scale) * edge
+        };
         let thr = thr * scale.min(s.spatial_scale) * edge;
         // Neighbours that disagree with each other (occlusion, motion blur, a compensation
         // that failed) are no evidence of dirt on their own: there the centre must stand out
@@ -156,7 +165,7 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
         let cb = if (a[k] - b[k]).abs() >= 0.5 * d.abs() {
             confirm.map_or(0, |far| occluded_spike(lm, (a, b), far, x, y, edge, s))
         } else {
-            agreed_spike(lm, (a, b), confirm, (d, thr, strict), x, y, s)
+            agreed_spike(lm, (a, b), confirm, (d, relaxed, strict), both, x, y, s)
         };
         bits |= cb;
         if d.abs() > 0.25 * thr {
@@ -177,12 +186,16 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
 /// Candidate bits where the frames just before and after agree with each other: the centre
 /// stands `d` out of them, over the threshold `thr` (`strict` without the spatial relief), and
 /// where the frames two away exist it must stand out of them too, and the neighbours must
-/// agree over the area around it (no motion failure).
+/// agree over the area around it (no motion failure). With neighbours on `both` sides, a
+/// candidate under `strict` (in the border band) needs all four frames to follow each other
+/// at the pixel, and is strong only beyond twice `strict`.
+#[allow(clippy::too_many_arguments)]
 fn agreed_spike(
     lm: &Lumas,
     (a, b): (&[f32], &[f32]),
     confirm: Option<(&[f32], &[f32])>,
     (d, thr, strict): (f32, f32, f32),
+    both: bool,
     x: usize,
     y: usize,
     s: &Settings,
@@ -243,8 +256,17 @@ fn agreed_spike(
             cb = 0;
         }
     }
+    // In the border band, picture entering view may be missing from the frames just before
+    // and after alike: the frames two away must follow them, and the spike is strong only as
+    // it would be at the band's threshold.
+    if both && d.abs() <= 2.0 * strict {
+        cb &= !C_STRONG;
+    }
     if cb != 0 && d.abs() <= strict {
         cb |= C_SPATIAL;
+        if both && !(ua && ub) {
+            cb = 0;
+        }
     }
     cb
 }
@@ -309,12 +331,29 @@ pub fn detection_pair<'a>(lm: &Lumas<'a>, s: &Settings) -> Option<Pair<'a>> {
 /// The slots of the frames just before and after, the pair detection uses with both sides.
 const BOTH_SIDES: [usize; 2] = [0, 1];
 
-/// The slots [`spatial`] reads: detection's pair where it is one-sided and its threshold is
-/// above `spatial_scale` times the base, so candidates can be marked [`C_SPATIAL`]; `None`
-/// elsewhere (no candidate to check).
+/// The slots [`spatial`] reads: detection's pair where candidates can be marked
+/// [`C_SPATIAL`] (one-sided with a threshold above `spatial_scale` times the base, or both
+/// sides with a border band); `None` elsewhere (no candidate to check).
 pub fn spatial_slots(present: [bool; 4], s: &Settings) -> Option<[usize; 2]> {
     let (slots, _) = pair_slots(present)?;
-    (slots != BOTH_SIDES && s.one_sided > s.spatial_scale).then_some(slots)
+    let relaxed = if slots == BOTH_SIDES {
+        s.edge > 0 && s.edge_k > 1.0
+    } else {
+        s.one_sided > s.spatial_scale
+    };
+    relaxed.then_some(slots)
+}
+
+/// Directions that must leave the defect for [`spatial_spike`] to judge a candidate found
+/// against `slots`: from one side [`SPATIAL_VOTES`]; from both sides (the border band) all
+/// eight, so a candidate that runs off the frame, as picture entering view does, is not
+/// taken.
+pub fn spatial_votes(slots: [usize; 2]) -> usize {
+    if slots == BOTH_SIDES {
+        DIRS.len()
+    } else {
+        SPATIAL_VOTES
+    }
 }
 
 /// Is the candidate at `(x, y)`, standing `d` out of its neighbours `a` and `b`, a spike in
@@ -322,14 +361,16 @@ pub fn spatial_slots(present: [bool; 4], s: &Settings) -> Option<[usize; 2]> {
 /// coming into view) continues the picture beside it in the frame itself; dirt stands out of
 /// what surrounds it. In each of eight directions the first pixel that has left the defect
 /// (its own spike under `s.spatial_leave` of `d`) is read, up to `spatial_reach` away; with
-/// at least [`SPATIAL_VOTES`] of them, the centre must lie beyond all but the most extreme
-/// one on the spike's side by `s.spatial_share` of `d`.
+/// at least `need` of them, the centre must lie beyond all but the most extreme one on the
+/// spike's side by `s.spatial_share` of `d`.
+#[allow(clippy::too_many_arguments)]
 pub fn spatial_spike(
     lm: &Lumas,
     (a, b): (&[f32], &[f32]),
     x: usize,
     y: usize,
     d: f32,
+    need: usize,
     s: &Settings,
 ) -> bool {
     let (w, h) = (lm.width as i32, lm.height as i32);
@@ -367,7 +408,7 @@ pub fn spatial_spike(
     }
     let v = c[y * lm.width + x];
     let margin = s.spatial_share * d.abs();
-    votes >= SPATIAL_VOTES
+    votes >= need
         && if d > 0.0 {
             v - hi2 > margin
         } else {
@@ -375,7 +416,8 @@ pub fn spatial_spike(
         }
 }
 
-/// Fewest directions that must leave the defect for [`spatial_spike`] to judge.
+/// Fewest directions that must leave the defect for [`spatial_spike`] to judge a candidate
+/// from one side.
 pub const SPATIAL_VOTES: usize = 4;
 
 /// The spatial check on candidates found only at the relaxed threshold ([`C_SPATIAL`]): where
@@ -387,6 +429,7 @@ pub fn spatial(bits: &[u32], lm: &Lumas, s: &Settings) -> Vec<u32> {
         return out;
     };
     let (a, b) = (lm.nb[i].expect("present"), lm.nb[j].expect("present"));
+    let need = spatial_votes([i, j]);
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         for (x, o) in row.iter_mut().enumerate() {
             if *o & C_SPATIAL == 0 || *o & (C_POS | C_NEG) == 0 {
@@ -394,7 +437,7 @@ pub fn spatial(bits: &[u32], lm: &Lumas, s: &Settings) -> Vec<u32> {
             }
             let k = y * w + x;
             let d = outside(lm.center[k], a[k], b[k]);
-            if !spatial_spike(lm, (a, b), x, y, d, s) {
+            if !spatial_spike(lm, (a, b), x, y, d, need, s) {
                 *o &= !(C_POS | C_NEG | C_STRONG);
             }
         }

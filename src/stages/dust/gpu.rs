@@ -222,14 +222,15 @@ pub fn run(
         radius: radius as u32,
         _pad: 0,
     };
-    // From one side only: the spatial check on the candidates taken at the relaxed threshold.
+    // The spatial check on the candidates taken at a relaxed threshold (one side, or both in
+    // the border band).
     let bits = match cpu::spatial_slots(std::array::from_fn(|i| warped[i].is_some()), s) {
         Some([a, b]) => {
             let u = SpatialUniform {
                 w: w as u32,
                 h: h as u32,
                 reach: s.spatial_reach as u32,
-                votes: cpu::SPATIAL_VOTES as u32,
+                votes: cpu::spatial_votes([a, b]) as u32,
                 leave: s.spatial_leave,
                 share: s.spatial_share,
                 _p: [0; 2],
