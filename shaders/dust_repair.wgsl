@@ -46,21 +46,37 @@ fn luma(slot: u32, x: u32, y: u32) -> f32 {
     return s * params.inv_planes;
 }
 
-// Median of the present neighbours at sample index `i` (as `cpu::median`).
-fn median_at(i: u32) -> f32 {
-    var v: array<f32, 4>;
-    var m = 0u;
+// The present neighbours' samples at index `i`, in ascending order (insertion sort of at
+// most four).
+struct Sorted {
+    v: array<f32, 4>,
+    m: u32,
+}
+
+fn sorted_at(i: u32) -> Sorted {
+    var out: Sorted;
+    out.m = 0u;
     for (var s = 0u; s < 4u; s++) {
         if (params.present & (1u << s)) != 0u {
             let x = nb(s, i);
-            var j = i32(m) - 1;
-            while j >= 0 && v[j] > x {
-                v[j + 1] = v[j];
+            var j = i32(out.m) - 1;
+            while j >= 0 && out.v[j] > x {
+                out.v[j + 1] = out.v[j];
                 j--;
             }
-            v[j + 1] = x;
-            m++;
+            out.v[j + 1] = x;
+            out.m++;
         }
+    }
+    return out;
+}
+
+// Median of sorted values (as `cpu::median`); 0 without any.
+fn median_of(s: Sorted) -> f32 {
+    var v = s.v;
+    let m = s.m;
+    if m == 0u {
+        return 0.0;
     }
     if m % 2u == 1u {
         return v[m / 2u];
@@ -136,36 +152,17 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             dst[i] = c;
             continue;
         }
-        // Median of the present neighbours (insertion sort of at most four).
-        var v: array<f32, 4>;
-        var m = 0u;
-        for (var s = 0u; s < 4u; s++) {
-            if (params.present & (1u << s)) != 0u {
-                let x = nb(s, i);
-                var j = i32(m) - 1;
-                while j >= 0 && v[j] > x {
-                    v[j + 1] = v[j];
-                    j--;
-                }
-                v[j + 1] = x;
-                m++;
-            }
-        }
-        var temporal = 0.0;
-        if m > 0u {
-            if m % 2u == 1u {
-                temporal = v[m / 2u];
-            } else {
-                temporal = (v[m / 2u - 1u] + v[m / 2u]) * 0.5;
-            }
-        }
+        var sorted = sorted_at(i);
+        var v = sorted.v;
+        let m = sorted.m;
+        var temporal = median_of(sorted);
         // The centre's level above the neighbours' just outside the defect: the median over
         // the hits of centre less their median (CPU twin: `level_offset`).
         var offset = 0.0;
         if m > 0u && nhits > 0u {
             var o: array<f32, 8>;
             for (var h = 0u; h < nhits; h++) {
-                let x = center[p * n + hits[h]] - median_at(p * n + hits[h]);
+                let x = center[p * n + hits[h]] - median_of(sorted_at(p * n + hits[h]));
                 var j = i32(h) - 1;
                 while j >= 0 && o[j] > x {
                     o[j + 1] = o[j];

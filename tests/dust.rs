@@ -130,6 +130,21 @@ fn window<T>(frames: &[T], c: usize) -> Window<'_, T> {
     }
 }
 
+/// Where a GPU exists, its output of `stage` on the window around frame 2 of `frames` equals
+/// the CPU's, `want`, bit for bit (the shaders mirror the CPU reference's arithmetic).
+fn assert_gpu_matches(name: &str, stage: &Dust, frames: &[Frame], want: &Frame) {
+    let Some(gpu) = gpu() else { return };
+    let up: Vec<_> = frames.iter().map(|f| gpu.upload(f).unwrap()).collect();
+    let got = gpu
+        .download(&stage.run_gpu(&gpu, &window(&up, 2)).unwrap())
+        .unwrap();
+    let cmp = common::compare(name, &got, want, 1e-5);
+    assert!(
+        cmp.max_diff <= stage.gpu_tolerance() && cmp.over == 0,
+        "{cmp}"
+    );
+}
+
 /// Spots are repaired to within `tol` of the clean frame, and every sample further than the
 /// mask's reach from a spot is exactly the input's.
 fn assert_removed(name: &str, out: &Frame, input: &Frame, clean: &Frame, spots: &[Spot], tol: f32) {
@@ -770,16 +785,7 @@ fn dirt_where_a_sheet_leaves_is_repaired_on_cpu_and_gpu() {
     let stage = Dust::new(DustParams::default()).unwrap();
     let out = stage.run_cpu(&window(&frames, 2)).unwrap();
     assert_removed("sheet leaving", &out, &frames[2], &clean[2], &spot, 0.05);
-    let Some(gpu) = gpu() else { return };
-    let up: Vec<_> = frames.iter().map(|f| gpu.upload(f).unwrap()).collect();
-    let got = gpu
-        .download(&stage.run_gpu(&gpu, &window(&up, 2)).unwrap())
-        .unwrap();
-    let cmp = common::compare("sheet leaving", &got, &out, 1e-5);
-    assert!(
-        cmp.max_diff <= stage.gpu_tolerance() && cmp.over == 0,
-        "{cmp}"
-    );
+    assert_gpu_matches("sheet leaving", &stage, &frames, &out);
 }
 
 #[test]
@@ -881,16 +887,7 @@ fn picture_entering_at_the_frame_border_is_left_alone() {
         "in the band: {} left",
         at(&out, &frames[2], bx, my)
     );
-    let Some(gpu) = gpu() else { return };
-    let up: Vec<_> = band.iter().map(|f| gpu.upload(f).unwrap()).collect();
-    let got = gpu
-        .download(&stage.run_gpu(&gpu, &window(&up, 2)).unwrap())
-        .unwrap();
-    let cmp = common::compare("border band", &got, &out, 1e-5);
-    assert!(
-        cmp.max_diff <= stage.gpu_tolerance() && cmp.over == 0,
-        "{cmp}"
-    );
+    assert_gpu_matches("border band", &stage, &band, &out);
 }
 
 #[test]
