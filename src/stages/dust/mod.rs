@@ -85,7 +85,9 @@
 //! blotches over textured picture stay, and a light or highlight coming into view there (a
 //! spike in space as well as in time) is taken for dirt when it is strong. Over an occlusion
 //! only dirt stronger than about 1.25 times the occlusion's own contrast is found (the frames
-//! two away must confirm it by half their threshold); a faint speck over a moving edge stays.
+//! two away must confirm it by half their threshold); a faint speck over a moving edge stays,
+//! and picture lighter or darker than both sides of an occlusion (the lit rim of a figure
+//! moving unevenly) is taken for dirt.
 //! At the ends of a shot the motion check sees one side only, so dirt beside dirt of the same
 //! polarity on the frame before (within `pm_radius`) is kept as if it were moving picture.
 //!
