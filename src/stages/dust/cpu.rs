@@ -153,12 +153,9 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
         let edge = edge_factor(x, y, lm.width, lm.height, s);
         let strict = thr * scale * edge;
         let both = scale <= 1.0;
-        let relaxed = if both {
-            thr
-        } else {
-            thr * scale.min(s.spatial_scale) * edge
-        };
-        let thr = thr * scale.min(s.spatial_scale) * edge;
+        let base = thr;
+        let thr = base * scale.min(s.spatial_scale) * edge;
+        let relaxed = if both { base } else { thr };
         // Neighbours that disagree with each other (occlusion, motion blur, a compensation
         // that failed) are no evidence of dirt on their own: there the centre must stand out
         // of all four neighbours ([`occluded_spike`]).
