@@ -223,7 +223,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             }
         }
         // Motion failure: the neighbours disagree over a wider area (either side's pair too,
-        // with the frames two away that count); read only where a candidate remains.
+        // with the frames two away that count); read only where a candidate remains. Where
+        // all four follow each other at the pixel, a spike over strict must then stand out in
+        // space (dust_spatial).
         if !occluded && cb != 0u {
             var wide = wide_disagreement(sa, sb, id.x, id.y);
             if far && ua && ub {
@@ -236,7 +238,11 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
                 wide = max(wide, wide_disagreement(2u, 4u, id.x, id.y));
             }
             if params.wide_factor * wide >= abs(d) {
-                cb = 0u;
+                if both && ua && ub && abs(d) > strict {
+                    cb = (cb & ~C_STRONG) | C_SPATIAL;
+                } else {
+                    cb = 0u;
+                }
             }
         }
         // In the border band the frames two away must follow too, and the spike is strong

@@ -1,7 +1,9 @@
 //! `dust`: one-frame spots are removed on a static and on a panning scene, the rest of the
 //! picture is left exactly as it was, a fast-moving object is left alone, masks go out and
-//! come in, bad input is refused clearly, a spike where motion failed around it is no dirt, a
-//! spike where one side's frames disagree around it is no dirt either, a repair moves a sample
+//! come in, bad input is refused clearly, a spike where motion failed around it (or one side's
+//! frames disagree around it) is dirt only if it stands out in space, closed on all sides, so a
+//! speck on a panel swinging past is repaired and a line running off the frame is not, a
+//! repair moves a sample
 //! no further than it stands out, most of a semi-transparent blotch goes, dirt is found where a
 //! frame two away was lost by the compensation, dirt over an occlusion (the frames before and
 //! after disagree) is found, picture entering at the frame border is left
@@ -13,7 +15,7 @@ mod common;
 use common::{gpu, Rng};
 use nitrate::frame::{Frame, FrameMeta};
 use nitrate::stages::dust::cpu::{self, Lumas};
-use nitrate::stages::dust::{Dust, DustParams, Settings};
+use nitrate::stages::dust::{self, Dust, DustParams, Settings};
 use nitrate::stages::{Stage, Window};
 use nitrate::synth::hash01;
 
@@ -622,28 +624,41 @@ fn settings() -> Settings {
     }
 }
 
-#[test]
-fn a_spike_where_the_neighbours_disagree_around_it_is_left_alone() {
-    // A bright one-frame spike on a flat picture. The neighbours agree at and right next to
-    // the spike, but two pixels out they disagree (compensation that failed over a block):
-    // no evidence of dirt there, unlike with neighbours that agree everywhere.
-    let (w, h, x0, y0) = (32, 32, 16, 16);
-    let mut center = vec![0.5f32; w * h];
-    center[y0 * w + x0] = 0.9;
-    let agree = vec![0.5f32; w * h];
+/// Luma planes around `(x0, y0)` where the frames before and after disagree (a checker of
+/// `0.5 +- amp`, opposite on the two sides) except within one pixel of `agree(x, y)`.
+fn failed_pair(
+    w: usize,
+    h: usize,
+    amp: f32,
+    agree: impl Fn(usize, usize) -> bool,
+) -> [Vec<f32>; 2] {
     let off = |sign: f32| -> Vec<f32> {
         (0..w * h)
             .map(|k| {
-                let (dx, dy) = ((k % w).abs_diff(x0), (k / w).abs_diff(y0));
-                if dx.max(dy) >= 2 && (k % w + k / w) % 2 == 0 {
-                    0.5 + sign * 0.1
+                let (x, y) = (k % w, k / w);
+                if !agree(x, y) && (x + y) % 2 == 0 {
+                    0.5 + sign * amp
                 } else {
                     0.5
                 }
             })
             .collect()
     };
-    let (p, n) = (off(1.0), off(-1.0));
+    [off(1.0), off(-1.0)]
+}
+
+#[test]
+fn a_spike_where_the_neighbours_disagree_around_it_must_stand_out_in_space() {
+    // A bright one-frame spike on a flat picture. The neighbours agree at and right next to
+    // the spike, but two pixels out they disagree (compensation that failed over a block):
+    // the neighbours are evidence at the pixel only, so the spike is dirt only where it
+    // stands out in space too (C_SPATIAL, not strong), unlike with neighbours that agree
+    // everywhere; with the frames two away not following at the pixel, it is none.
+    let (w, h, x0, y0) = (32, 32, 16, 16);
+    let mut center = vec![0.5f32; w * h];
+    center[y0 * w + x0] = 0.9;
+    let agree = vec![0.5f32; w * h];
+    let [p, n] = failed_pair(w, h, 0.1, |x, y| x.abs_diff(x0).max(y.abs_diff(y0)) < 2);
     let s = settings();
     let good = Lumas {
         width: w,
@@ -651,22 +666,104 @@ fn a_spike_where_the_neighbours_disagree_around_it_is_left_alone() {
         center: &center,
         nb: [Some(&agree), Some(&agree), Some(&agree), Some(&agree)],
     };
-    assert_ne!(cpu::detect_pixel(&good, x0, y0, &s) & cpu::C_POS, 0);
+    let bits = cpu::detect_pixel(&good, x0, y0, &s);
+    assert_ne!(bits & cpu::C_POS, 0);
+    assert_eq!(bits & cpu::C_SPATIAL, 0);
     let failed = Lumas {
         width: w,
         height: h,
         center: &center,
         nb: [Some(&p), Some(&n), Some(&p), Some(&n)],
     };
-    assert_eq!(cpu::detect_pixel(&failed, x0, y0, &s) & cpu::C_POS, 0);
+    let bits = cpu::detect_pixel(&failed, x0, y0, &s);
+    assert_eq!(
+        bits & (cpu::C_POS | cpu::C_SPATIAL | cpu::C_STRONG),
+        cpu::C_POS | cpu::C_SPATIAL
+    );
+    let mut lost = p.clone();
+    lost[y0 * w + x0] = 0.8;
+    let unfollowed = Lumas {
+        nb: [Some(&p), Some(&n), Some(&lost), Some(&n)],
+        ..failed
+    };
+    assert_eq!(cpu::detect_pixel(&unfollowed, x0, y0, &s) & cpu::C_POS, 0);
 }
 
 #[test]
-fn a_spike_where_one_side_loses_the_motion_is_left_alone() {
+fn where_motion_failed_a_speck_is_dirt_and_a_line_off_the_frame_is_not() {
+    // The neighbours disagree all around (a failed compensation) but agree on and beside a
+    // bright 3x3 speck and a bright line across the whole frame. Both are candidates to be
+    // checked in space: the speck is closed on all sides and stays dirt; the line runs off
+    // the frame, as picture the compensation lost would, and is dropped.
+    let (w, h) = (40, 32);
+    let speck = |x: usize, y: usize| x.abs_diff(12) <= 1 && y.abs_diff(8) <= 1;
+    let line = |_: usize, y: usize| y == 22;
+    let mut center = vec![0.5f32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            if speck(x, y) || line(x, y) {
+                center[y * w + x] = 0.9;
+            }
+        }
+    }
+    let [p, n] = failed_pair(w, h, 0.15, |x, y| {
+        x.abs_diff(12) <= 2 && y.abs_diff(8) <= 2 || y.abs_diff(22) <= 1
+    });
+    let s = settings();
+    let lm = Lumas {
+        width: w,
+        height: h,
+        center: &center,
+        nb: [Some(&p), Some(&n), Some(&p), Some(&n)],
+    };
+    let bits = cpu::detect(&lm, &s);
+    for (x, y) in [(12, 8), (20, 22)] {
+        let b = bits[y * w + x];
+        assert_eq!(
+            b & (cpu::C_POS | cpu::C_SPATIAL),
+            cpu::C_POS | cpu::C_SPATIAL,
+            "({x}, {y})"
+        );
+    }
+    let checked = cpu::spatial(&bits, &lm, &s);
+    assert_ne!(checked[8 * w + 12] & cpu::C_POS, 0, "the speck");
+    assert!(
+        (0..w).all(|x| checked[22 * w + x] & cpu::C_POS == 0),
+        "the line"
+    );
+    // The shaders (dust_detect, dust_spatial) give the same bits.
+    let Some(gpu) = gpu() else { return };
+    let plane = |v: &[f32]| {
+        let f = Frame {
+            data: v.to_vec(),
+            ..Frame::new(w, h, 1, FrameMeta::default())
+        };
+        gpu.upload(&f).unwrap()
+    };
+    let (lc, gp, gn) = (plane(&center), plane(&p), plane(&n));
+    let got =
+        dust::gpu::candidates(&gpu, &lc, [Some(&gp), Some(&gn), Some(&gp), Some(&gn)], &s).unwrap();
+    let got: Vec<u32> = gpu
+        .download(&got)
+        .unwrap()
+        .data
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    let differ = got.iter().zip(&checked).filter(|(g, c)| g != c).count();
+    assert_eq!(
+        differ, 0,
+        "the GPU's candidate bits differ from the CPU's at {differ} pixels"
+    );
+}
+
+#[test]
+fn a_spike_where_one_side_loses_the_motion_must_stand_out_in_space() {
     // The frames just before and after agree with each other everywhere, and so do the frames
     // two away; but each side's own pair disagrees around the spike (a figure that the
-    // compensation follows on the nearer frames and loses on the farther ones): an occlusion,
-    // not dirt. Where the far frames match the near ones, the same spike is dirt.
+    // compensation follows on the nearer frames and loses on the farther ones): the spike is
+    // dirt only if it stands out in space too. Where the far frames match the near ones, it
+    // is dirt as it is.
     let (w, h, x0, y0) = (32, 32, 16, 16);
     let mut center = vec![0.5f32; w * h];
     center[y0 * w + x0] = 0.9;
@@ -688,14 +785,20 @@ fn a_spike_where_one_side_loses_the_motion_is_left_alone() {
         center: &center,
         nb: [Some(&near), Some(&near), Some(&near), Some(&near)],
     };
-    assert_ne!(cpu::detect_pixel(&still, x0, y0, &s) & cpu::C_POS, 0);
+    let bits = cpu::detect_pixel(&still, x0, y0, &s);
+    assert_ne!(bits & cpu::C_POS, 0);
+    assert_eq!(bits & cpu::C_SPATIAL, 0);
     let lost = Lumas {
         width: w,
         height: h,
         center: &center,
         nb: [Some(&near), Some(&near), Some(&far), Some(&far)],
     };
-    assert_eq!(cpu::detect_pixel(&lost, x0, y0, &s) & cpu::C_POS, 0);
+    let bits = cpu::detect_pixel(&lost, x0, y0, &s);
+    assert_eq!(
+        bits & (cpu::C_POS | cpu::C_SPATIAL | cpu::C_STRONG),
+        cpu::C_POS | cpu::C_SPATIAL
+    );
 }
 
 #[test]

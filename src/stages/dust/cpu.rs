@@ -183,9 +183,10 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
 /// Candidate bits where the frames just before and after agree with each other: the centre
 /// stands `d` out of them, over the threshold `thr` (`strict` without the spatial relief), and
 /// where the frames two away exist it must stand out of them too, and the neighbours must
-/// agree over the area around it (no motion failure). With neighbours on `both` sides, a
-/// candidate under `strict` (in the border band) needs all four frames to follow each other
-/// at the pixel, and is strong only beyond twice `strict`.
+/// agree over the area around it (no motion failure) or, with neighbours on `both` sides
+/// all following each other at the pixel, it must be a spike in space ([`C_SPATIAL`]). With
+/// neighbours on both sides, a candidate under `strict` (in the border band) needs all four
+/// frames to follow each other at the pixel, and is strong only beyond twice `strict`.
 #[allow(clippy::too_many_arguments)]
 fn agreed_spike(
     lm: &Lumas,
@@ -234,7 +235,11 @@ fn agreed_spike(
     // area around the candidate (compensation off by a block, an occlusion): the pair
     // either side, and with the frames two away that count, each side's own pair (a
     // figure whose motion the compensation loses between the frames before, or after).
-    // Only where a candidate remains: the rest never reads it.
+    // Only where a candidate remains: the rest never reads it. Where all four neighbours
+    // follow each other at the pixel, they are evidence there even if the motion failed
+    // around it: a spike over `strict` is dirt if it stands out in space, closed on all
+    // sides ([`spatial`]), as a figure the compensation lost continues the picture beside
+    // it (and something that moves across the frames is left to the motion check).
     if cb != 0 {
         let (w, h, r) = (lm.width, lm.height, s.wide_radius);
         let mut wide = wide_disagreement(a, b, w, h, x, y, r);
@@ -250,7 +255,11 @@ fn agreed_spike(
             }
         }
         if s.wide_factor * wide >= d.abs() {
-            cb = 0;
+            cb = if both && ua && ub && d.abs() > strict {
+                (cb & !C_STRONG) | C_SPATIAL
+            } else {
+                0
+            };
         }
     }
     // In the border band, picture entering view may be missing from the frames just before
@@ -329,16 +338,12 @@ pub fn detection_pair<'a>(lm: &Lumas<'a>, s: &Settings) -> Option<Pair<'a>> {
 const BOTH_SIDES: [usize; 2] = [0, 1];
 
 /// The slots [`spatial`] reads: detection's pair where candidates can be marked
-/// [`C_SPATIAL`] (one-sided with a threshold above `spatial_scale` times the base, or both
-/// sides with a border band); `None` elsewhere (no candidate to check).
+/// [`C_SPATIAL`] (one-sided with a threshold above `spatial_scale` times the base; both
+/// sides, in the border band or where the motion failed around the spike); `None` elsewhere
+/// (no candidate to check).
 pub fn spatial_slots(present: [bool; 4], s: &Settings) -> Option<[usize; 2]> {
     let (slots, _) = pair_slots(present)?;
-    let relaxed = if slots == BOTH_SIDES {
-        s.edge > 0 && s.edge_k > 1.0
-    } else {
-        s.one_sided > s.spatial_scale
-    };
-    relaxed.then_some(slots)
+    (slots == BOTH_SIDES || s.one_sided > s.spatial_scale).then_some(slots)
 }
 
 /// Directions that must leave the defect for [`spatial_spike`] to judge a candidate found

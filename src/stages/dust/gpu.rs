@@ -148,42 +148,19 @@ struct RepairUniform {
     _p: [f32; 3],
 }
 
-/// Restore the centre frame; returns the result and the soft repair mask (one plane).
-/// `cp` is the centre's pyramid, `slots` the neighbours in use with their pyramids.
-pub fn run(
+/// The candidate bits of detection and its spatial check ([`cpu::detect`] then
+/// [`cpu::spatial`]) from the centre's luma `lc` and the compensated neighbours' `lumas`
+/// (slots as in [`cpu::Lumas`]): one u32 per pixel, in a one-plane buffer.
+pub fn candidates(
     gpu: &GpuContext,
-    c: &GpuFrame,
-    cp: &motion::gpu::Pyramid,
-    slots: [Option<(&GpuFrame, motion::gpu::Pyramid)>; 4],
-    ext: Option<&[f32]>,
-    mp: &MotionParams,
+    lc: &GpuFrame,
+    lumas: [Option<&GpuFrame>; 4],
     s: &Settings,
-) -> Result<(GpuFrame, GpuFrame)> {
-    let (w, h) = (c.width, c.height);
-    let mut warped: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
-    let mut lumas: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
-    let mut raws: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
-    for f in slots {
-        match f {
-            Some((f, mut fp)) => {
-                let field = motion::gpu::estimate(gpu, cp, &fp, mp)?;
-                let wf = motion::gpu::compensate(gpu, f, &field, &cp.levels[0], &fp.levels[0], mp)?;
-                lumas.push(Some(motion::gpu::luma(gpu, &wf)?));
-                warped.push(Some(wf));
-                // The uncompensated luma stays for the re-match.
-                raws.push(Some(fp.levels.swap_remove(0)));
-            }
-            None => {
-                warped.push(None);
-                lumas.push(None);
-                raws.push(None);
-            }
-        }
-    }
-    let present = (0..4).fold(0u32, |acc, i| acc | ((warped[i].is_some() as u32) << i));
-    let lc = &cp.levels[0];
+) -> Result<GpuFrame> {
+    let (w, h) = (lc.width, lc.height);
+    let present = (0..4).fold(0u32, |acc, i| acc | ((lumas[i].is_some() as u32) << i));
     // Absent neighbours are never read; the centre fills their bindings.
-    let lum = |i: usize| lumas[i].as_ref().unwrap_or(lc);
+    let lum = |i: usize| lumas[i].unwrap_or(lc);
     let groups = GpuContext::workgroups(w, h, 1);
 
     let bits = motion::gpu::scratch(gpu, w, h, 1);
@@ -216,15 +193,9 @@ pub fn run(
         bytemuck::bytes_of(&u),
         groups,
     )?;
-    let plane_u = |radius: usize| PlaneUniform {
-        w: w as u32,
-        h: h as u32,
-        radius: radius as u32,
-        _pad: 0,
-    };
-    // The spatial check on the candidates taken at a relaxed threshold (one side, or both in
-    // the border band).
-    let bits = match cpu::spatial_slots(std::array::from_fn(|i| warped[i].is_some()), s) {
+    // The spatial check on the candidates taken at a relaxed threshold (one side; both in the
+    // border band) or despite a motion failure around them.
+    let bits = match cpu::spatial_slots(lumas.map(|l| l.is_some()), s) {
         Some([a, b]) => {
             let u = SpatialUniform {
                 w: w as u32,
@@ -252,6 +223,53 @@ pub fn run(
             checked
         }
         None => bits,
+    };
+    Ok(bits)
+}
+
+/// Restore the centre frame; returns the result and the soft repair mask (one plane).
+/// `cp` is the centre's pyramid, `slots` the neighbours in use with their pyramids.
+pub fn run(
+    gpu: &GpuContext,
+    c: &GpuFrame,
+    cp: &motion::gpu::Pyramid,
+    slots: [Option<(&GpuFrame, motion::gpu::Pyramid)>; 4],
+    ext: Option<&[f32]>,
+    mp: &MotionParams,
+    s: &Settings,
+) -> Result<(GpuFrame, GpuFrame)> {
+    let (w, h) = (c.width, c.height);
+    let mut warped: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
+    let mut lumas: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
+    let mut raws: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
+    for f in slots {
+        match f {
+            Some((f, mut fp)) => {
+                let field = motion::gpu::estimate(gpu, cp, &fp, mp)?;
+                let wf = motion::gpu::compensate(gpu, f, &field, &cp.levels[0], &fp.levels[0], mp)?;
+                lumas.push(Some(motion::gpu::luma(gpu, &wf)?));
+                warped.push(Some(wf));
+                // The uncompensated luma stays for the re-match.
+                raws.push(Some(fp.levels.swap_remove(0)));
+            }
+            None => {
+                warped.push(None);
+                lumas.push(None);
+                raws.push(None);
+            }
+        }
+    }
+    let present = (0..4).fold(0u32, |acc, i| acc | ((lumas[i].is_some() as u32) << i));
+    let lc = &cp.levels[0];
+    // Absent neighbours are never read; the centre fills their bindings.
+    let lum = |i: usize| lumas[i].as_ref().unwrap_or(lc);
+    let bits = candidates(gpu, lc, std::array::from_fn(|i| lumas[i].as_ref()), s)?;
+    let groups = GpuContext::workgroups(w, h, 1);
+    let plane_u = |radius: usize| PlaneUniform {
+        w: w as u32,
+        h: h as u32,
+        radius: radius as u32,
+        _pad: 0,
     };
     let cleaned = motion::gpu::scratch(gpu, w, h, 1);
     gpu.run_kernel(
