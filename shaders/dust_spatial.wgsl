@@ -1,6 +1,7 @@
-// dust: the spatial check on candidates found from one side at the relaxed threshold
-// (C_SPATIAL): where the centre does not stand out of the picture around it in the frame
-// itself, the candidate drops to weak. CPU twin: `stages::dust::cpu::spatial`.
+// dust: the spatial check on candidates marked C_SPATIAL (found at the relaxed threshold from
+// one side or in the border band, or where the motion failed around them): where the centre
+// does not stand out of the picture around it in the frame itself, the candidate drops to
+// weak. CPU twin: `stages::dust::cpu::spatial`.
 
 // #include shared/common.wgsl
 // #include shared/dust.wgsl

@@ -22,7 +22,8 @@ pub const N_STRONG: u32 = 256;
 /// mask next to detected dirt (its soft edge).
 pub const C_WEAK: u32 = 512;
 /// The candidate stands out only by the relaxed threshold (from one side, or in the border
-/// band): it stays dirt only if it is a spike in space as well ([`spatial`]).
+/// band), or the motion failed around it: it stays dirt only if it is a spike in space as
+/// well ([`spatial`]).
 pub const C_SPATIAL: u32 = 1024;
 
 /// The luma planes detection reads: the centre, then `[p1, n1, p2, n2]` where present.
@@ -152,7 +153,8 @@ pub fn detect_pixel(lm: &Lumas, x: usize, y: usize, s: &Settings) -> u32 {
         // threshold itself.
         let edge = edge_factor(x, y, lm.width, lm.height, s);
         let strict = thr * scale * edge;
-        let both = scale <= 1.0;
+        // As `pair_slots` chooses: the frames just before and after are both present.
+        let both = p1.is_some() && n1.is_some();
         let base = thr;
         let thr = base * scale.min(s.spatial_scale) * edge;
         let relaxed = if both { base } else { thr };
@@ -347,9 +349,9 @@ pub fn spatial_slots(present: [bool; 4], s: &Settings) -> Option<[usize; 2]> {
 }
 
 /// Directions that must leave the defect for [`spatial_spike`] to judge a candidate found
-/// against `slots`: from one side [`SPATIAL_VOTES`]; from both sides (the border band) all
-/// eight, so a candidate that runs off the frame, as picture entering view does, is not
-/// taken.
+/// against `slots`: from one side [`SPATIAL_VOTES`]; from both sides (the border band, a
+/// motion failure around the spike) all eight, so a candidate that runs off the frame, as
+/// picture entering view does, is not taken.
 pub fn spatial_votes(slots: [usize; 2]) -> usize {
     if slots == BOTH_SIDES {
         DIRS.len()
@@ -422,8 +424,9 @@ pub fn spatial_spike(
 /// from one side.
 pub const SPATIAL_VOTES: usize = 4;
 
-/// The spatial check on candidates found only at the relaxed threshold ([`C_SPATIAL`]): where
-/// they are not a spike in space ([`spatial_spike`]) they drop to weak candidates.
+/// The spatial check on candidates marked [`C_SPATIAL`] (found only at the relaxed threshold,
+/// or where the motion failed around them): where they are not a spike in space
+/// ([`spatial_spike`]) they drop to weak candidates.
 pub fn spatial(bits: &[u32], lm: &Lumas, s: &Settings) -> Vec<u32> {
     let w = lm.width;
     let mut out = bits.to_vec();

@@ -148,6 +148,11 @@ struct RepairUniform {
     _p: [f32; 3],
 }
 
+/// Bit `i` set where neighbour slot `i` is present (the shaders' `present`).
+fn present_bits(nb: [Option<&GpuFrame>; 4]) -> u32 {
+    (0..4).fold(0, |acc, i| acc | ((nb[i].is_some() as u32) << i))
+}
+
 /// The candidate bits of detection and its spatial check ([`cpu::detect`] then
 /// [`cpu::spatial`]) from the centre's luma `lc` and the compensated neighbours' `lumas`
 /// (slots as in [`cpu::Lumas`]): one u32 per pixel, in a one-plane buffer.
@@ -158,7 +163,7 @@ pub fn candidates(
     s: &Settings,
 ) -> Result<GpuFrame> {
     let (w, h) = (lc.width, lc.height);
-    let present = (0..4).fold(0u32, |acc, i| acc | ((lumas[i].is_some() as u32) << i));
+    let present = present_bits(lumas);
     // Absent neighbours are never read; the centre fills their bindings.
     let lum = |i: usize| lumas[i].unwrap_or(lc);
     let groups = GpuContext::workgroups(w, h, 1);
@@ -259,11 +264,12 @@ pub fn run(
             }
         }
     }
-    let present = (0..4).fold(0u32, |acc, i| acc | ((lumas[i].is_some() as u32) << i));
+    let nb: [Option<&GpuFrame>; 4] = std::array::from_fn(|i| lumas[i].as_ref());
+    let present = present_bits(nb);
     let lc = &cp.levels[0];
     // Absent neighbours are never read; the centre fills their bindings.
-    let lum = |i: usize| lumas[i].as_ref().unwrap_or(lc);
-    let bits = candidates(gpu, lc, std::array::from_fn(|i| lumas[i].as_ref()), s)?;
+    let lum = |i: usize| nb[i].unwrap_or(lc);
+    let bits = candidates(gpu, lc, nb, s)?;
     let groups = GpuContext::workgroups(w, h, 1);
     let plane_u = |radius: usize| PlaneUniform {
         w: w as u32,
