@@ -189,9 +189,16 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         }
         let fill = temporal + (spatial - temporal) * sw;
         var delta = fill - c;
-        // Change no more than the sample stands out of the neighbours' range (limit_change).
+        // Change no more than the sample stands out of the neighbours' range (limit_change;
+        // of four, the middle two).
         if m > 0u {
-            let lim = abs(beyond(c - offset, v[0], v[m - 1u])) + params.margin * (v[m - 1u] - v[0]);
+            var lo = v[0];
+            var hi = v[m - 1u];
+            if m >= 4u {
+                lo = v[1];
+                hi = v[m - 2u];
+            }
+            let lim = abs(beyond(c - offset, lo, hi)) + params.margin * (hi - lo);
             delta = clamp(delta, -lim, lim);
         }
         dst[i] = c + delta * a;

@@ -671,12 +671,18 @@ const DIRS: [(i32, i32); 8] = [
 ];
 
 /// The repair's change to a sample `c`, `delta`, limited to how far `c` stands out of the
-/// range of the compensated neighbours `vals` (sorted) plus `s.margin` of their spread: dirt
-/// far outside is fully repaired, while a false alarm (picture the neighbours also show, or
-/// where they disagree) is changed little. Without neighbours the change is free.
+/// range of the compensated neighbours `vals` (sorted; of four, the middle two) plus
+/// `s.margin` of their spread: dirt far outside is fully repaired, while a false alarm
+/// (picture two or more neighbours also show, or where they disagree) is changed little.
+/// Without neighbours the change is free.
 pub fn limit_change(delta: f32, c: f32, vals: &[f32], s: &Settings) -> f32 {
-    let (Some(&lo), Some(&hi)) = (vals.first(), vals.last()) else {
-        return delta;
+    let (lo, hi) = match *vals {
+        [] => return delta,
+        // Of four, the outermost each side are left out: one neighbour showing something
+        // else at the spot (its own dirt, a line passing) must not hold the repair back.
+        [_, lo, .., hi, _] => (lo, hi),
+        [lo, .., hi] => (lo, hi),
+        [v] => (v, v),
     };
     let lim = outside(c, lo, hi).abs() + s.margin * (hi - lo);
     delta.clamp(-lim, lim)
