@@ -1,4 +1,5 @@
-// dust: mask cleanup; a candidate bit survives where it is strong or an 8-neighbour has it.
+// dust: mask cleanup; a candidate bit survives where it is strong or an 8-neighbour has it,
+// strong single pixels marked lone.
 // CPU twin: `stages::dust::cpu::clean`.
 
 // #include shared/common.wgsl
@@ -14,6 +15,9 @@ struct Params {
 @group(0) @binding(0) var<storage, read> bits: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
+
+const C_LONE: u32 = 8192u;
+const LONE_SHIFT: u32 = 8u;
 
 @compute @workgroup_size(WG, WG, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -34,16 +38,24 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         }
     }
     var keep = 0u;
-    // (pos, neg, strong) bits of the centre, previous and next maps.
+    // (pos, neg, strong) bits of the centre, previous and next maps. A strong single pixel is
+    // marked: the centre's with C_LONE, a neighbour map's bit moved up by LONE_SHIFT.
     for (var m = 0u; m < 3u; m++) {
-        let pos = 1u << (3u * m);
-        let neg = 2u << (3u * m);
         let strong = 4u << (3u * m);
-        if (own & pos) != 0u && ((own & strong) != 0u || (around & pos) != 0u) {
-            keep |= pos;
-        }
-        if (own & neg) != 0u && ((own & strong) != 0u || (around & neg) != 0u) {
-            keep |= neg;
+        for (var q = 0u; q < 2u; q++) {
+            let b = (1u << q) << (3u * m);
+            if (own & b) == 0u {
+                continue;
+            }
+            if (around & b) != 0u {
+                keep |= b;
+            } else if (own & strong) != 0u {
+                if m == 0u {
+                    keep |= b | C_LONE;
+                } else {
+                    keep |= b << LONE_SHIFT;
+                }
+            }
         }
     }
     // Weak bits (512) pass through.

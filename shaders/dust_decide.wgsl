@@ -26,13 +26,20 @@ const P_POS: u32 = 8u;
 const P_NEG: u32 = 16u;
 const N_POS: u32 = 64u;
 const N_NEG: u32 = 128u;
-const PN_BITS: u32 = 216u;
+const PN_BITS: u32 = 55512u; // as in dust_spread_h.wgsl
+const C_LONE: u32 = 8192u;
+const LONE_SHIFT: u32 = 8u;
 
-fn motion(pn: u32, p: u32, n: u32) -> bool {
+// A spike of one pixel on a neighbouring frame is motion only for a candidate of one pixel.
+fn seen(pn: u32, b: u32, lone: bool) -> bool {
+    return (pn & b) != 0u || (lone && (pn & (b << LONE_SHIFT)) != 0u);
+}
+
+fn motion(pn: u32, p: u32, n: u32, lone: bool) -> bool {
     let hp = params.have_prev != 0u;
     let hn = params.have_next != 0u;
-    return params.pm_check != 0u && (hp || hn) && (!hp || (pn & p) != 0u)
-        && (!hn || (pn & n) != 0u);
+    return params.pm_check != 0u && (hp || hn) && (!hp || seen(pn, p, lone))
+        && (!hn || seen(pn, n, lone));
 }
 
 @compute @workgroup_size(WG, WG, 1)
@@ -52,8 +59,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             pn |= hbits[y * w + id.x] & PN_BITS;
         }
     }
-    let dirt = ((own & C_POS) != 0u && !motion(pn, P_POS, N_POS))
-        || ((own & C_NEG) != 0u && !motion(pn, P_NEG, N_NEG))
+    let lone = (own & C_LONE) != 0u;
+    let dirt = ((own & C_POS) != 0u && !motion(pn, P_POS, N_POS, lone))
+        || ((own & C_NEG) != 0u && !motion(pn, P_NEG, N_NEG, lone))
         || (params.has_ext != 0u && ext[k] > 0.5);
     var f = 0.0;
     if dirt {

@@ -25,6 +25,14 @@ pub const C_WEAK: u32 = 512;
 /// band), or the motion failed around it: it stays dirt only if it is a spike in space as
 /// well ([`spatial`]).
 pub const C_SPATIAL: u32 = 1024;
+/// Set by [`clean`] on a centre candidate kept for its strength alone, with no candidate of
+/// its polarity beside it: one pixel (a spark, a rain drop), which a spike of one pixel on a
+/// neighbouring frame may excuse ([`decide_pixel`]).
+pub const C_LONE: u32 = 8192;
+/// A neighbour-frame spike kept by [`clean`] for its strength alone (one pixel, nothing of its
+/// polarity beside it) moves to its bit shifted by `LONE_SHIFT` (`P_POS << LONE_SHIFT`...):
+/// evidence of motion only for a candidate as small ([`C_LONE`]).
+pub const LONE_SHIFT: u32 = 8;
 
 /// The luma planes detection reads: the centre, then `[p1, n1, p2, n2]` where present.
 pub struct Lumas<'a> {
@@ -463,7 +471,9 @@ pub fn detect(lm: &Lumas, s: &Settings) -> Vec<u32> {
 
 /// Mask cleanup: a candidate bit survives where it is strong or where one of its eight
 /// neighbours has it too, so lone grain peaks drop out while specks of two pixels and more
-/// (and strong single pixels) stay. Strong bits are dropped, weak bits kept as they are.
+/// (and strong single pixels) stay. Strong bits are dropped, weak bits kept as they are. A
+/// strong single pixel is marked: the centre's with [`C_LONE`], a neighbour frame's by moving
+/// its bit up by [`LONE_SHIFT`].
 pub fn clean(bits: &[u32], w: usize, h: usize) -> Vec<u32> {
     let mut out = vec![0u32; w * h];
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
@@ -486,8 +496,17 @@ pub fn clean(bits: &[u32], w: usize, h: usize) -> Vec<u32> {
                 (N_POS, N_NEG, N_STRONG),
             ] {
                 for b in [pos, neg] {
-                    if own & b != 0 && (own & strong != 0 || around & b != 0) {
+                    if own & b == 0 {
+                        continue;
+                    }
+                    if around & b != 0 {
                         keep |= b;
+                    } else if own & strong != 0 {
+                        keep |= if b & (C_POS | C_NEG) != 0 {
+                            b | C_LONE
+                        } else {
+                            b << LONE_SHIFT
+                        };
                     }
                 }
             }
@@ -497,8 +516,9 @@ pub fn clean(bits: &[u32], w: usize, h: usize) -> Vec<u32> {
     out
 }
 
-const PN_BITS: u32 = P_POS | P_NEG | N_POS | N_NEG;
-const C_BITS: u32 = C_POS | C_NEG | C_WEAK;
+const PN_AREA: u32 = P_POS | P_NEG | N_POS | N_NEG;
+const PN_BITS: u32 = PN_AREA | PN_AREA << LONE_SHIFT;
+const C_BITS: u32 = C_POS | C_NEG | C_WEAK | C_LONE;
 
 /// Horizontal half of spreading the neighbour-spike bits over `radius` pixels (a square
 /// dilation in two passes); the centre bits stay as they are.
@@ -550,13 +570,17 @@ pub fn decide(hbits: &[u32], ext: Option<&[f32]>, s: &Settings, w: usize, h: usi
 }
 
 /// The decision for one pixel from its own bits, the spread neighbour bits and the external
-/// mask value.
+/// mask value. A spike of one pixel on a neighbouring frame is motion only for a candidate of
+/// one pixel ([`C_LONE`]: a spark moves as a spark); a speck beside a lone grain peak, or
+/// beside a speck on the frame before that shows as one pixel there, is still dirt.
 pub fn decide_pixel(own: u32, pn: u32, ext: Option<f32>, s: &Settings) -> bool {
+    let lone = own & C_LONE != 0;
+    let seen = |b: u32| pn & b != 0 || (lone && pn & (b << LONE_SHIFT) != 0);
     let motion = |p: u32, n: u32| {
         s.pm_check
             && (s.have_prev || s.have_next)
-            && (!s.have_prev || pn & p != 0)
-            && (!s.have_next || pn & n != 0)
+            && (!s.have_prev || seen(p))
+            && (!s.have_next || seen(n))
     };
     (own & C_POS != 0 && !motion(P_POS, N_POS))
         || (own & C_NEG != 0 && !motion(P_NEG, N_NEG))

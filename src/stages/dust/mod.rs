@@ -46,6 +46,9 @@
 //!    (frame -1 against -2 and the centre, +1 against the centre and +2). If both show a spike
 //!    of the same polarity within `pm_radius` pixels, the candidate is something that is in
 //!    every frame but moves too fast to compensate (a thrown ball, sparks, rain): left alone.
+//!    A spike of one pixel there (kept by cleanup for its strength alone) counts only for a
+//!    candidate of one pixel: a spark moves as a spark, while a speck beside a grain peak, or
+//!    beside dirt on the frame before that shows as one pixel after compensation, is dirt.
 //! 4. **Re-match** ([`cpu::rematch`]): block motion loses thin or fast picture (the rim of a
 //!    figure close to the camera, moving 25 px a frame) in all the neighbours alike, which then
 //!    agree that the centre differs. So each pixel still taken for dirt is looked for in the
@@ -95,7 +98,8 @@
 //! and picture lighter or darker than both sides of an occlusion (the lit rim of a figure
 //! moving unevenly) is taken for dirt.
 //! At the ends of a shot the motion check sees one side only, so dirt beside dirt of the same
-//! polarity on the frame before (within `pm_radius`) is kept as if it were moving picture.
+//! polarity and of two pixels or more on the frame before (within `pm_radius`) is kept as if
+//! it were moving picture.
 //!
 //! CPU reference: [`cpu`] (and [`crate::motion::cpu`]); shaders: `shaders/dust_*.wgsl` and
 //! `shaders/motion_*.wgsl`; parity tolerance: [`GPU_TOLERANCE`], see there.
