@@ -6,7 +6,8 @@
 //! repair moves a sample
 //! no further than it stands out (one neighbour showing something else there does not hold it
 //! back), one-pixel spikes beside a speck on the frames around it do not excuse it while a
-//! one-pixel spark is kept, most of a semi-transparent blotch goes, dirt is found where a
+//! one-pixel spark is kept, a piece of dirt the re-match mostly did not find stays dirt whole
+//! (the GPU's union-find giving the CPU's pieces), most of a semi-transparent blotch goes, dirt is found where a
 //! frame two away was lost by the compensation, dirt over an occlusion (the frames before and
 //! after disagree) is found, picture entering at the frame border is left
 //! alone, at the ends of a shot faint dirt standing out in space is repaired while uncovered
@@ -602,6 +603,121 @@ fn a_thin_fast_moving_rim_is_left_alone() {
     }
 }
 
+/// A flag plane from rows of text: `#` dirt, `m` dirt the re-match found (before: 1, after:
+/// 0.5), `e` the external mask's, `w` a weak candidate, `.` clean. Returns (flag, matched,
+/// ext).
+fn piece_planes(rows: &[&str]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let cells: Vec<char> = rows.iter().flat_map(|r| r.chars()).collect();
+    let pick = |f: fn(char) -> f32| cells.iter().map(|&c| f(c)).collect::<Vec<f32>>();
+    (
+        pick(|c| match c {
+            '#' | 'm' | 'e' => 1.0,
+            'w' => 0.5,
+            _ => 0.0,
+        }),
+        pick(|c| match c {
+            '#' | 'e' => 1.0,
+            'm' | 'w' => 0.5,
+            _ => 0.0,
+        }),
+        pick(|c| if c == 'e' { 1.0 } else { 0.0 }),
+    )
+}
+
+#[test]
+fn a_piece_of_dirt_mostly_unfound_stays_dirt_whole() {
+    let rows = [
+        "##mm#########.........",
+        ".............#........",
+        "..............#mmmm##.",
+        "......................",
+        "#m#m.mm..eem#w#m......",
+        "..........#...........",
+    ];
+    let (w, h) = (rows[0].len(), rows.len());
+    let (flag, matched, ext) = piece_planes(&rows);
+    let s = settings();
+    let out = cpu::rematch_pieces(&flag, &matched, Some(&ext), &s, w, h);
+    let at = |x: usize, y: usize| out[y * w + x];
+    // Top: one piece joined diagonally, 21 pixels with 6 found: 15/21 >= 0.7, all dirt.
+    for (x, y) in [(2, 0), (3, 0), (15, 2), (18, 2)] {
+        assert_eq!(at(x, y), 1.0, "({x}, {y}) of the hair");
+    }
+    // Bottom left: 4 pixels, 2 found (a half): as the re-match decided. Beside it, a piece
+    // found whole stays found.
+    assert_eq!((at(1, 4), at(0, 4), at(3, 4)), (0.5, 1.0, 0.5));
+    assert_eq!((at(5, 4), at(6, 4)), (0.5, 0.5));
+    // The external mask's pixels are no part of a piece and a weak candidate parts two: (11,
+    // 4), (12, 4) and (10, 5) are a piece of 3 with 1 found (2/3 < 0.7); (14, 4) and (15, 4)
+    // one of 2 with 1 found.
+    assert_eq!((at(9, 4), at(10, 4)), (1.0, 1.0));
+    assert_eq!((at(11, 4), at(10, 5), at(13, 4)), (0.5, 1.0, 0.5));
+    assert_eq!((at(14, 4), at(15, 4)), (1.0, 0.5));
+    // Clean pixels stay clean.
+    assert_eq!(at(19, 0), 0.0);
+    // Without the external mask its pixels are dirt like any: the piece (9..12, 4) with
+    // (10, 5) is 5 pixels with 1 found, 4/5 >= 0.7, all dirt.
+    let out = cpu::rematch_pieces(&flag, &matched, None, &s, w, h);
+    assert_eq!(out[4 * w + 11], 1.0);
+}
+
+#[test]
+fn gpu_pieces_match_the_cpu_on_tangled_masks() {
+    // Blobs and long tangled lines, many pieces joined at every angle, on a frame not a
+    // multiple of the workgroup: the union-find on atomics must give the CPU's pieces.
+    let Some(gpu) = gpu() else { return };
+    let (w, h) = (203, 77);
+    let mut rng = Rng::new(31);
+    let mut flag = vec![0f32; w * h];
+    for _ in 0..60 {
+        let (mut x, mut y) = (rng.range(0.0, w as f32), rng.range(0.0, h as f32));
+        let (dx, dy) = (rng.range(-1.0, 1.0), rng.range(-1.0, 1.0));
+        for _ in 0..(rng.range(3.0, 80.0) as usize) {
+            let (xi, yi) = (x as usize, y as usize);
+            if xi < w && yi < h {
+                flag[yi * w + xi] = 1.0;
+            }
+            x += dx + rng.range(-0.7, 0.7);
+            y += dy + rng.range(-0.7, 0.7);
+        }
+    }
+    let matched: Vec<f32> = flag
+        .iter()
+        .map(|&f| {
+            if f > 0.0 && rng.range(0.0, 1.0) < 0.25 {
+                0.5
+            } else {
+                f
+            }
+        })
+        .collect();
+    let ext: Vec<f32> = (0..w * h)
+        .map(|k| if k % 97 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let s = settings();
+    let plane = |v: &[f32]| {
+        let f = Frame {
+            data: v.to_vec(),
+            ..Frame::new(w, h, 1, FrameMeta::default())
+        };
+        gpu.upload(&f).unwrap()
+    };
+    let (gf, gm, ge) = (plane(&flag), plane(&matched), plane(&ext));
+    for with_ext in [false, true] {
+        let e = with_ext.then_some(&ext[..]);
+        let want = cpu::rematch_pieces(&flag, &matched, e, &s, w, h);
+        let restored = (0..w * h).filter(|&k| want[k] != matched[k]).count();
+        let left = (0..w * h).filter(|&k| want[k] == 0.5).count();
+        assert!(
+            restored > 50 && left > 50,
+            "{restored} restored, {left} left"
+        );
+        let got = dust::gpu::pieces(&gpu, &gf, &gm, with_ext.then_some(&ge), &s).unwrap();
+        let got = gpu.download(&got).unwrap();
+        assert_eq!(got.data, want, "external mask: {with_ext}");
+    }
+}
+
 #[test]
 fn rematch_finds_picture_and_not_dirt() {
     // A 3x3 dark mark on a flat ground at (20, 12) of the centre. In the neighbours the same
@@ -701,6 +817,7 @@ fn settings() -> Settings {
         rematch_center: 0.25,
         rematch_patch: 0.25,
         rematch_texture: 0.5,
+        rematch_whole: 0.7,
     }
 }
 

@@ -926,7 +926,8 @@ pub fn rematch_pixel(
 }
 
 /// The re-match check on every pixel taken for dirt (`flag` 1, not from the external mask):
-/// where its picture is found in the neighbours ([`rematch_pixel`]) it is left alone (0).
+/// where its picture is found in the neighbours ([`rematch_pixel`]) it drops to a weak
+/// candidate (0.5), unless most of its piece of dirt was not found ([`rematch_pieces`]).
 /// `raw` are the uncompensated neighbour lumas in slot order; the spike is measured against
 /// the compensated pair (`lm`), as detection did.
 pub fn rematch(
@@ -966,5 +967,63 @@ pub fn rematch(
             }
         }
     });
+    rematch_pieces(flag, &out, ext, s, w, h)
+}
+
+/// Whether a pixel belongs to the pieces [`rematch_pieces`] weighs: taken for dirt by
+/// detection, not by the external mask.
+fn in_piece(flag: &[f32], ext: Option<&[f32]>, k: usize) -> bool {
+    flag[k] > 0.75 && !ext.is_some_and(|e| e[k] > 0.5)
+}
+
+/// The re-match by pieces: it decides pixel by pixel, but dirt comes in pieces (a speck, a
+/// hair). Where at least `s.rematch_whole` of an 8-connected piece of the pixels taken for
+/// dirt (`flag` 1, not the external mask's) was not found in the neighbours (`matched` still
+/// 1), all of it is dirt: the few pixels found were matched by picture of their own shape (a
+/// hair over a bright rim). A piece found mostly is left as the re-match decided, pixel by
+/// pixel. Returns `matched` with those pixels back at `flag`.
+pub fn rematch_pieces(
+    flag: &[f32],
+    matched: &[f32],
+    ext: Option<&[f32]>,
+    s: &Settings,
+    w: usize,
+    h: usize,
+) -> Vec<f32> {
+    let mut out = matched.to_vec();
+    let mut seen = vec![false; w * h];
+    let mut piece = Vec::new();
+    for start in 0..w * h {
+        if seen[start] || !in_piece(flag, ext, start) {
+            continue;
+        }
+        // Flood the piece from its first pixel.
+        piece.clear();
+        piece.push(start);
+        seen[start] = true;
+        let mut next = 0;
+        while next < piece.len() {
+            let k = piece[next];
+            next += 1;
+            let (x, y) = ((k % w) as i32, (k / w) as i32);
+            for (dx, dy) in DIRS {
+                let (xx, yy) = (x + dx, y + dy);
+                if xx < 0 || yy < 0 || xx >= w as i32 || yy >= h as i32 {
+                    continue;
+                }
+                let kk = yy as usize * w + xx as usize;
+                if !seen[kk] && in_piece(flag, ext, kk) {
+                    seen[kk] = true;
+                    piece.push(kk);
+                }
+            }
+        }
+        let kept = piece.iter().filter(|&&k| matched[k] > 0.75).count();
+        if kept as f32 >= s.rematch_whole * piece.len() as f32 {
+            for &k in &piece {
+                out[k] = flag[k];
+            }
+        }
+    }
     out
 }

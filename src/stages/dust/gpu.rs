@@ -1,6 +1,6 @@
 //! GPU `dust`: motion by [`crate::motion::gpu`], then `shaders/dust_detect.wgsl`,
 //! `dust_spatial.wgsl`, `dust_clean.wgsl`, `dust_spread_h.wgsl`, `dust_decide.wgsl`, `dust_range.wgsl`,
-//! `dust_rematch.wgsl`, `dust_grow.wgsl`,
+//! `dust_rematch.wgsl`, `dust_pieces.wgsl`, `dust_grow.wgsl`,
 //! `dust_alpha.wgsl` and
 //! `dust_repair.wgsl`, one invocation per pixel each, twins of the passes in [`super::cpu`].
 
@@ -38,6 +38,10 @@ const RANGE: Kernel = Kernel {
 const REMATCH: Kernel = Kernel {
     name: "dust_rematch",
     source: include_str!("../../../shaders/dust_rematch.wgsl"),
+};
+const PIECES: Kernel = Kernel {
+    name: "dust_pieces",
+    source: include_str!("../../../shaders/dust_pieces.wgsl"),
 };
 const GROW: Kernel = Kernel {
     name: "dust_grow",
@@ -122,6 +126,18 @@ struct RematchUniform {
     center: f32,
     patch: f32,
     texture: f32,
+    _p: [u32; 3],
+}
+
+/// Keep in sync with `struct Params` in `shaders/dust_pieces.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct PiecesUniform {
+    w: u32,
+    h: u32,
+    phase: u32,
+    has_ext: u32,
+    whole: f32,
     _p: [u32; 3],
 }
 
@@ -361,7 +377,7 @@ pub fn run(
                 bytemuck::bytes_of(&u),
                 groups,
             )?;
-            out
+            pieces(gpu, &flag, &out, ext.is_some().then_some(&ext_buf), s)?
         }
         None => flag,
     };
@@ -414,4 +430,45 @@ pub fn run(
         gpu.recycle(f);
     }
     Ok((out, alpha))
+}
+
+/// The re-match by pieces ([`cpu::rematch_pieces`]): `dust_pieces.wgsl`'s four passes over
+/// the flags before (`flag`) and after (`matched`) the re-match, and the external mask.
+pub fn pieces(
+    gpu: &GpuContext,
+    flag: &GpuFrame,
+    matched: &GpuFrame,
+    ext: Option<&GpuFrame>,
+    s: &Settings,
+) -> Result<GpuFrame> {
+    let (w, h) = (flag.width, flag.height);
+    let groups = GpuContext::workgroups(w, h, 1);
+    // Without an external mask its binding is never read; the flags fill it.
+    let label = motion::gpu::scratch(gpu, w, h, 1);
+    let counts = motion::gpu::scratch(gpu, w, h, 2);
+    let out = motion::gpu::scratch(gpu, w, h, 1);
+    for phase in 0..4 {
+        let u = PiecesUniform {
+            w: w as u32,
+            h: h as u32,
+            phase,
+            has_ext: ext.is_some() as u32,
+            whole: s.rematch_whole,
+            _p: [0; 3],
+        };
+        gpu.run_kernel(
+            &PIECES,
+            &[
+                &flag.buffer,
+                &ext.unwrap_or(flag).buffer,
+                &matched.buffer,
+                &label.buffer,
+                &counts.buffer,
+                &out.buffer,
+            ],
+            bytemuck::bytes_of(&u),
+            groups,
+        )?;
+    }
+    Ok(out)
 }
