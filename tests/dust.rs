@@ -17,6 +17,7 @@ mod common;
 
 use common::{gpu, Rng};
 use nitrate::frame::{Frame, FrameMeta};
+use nitrate::gpu::{GpuContext, GpuFrame};
 use nitrate::stages::dust::cpu::{self, Lumas};
 use nitrate::stages::dust::{self, Dust, DustParams, Settings};
 use nitrate::stages::{Stage, Window};
@@ -125,6 +126,15 @@ fn dirty_window(vx: f32, vy: f32, seed: u64) -> (Frame, Vec<Frame>, Vec<Spot>) {
         frames.push(f);
     }
     (scene(2, vx, vy), frames, center_spots)
+}
+
+/// A plane of `w` x `h` values on the GPU, as the shaders read luma and flags.
+fn upload_plane(gpu: &GpuContext, w: usize, h: usize, v: &[f32]) -> GpuFrame {
+    let f = Frame {
+        data: v.to_vec(),
+        ..Frame::new(w, h, 1, FrameMeta::default())
+    };
+    gpu.upload(&f).unwrap()
 }
 
 fn window<T>(frames: &[T], c: usize) -> Window<'_, T> {
@@ -695,13 +705,7 @@ fn gpu_pieces_match_the_cpu_on_tangled_masks() {
         .map(|k| if k % 97 == 0 { 1.0 } else { 0.0 })
         .collect();
     let s = settings();
-    let plane = |v: &[f32]| {
-        let f = Frame {
-            data: v.to_vec(),
-            ..Frame::new(w, h, 1, FrameMeta::default())
-        };
-        gpu.upload(&f).unwrap()
-    };
+    let plane = |v: &[f32]| upload_plane(&gpu, w, h, v);
     let (gf, gm, ge) = (plane(&flag), plane(&matched), plane(&ext));
     for with_ext in [false, true] {
         let e = with_ext.then_some(&ext[..]);
@@ -930,13 +934,7 @@ fn where_motion_failed_a_speck_is_dirt_and_a_line_off_the_frame_is_not() {
     );
     // The shaders (dust_detect, dust_spatial) give the same bits.
     let Some(gpu) = gpu() else { return };
-    let plane = |v: &[f32]| {
-        let f = Frame {
-            data: v.to_vec(),
-            ..Frame::new(w, h, 1, FrameMeta::default())
-        };
-        gpu.upload(&f).unwrap()
-    };
+    let plane = |v: &[f32]| upload_plane(&gpu, w, h, v);
     let (lc, gp, gn) = (plane(&center), plane(&p), plane(&n));
     let got =
         dust::gpu::candidates(&gpu, &lc, [Some(&gp), Some(&gn), Some(&gp), Some(&gn)], &s).unwrap();
