@@ -3,6 +3,7 @@
 // CPU twin: `stages::dust::cpu::clean`.
 
 // #include shared/common.wgsl
+// #include shared/dust.wgsl
 
 // Keep in sync with `PlaneUniform` in src/stages/dust/gpu.rs.
 struct Params {
@@ -15,9 +16,6 @@ struct Params {
 @group(0) @binding(0) var<storage, read> bits: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
-
-const C_LONE: u32 = 8192u;
-const LONE_SHIFT: u32 = 8u;
 
 @compute @workgroup_size(WG, WG, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -58,6 +56,6 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             }
         }
     }
-    // Weak bits (512) pass through.
-    dst[id.y * w + id.x] = keep | (own & 512u);
+    // Weak bits pass through.
+    dst[id.y * w + id.x] = keep | (own & C_WEAK);
 }

@@ -2,6 +2,7 @@
 // motion, or the external mask). CPU twin: `stages::dust::cpu::decide`.
 
 // #include shared/common.wgsl
+// #include shared/dust.wgsl
 
 // Keep in sync with `DecideUniform` in src/stages/dust/gpu.rs.
 struct Params {
@@ -19,16 +20,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> ext: array<f32>;
 @group(0) @binding(2) var<storage, read_write> flag: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
-
-const C_POS: u32 = 1u;
-const C_NEG: u32 = 2u;
-const P_POS: u32 = 8u;
-const P_NEG: u32 = 16u;
-const N_POS: u32 = 64u;
-const N_NEG: u32 = 128u;
-const PN_BITS: u32 = 55512u; // as in dust_spread_h.wgsl
-const C_LONE: u32 = 8192u;
-const LONE_SHIFT: u32 = 8u;
 
 // A spike of one pixel on a neighbouring frame is motion only for a candidate of one pixel.
 fn seen(pn: u32, b: u32, lone: bool) -> bool {
@@ -66,7 +57,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     var f = 0.0;
     if dirt {
         f = 1.0;
-    } else if (own & 512u) != 0u {
+    } else if (own & C_WEAK) != 0u {
         // A weak candidate: may join the mask beside dirt.
         f = 0.5;
     }

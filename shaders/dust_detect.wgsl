@@ -38,18 +38,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> bits: array<u32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-const C_POS: u32 = 1u;
-const C_NEG: u32 = 2u;
-const C_STRONG: u32 = 4u;
-const P_POS: u32 = 8u;
-const P_NEG: u32 = 16u;
-const P_STRONG: u32 = 32u;
-const N_POS: u32 = 64u;
-const N_NEG: u32 = 128u;
-const N_STRONG: u32 = 256u;
-const C_WEAK: u32 = 512u;
-const C_SPATIAL: u32 = 1024u;
-
 // Slots: 0 centre, 1 p1, 2 n1, 3 p2, 4 n2.
 fn lum(slot: u32, k: u32) -> f32 {
     switch slot {

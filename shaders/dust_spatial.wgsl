@@ -27,11 +27,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
-const C_POS: u32 = 1u;
-const C_NEG: u32 = 2u;
-const C_STRONG: u32 = 4u;
-const C_SPATIAL: u32 = 1024u;
-
 // CPU twin: `DIRS` in stages/dust/cpu.rs, in the same order.
 const DIRS = array<vec2<i32>, 8>(
     vec2<i32>(1, 0), vec2<i32>(-1, 0), vec2<i32>(0, 1), vec2<i32>(0, -1),

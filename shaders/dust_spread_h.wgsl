@@ -2,6 +2,7 @@
 // CPU twin: `stages::dust::cpu::spread_h`.
 
 // #include shared/common.wgsl
+// #include shared/dust.wgsl
 
 // Keep in sync with `PlaneUniform` in src/stages/dust/gpu.rs.
 struct Params {
@@ -14,9 +15,6 @@ struct Params {
 @group(0) @binding(0) var<storage, read> bits: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
-
-const C_BITS: u32 = 8707u; // C_POS | C_NEG | C_WEAK | C_LONE
-const PN_BITS: u32 = 55512u; // P_POS | P_NEG | N_POS | N_NEG, and each << LONE_SHIFT
 
 @compute @workgroup_size(WG, WG, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {

@@ -8,7 +8,8 @@ use rayon::prelude::*;
 use super::Settings;
 use crate::frame::Frame;
 
-/// Candidate bits per pixel, written by [`detect`].
+/// Candidate bits per pixel, written by [`detect`]; the shaders read the same layout from
+/// `shaders/shared/dust.wgsl`.
 pub const C_POS: u32 = 1;
 pub const C_NEG: u32 = 2;
 pub const C_STRONG: u32 = 4;

@@ -443,7 +443,6 @@ pub fn pieces(
 ) -> Result<GpuFrame> {
     let (w, h) = (flag.width, flag.height);
     let groups = GpuContext::workgroups(w, h, 1);
-    // Without an external mask its binding is never read; the flags fill it.
     let label = motion::gpu::scratch(gpu, w, h, 1);
     let counts = motion::gpu::scratch(gpu, w, h, 2);
     let out = motion::gpu::scratch(gpu, w, h, 1);
@@ -460,6 +459,7 @@ pub fn pieces(
             &PIECES,
             &[
                 &flag.buffer,
+                // Without an external mask its binding is never read; the flags fill it.
                 &ext.unwrap_or(flag).buffer,
                 &matched.buffer,
                 &label.buffer,
