@@ -60,13 +60,16 @@ impl Runner<GpuFrame> for Gpu<'_> {
 }
 
 /// `f` with a static bright scratch (3 px) and a dark one (2 px) wandering with the frame
-/// number, for the `scratch` stage to find and repair.
+/// number, both on a film strip that `stabilise` moved by up to 1.5 px (recorded in the
+/// frame's `film_move`), for the `scratch` stage to find and repair.
 fn with_scratches(f: &Frame, t: usize) -> Frame {
     let mut f = f.clone();
+    let film = 3.0 * (hash01(t as u64, 0, 0, 29) - 0.5);
+    f.meta.film_move = Some([film as f64, 0.0, 0.0, 1.0]);
     let t = t as f32;
     for (cx, width, level) in [
-        (0.3 * W as f32, 3.0f32, 0.95f32),
-        (0.7 * W as f32 + 3.0 * (0.2 * t).sin(), 2.0, 0.08),
+        (0.3 * W as f32 + film, 3.0f32, 0.95f32),
+        (0.7 * W as f32 + 3.0 * (0.2 * t).sin() + film, 2.0, 0.08),
     ] {
         for y in 0..H {
             for x in (cx - width) as usize..=(cx + width) as usize {

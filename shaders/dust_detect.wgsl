@@ -193,6 +193,17 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             ua = abs(lum(3u, k) - lum(1u, k)) < params.consistent * abs(d);
             ub = abs(lum(4u, k) - lum(2u, k)) < params.consistent * abs(d);
         }
+        // The frames two away (those present, one at least) show the centre's picture:
+        // picture the frames just before and after lost (CPU twin: `agreed_spike`).
+        if !occluded && both && (p2 || n2) {
+            let near = params.consistent * abs(d);
+            let c0 = lum(0u, k);
+            let shows_p = !p2 || abs(lum(3u, k) - c0) < near;
+            let shows_n = !n2 || abs(lum(4u, k) - c0) < near;
+            if shows_p && shows_n {
+                cb = 0u;
+            }
+        }
         if !occluded && far && (ua || ub) {
             var u = 3u;
             var v = 4u;

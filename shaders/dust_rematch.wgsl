@@ -93,6 +93,51 @@ fn found(x: i32, y: i32, d: f32) -> bool {
     return false;
 }
 
+// The sum of three samples of the centre (`which` 0) or compensated neighbour a (1) or b
+// (2) across (x, y) along (dx, dy).
+fn sum3(which: u32, x: i32, y: i32, dx: i32, dy: i32) -> f32 {
+    var s = 0.0;
+    for (var t = -1; t <= 1; t++) {
+        let k = idx(x + t * dx, y + t * dy);
+        switch which {
+            case 0u: { s += lc[k]; }
+            case 1u: { s += ca[k]; }
+            default: { s += cb[k]; }
+        }
+    }
+    return s;
+}
+
+// A thin line that moved by under a pixel carries the same light across it in every frame
+// (CPU twin: `cpu::thin_line`).
+fn thin_line(x: i32, y: i32, d: f32) -> bool {
+    let tol = 0.5 * abs(d);
+    for (var dir = 0; dir < 2; dir++) {
+        let dx = 1 - dir;
+        let dy = dir;
+        let own = sum3(0u, x, y, dx, dy);
+        // Sums a whole pixel apart, and halfway between.
+        var fa = false;
+        var fb = false;
+        for (var which = 1u; which <= 2u; which++) {
+            let s0 = sum3(which, x - dx, y - dy, dx, dy);
+            let s1 = sum3(which, x, y, dx, dy);
+            let s2 = sum3(which, x + dx, y + dy, dx, dy);
+            let hit = abs(s0 - own) < tol || abs(s1 - own) < tol || abs(s2 - own) < tol
+                || abs(0.5 * (s0 + s1) - own) < tol || abs(0.5 * (s1 + s2) - own) < tol;
+            if which == 1u {
+                fa = hit;
+            } else {
+                fb = hit;
+            }
+        }
+        if fa && fb {
+            return true;
+        }
+    }
+    return false;
+}
+
 @compute @workgroup_size(WG, WG, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let w = params.w;
@@ -104,7 +149,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     var f = flag[k];
     if f > 0.75 && !(params.has_ext != 0u && ext[k] > 0.5) {
         let d = beyond(lc[k], ca[k], cb[k]);
-        if d != 0.0 && found(i32(id.x), i32(id.y), d) {
+        if d != 0.0 && (thin_line(i32(id.x), i32(id.y), d) || found(i32(id.x), i32(id.y), d)) {
             f = 0.5;
         }
     }

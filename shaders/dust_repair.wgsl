@@ -4,6 +4,7 @@
 
 // #include shared/common.wgsl
 // #include shared/dust.wgsl
+// #include shared/guard.wgsl
 
 // Keep in sync with `RepairUniform` in src/stages/dust/gpu.rs.
 struct Params {
@@ -25,7 +26,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read> w2: array<f32>;
 @group(0) @binding(5) var<storage, read> w3: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
+// Pixels whose repair the harm guard refused.
+@group(0) @binding(7) var<storage, read_write> refused: atomic<u32>;
+@group(0) @binding(8) var<uniform> params: Params;
 
 fn nb(slot: u32, i: u32) -> f32 {
     switch slot {
@@ -145,6 +148,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         }
     }
     let n = w * d.height;
+    var harm = false;
     for (var p = 0u; p < d.planes; p++) {
         let i = sample_index(d, id.x, id.y, p);
         let c = center[i];
@@ -201,6 +205,27 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             let lim = abs(beyond(c - offset, lo, hi)) + params.margin * (hi - lo);
             delta = clamp(delta, -lim, lim);
         }
-        dst[i] = c + delta * a;
+        let fixed = c + delta * a;
+        dst[i] = fixed;
+        // What the picture around shows here: the neighbours and the fill's pixels
+        // (CPU twin: the guard in `cpu::repair`).
+        var glo = 3.4e38;
+        var ghi = -3.4e38;
+        for (var h = 0u; h < nhits; h++) {
+            glo = min(glo, center[p * n + hits[h]]);
+            ghi = max(ghi, center[p * n + hits[h]]);
+        }
+        for (var j = 0u; j < m; j++) {
+            glo = min(glo, v[j]);
+            ghi = max(ghi, v[j]);
+        }
+        harm = harm || pushed_beyond(c, fixed, glo, ghi);
+    }
+    if harm {
+        atomicAdd(&refused, 1u);
+        for (var p = 0u; p < d.planes; p++) {
+            let i = sample_index(d, id.x, id.y, p);
+            dst[i] = center[i];
+        }
     }
 }

@@ -2,6 +2,7 @@
 // `stages::scratch::cpu::repair` (`reconstruct`); keep the arithmetic in the same order.
 
 // #include shared/common.wgsl
+// #include shared/guard.wgsl
 
 // Keep in sync with `RepairUniform` in src/stages/scratch/gpu.rs.
 struct Params {
@@ -13,7 +14,8 @@ struct Params {
     consistency: f32,
     gate_lo: f32,
     gate_hi: f32,
-    _pad: u32,
+    // Where the per-cell change limits start in `info`.
+    limits_at: u32,
     // Per neighbour (dx, dy, unused, unused).
     shift: array<vec4<f32>, 4>,
 }
@@ -23,10 +25,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read> n1: array<f32>;
 @group(0) @binding(3) var<storage, read> n2: array<f32>;
 @group(0) @binding(4) var<storage, read> n3: array<f32>;
-// Centre labels (bands * width), each neighbour's avoid map, then 4 words per line.
+// Centre labels (bands * width), each neighbour's avoid map, 4 words per line, then the
+// change limit of each labelled cell (f32 bits, bands * width).
 @group(0) @binding(5) var<storage, read> info: array<u32>;
 @group(0) @binding(6) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
+// Pixels whose repair the harm guard refused.
+@group(0) @binding(7) var<storage, read_write> refused: atomic<u32>;
+@group(0) @binding(8) var<uniform> params: Params;
 
 const MAX_SOURCES: u32 = 2u;
 
@@ -79,6 +84,35 @@ fn avoided(k: u32, xf: f32, yf: f32) -> bool {
     return info[base + xa] != 0u || info[base + xb] != 0u;
 }
 
+// The range of plane p that the picture around (x, y) shows: the line's untouched flanks
+// (columns xl - 1, xl, xr, xr + 1; five rows) and the compensated neighbours at the pixel.
+// CPU twin: `cpu::guard_range`.
+fn guard_range(p: u32, x: i32, y: i32, xl: i32, xr: i32) -> vec2<f32> {
+    var lo = 3.0e38;
+    var hi = -3.0e38;
+    var fxs = array<i32, 4>(xl - 1, xl, xr, xr + 1);
+    for (var f = 0; f < 4; f++) {
+        for (var j = -2; j <= 2; j++) {
+            let v = at(0u, p, fxs[f], y + j);
+            lo = min(lo, v);
+            hi = max(hi, v);
+        }
+    }
+    let w = i32(params.dims.width);
+    let h = i32(params.dims.height);
+    for (var k = 0u; k < params.neighbours; k++) {
+        let xs = f32(x) + params.shift[k].x;
+        let ys = f32(y) + params.shift[k].y;
+        if xs < 0.0 || xs > f32(w - 1) || ys < 0.0 || ys > f32(h - 1) {
+            continue;
+        }
+        let v = bilinear(1u + k, p, xs, ys);
+        lo = min(lo, v);
+        hi = max(hi, v);
+    }
+    return vec2<f32>(lo, hi);
+}
+
 @compute @workgroup_size(WG, WG, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let d = params.dims;
@@ -107,6 +141,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     var xr = i32(lx1) + 1;
 
     var r = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    // A spatial repair's flank samples, which widen the harm guard's range (as in
+    // `cpu::reconstruct`).
+    var ends_lo = array<f32, 4>(3.0e38, 3.0e38, 3.0e38, 3.0e38);
+    var ends_hi = array<f32, 4>(-3.0e38, -3.0e38, -3.0e38, -3.0e38);
     var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
     var used = 0u;
     var fxs = array<i32, 4>(xl - 1, xl, xr, xr + 1);
@@ -205,6 +243,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             let l = column(0u, p, xl, yf - slope * dl);
             let rr = column(0u, p, xr, yf + slope * dr);
             r[p] = l + (rr - l) * t;
+            ends_lo[p] = min(l, rr);
+            ends_hi[p] = max(l, rr);
         }
     }
     var dev = 0.0;
@@ -213,9 +253,27 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     dev = sign * dev / f32(np);
     let wgt = clamp((dev - params.gate_lo) / (params.gate_hi - params.gate_lo), 0.0, 1.0);
+    var fixed = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    var harm = false;
+    // No more than the line stands out of its column profile here (CPU twin: `Plan::limits`).
+    let lim = bitcast<f32>(info[params.limits_at + b * d.width + id.x]);
+    for (var p = 0u; p < np; p++) {
+        let v = src[sample_index(d, id.x, id.y, p)];
+        fixed[p] = v + clamp((r[p] - v) * wgt, -lim, lim);
+        let range = guard_range(p, x, y, i32(lx0) - 1, i32(lx1) + 1);
+        let lo = min(range.x, ends_lo[p]);
+        let hi = max(range.y, ends_hi[p]);
+        harm = harm || pushed_beyond(v, fixed[p], lo, hi);
+    }
+    if harm {
+        atomicAdd(&refused, 1u);
+    }
     for (var p = 0u; p < np; p++) {
         let i = sample_index(d, id.x, id.y, p);
-        let v = src[i];
-        dst[i] = v + (r[p] - v) * wgt;
+        if harm {
+            dst[i] = src[i];
+        } else {
+            dst[i] = fixed[p];
+        }
     }
 }

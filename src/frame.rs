@@ -96,6 +96,12 @@ pub struct FrameMeta {
     /// room: DPX creator, EXR software and comments, PNG tEXt. Set by the pipeline; not read.
     #[serde(default)]
     pub provenance: Option<String>,
+    /// How `stabilise` moved this frame's picture, as in its motion track: `[dx, dy` px,
+    /// `rotation` degrees, `scale]` about the frame's centre. A mark on the film strip itself
+    /// (a scratch) moved with it, the steadied scene did not; `scratch` tells the two apart by
+    /// it. None where no stage moved the frame.
+    #[serde(default)]
+    pub film_move: Option<[f64; 4]>,
 }
 
 impl Default for FrameMeta {
@@ -110,6 +116,7 @@ impl Default for FrameMeta {
             dpx: None,
             number: None,
             provenance: None,
+            film_move: None,
         }
     }
 }

@@ -504,6 +504,7 @@ fn rich_meta() -> FrameMeta {
         dpx: Some(carry),
         number: None,
         provenance: None,
+        film_move: None,
     }
 }
 

@@ -223,7 +223,7 @@ fn a_repair_takes_the_level_of_a_lighter_frame() {
         center: &lc,
         nb: [Some(&ln), Some(&ln), Some(&ln), Some(&ln)],
     };
-    let out = cpu::repair(&center, &[Some(&clean); 4], &lm, &alpha, &settings());
+    let (out, _) = cpu::repair(&center, &[Some(&clean); 4], &lm, &alpha, &settings());
     for p in 0..3 {
         for y in 0..H {
             for x in 0..W {

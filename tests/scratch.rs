@@ -78,6 +78,17 @@ fn scratch(
     }
 }
 
+/// The film strip's weave left after `stabilise` steadied the scene, px per frame: a scratch
+/// on the film jitters by it, and the frames carry it as `film_move`, as `stabilise` writes.
+const JITTER: [f32; FRAMES] = [0.0, 1.7, -1.3, 0.9, -1.8, 1.2, -0.6];
+
+/// Mark frame `t` as steadied with the film moved by `JITTER[t]`, and give the column where a
+/// scratch at film column `cx` lands.
+fn on_film(f: &mut Frame, t: usize, cx: f32) -> f32 {
+    f.meta.film_move = Some([JITTER[t] as f64, 0.0, 0.0, 1.0]);
+    cx + JITTER[t]
+}
+
 fn run_cpu(stage: &Scratch, frames: &[Frame]) -> Vec<Frame> {
     (0..frames.len())
         .map(|i| stage.run_cpu(&window(frames, i)).unwrap())
@@ -85,18 +96,7 @@ fn run_cpu(stage: &Scratch, frames: &[Frame]) -> Vec<Frame> {
 }
 
 fn window<T>(frames: &[T], i: usize) -> Window<'_, T> {
-    let r = stage_radius();
-    Window {
-        before: (1..=r)
-            .filter(|d| i >= *d)
-            .map(|d| &frames[i - d])
-            .collect(),
-        center: &frames[i],
-        after: (1..=r)
-            .filter(|d| i + d < frames.len())
-            .map(|d| &frames[i + d])
-            .collect(),
-    }
+    common::window(frames, i, stage_radius())
 }
 
 fn stage_radius() -> usize {
@@ -142,8 +142,8 @@ fn score(clean: &[Frame], damaged: &[Frame], restored: &[Frame], masks: &[Vec<bo
     }
 }
 
-/// A still scene with a static bright scratch, and a panning one with a wandering, partial
-/// dark scratch.
+/// A still scene with a bright scratch static on the film, and a panning one with a
+/// wandering, partial dark scratch; the film weaves under the steadied scene in both.
 /// A named set: clean frames, damaged frames, and the per-pixel masks of the damage.
 type Set = (&'static str, Vec<Frame>, Vec<Frame>, Vec<Vec<bool>>);
 
@@ -154,8 +154,9 @@ fn damaged_sets() -> Vec<Set> {
     let clean: Vec<Frame> = (0..FRAMES).map(|t| scene(t, 3, 0.0, false)).collect();
     let mut damaged = clean.clone();
     let mut masks = vec![vec![false; W * H]; FRAMES];
-    for (f, m) in damaged.iter_mut().zip(&mut masks) {
-        scratch(f, 40.3, 2.0, 0..H, 0.95, 0.7, m);
+    for (t, (f, m)) in damaged.iter_mut().zip(&mut masks).enumerate() {
+        let cx = on_film(f, t, 40.3);
+        scratch(f, cx, 2.0, 0..H, 0.95, 0.7, m);
     }
     sets.push(("static", clean, damaged, masks));
     // Wandering: the camera pans 2 px per frame and the scratch drifts and wanders the other way,
@@ -164,7 +165,7 @@ fn damaged_sets() -> Vec<Set> {
     let mut damaged = clean.clone();
     let mut masks = vec![vec![false; W * H]; FRAMES];
     for (t, (f, m)) in damaged.iter_mut().zip(&mut masks).enumerate() {
-        let cx = 30.0 + 0.5 * t as f32 + (t as f32 * 0.6).sin();
+        let cx = on_film(f, t, 30.0 + 0.2 * t as f32 + 0.7 * (t as f32 * 0.45).sin());
         scratch(f, cx, 3.0, 8..52, 0.08, 0.6, m);
     }
     sets.push(("wandering", clean, damaged, masks));
@@ -231,7 +232,8 @@ fn faint_scratch_over_graded_flickering_scene_is_found_in_every_frame() {
     let mut masks = vec![vec![false; W * H]; FRAMES];
     for (t, (f, m)) in damaged.iter_mut().zip(&mut masks).enumerate() {
         let opacity = 0.1 + 0.04 * (1.3 * t as f32).cos();
-        scratch(f, 47.5, 2.0, 0..H, 0.0, opacity, m);
+        let cx = on_film(f, t, 47.5);
+        scratch(f, cx, 2.0, 0..H, 0.0, opacity, m);
     }
     let restored = run_cpu(&stage, &damaged);
     for t in 0..FRAMES {
@@ -244,7 +246,7 @@ fn faint_scratch_over_graded_flickering_scene_is_found_in_every_frame() {
             psnr_from_mse(after)
         );
         assert!(
-            psnr_from_mse(after) >= psnr_from_mse(before) + 4.0 && psnr_from_mse(after) >= 37.0,
+            psnr_from_mse(after) >= psnr_from_mse(before) + 4.0 && psnr_from_mse(after) >= 36.5,
             "frame {t}: the faint scratch was not removed (MSE {before:e} -> {after:e})"
         );
     }
@@ -264,6 +266,81 @@ fn faint_scratch_over_graded_flickering_scene_is_found_in_every_frame() {
         "outside the scratch {:.2} dB (want 50 dB or more)",
         s.out_after
     );
+}
+
+#[test]
+fn a_scratch_no_cue_can_place_is_left_alone_and_named_in_the_record() {
+    // A still scene on a scan that was never steadied: a static scratch and a thin pole look
+    // alike to every cue, so neither is touched and the record names the line.
+    let stage = Scratch::new(ScratchParams::default()).unwrap();
+    let clean: Vec<Frame> = (0..FRAMES).map(|t| scene(t, 3, 0.0, false)).collect();
+    let mut damaged = clean.clone();
+    let mut masks = vec![vec![false; W * H]; FRAMES];
+    for (f, m) in damaged.iter_mut().zip(&mut masks) {
+        scratch(f, 40.3, 2.0, 0..H, 0.95, 0.7, m);
+    }
+    let restored = run_cpu(&stage, &damaged);
+    for (t, (a, b)) in damaged.iter().zip(&restored).enumerate() {
+        assert_eq!(a.data, b.data, "frame {t} was changed");
+    }
+    let report = stage.report().unwrap();
+    assert_eq!(report["repaired"]["pixels"], 0, "{report}");
+    let undecided = &report["undecided_lines"]["frames"];
+    for t in 0..FRAMES {
+        let at = undecided[t.to_string()].as_array().expect("frame listed");
+        assert!(
+            at.iter().any(|x| (x.as_f64().unwrap() - 40.3).abs() < 1.0),
+            "frame {t}: {undecided}"
+        );
+    }
+}
+
+#[test]
+fn the_line_follows_the_film_or_the_scene_or_neither() {
+    use scratch::{carrier, Carrier, Sighting};
+    let sight = |at: f32, scene: f32, film: f32, dt: f32| Sighting {
+        at,
+        scene,
+        film,
+        dt,
+    };
+    let dts = [-2.0, -1.0, 1.0, 2.0];
+    let seen = |at: [f32; 4], scene: [f32; 4], film: [f32; 4]| -> Vec<Sighting> {
+        (0..4)
+            .map(|i| sight(at[i], scene[i], film[i], dts[i]))
+            .collect()
+    };
+    let weave = [1.2, -1.3, 1.4, -0.9];
+    // Jitters with the film, the scene steady: a scratch.
+    let film = seen([1.3, -1.2, 1.4, -1.0], [0.0; 4], weave);
+    assert_eq!(carrier(&film), Carrier::Film);
+    // Stays put while the scene weaves (a scan never steadied): a scratch, or a mark on the
+    // gate, or the scene's motion misjudged (a figure walking past pulls it): no cue decides.
+    let still = seen([0.1, 0.0, -0.1, 0.0], weave, [0.0; 4]);
+    assert_eq!(carrier(&still), Carrier::Unknown);
+    // Follows the scene while the film jitters: a pole.
+    let pole = seen([0.1, 0.0, -0.1, 0.0], [0.0; 4], weave);
+    assert_eq!(carrier(&pole), Carrier::Scene);
+    // Moves smoothly against a steady scene (parallax, a followed subject): no cue decides,
+    // even where a slow drift along the film would fit.
+    let parallax = seen(
+        [-1.0, -0.5, 0.5, 1.0],
+        [0.6, 0.3, -0.3, -0.6],
+        [0.1, -0.1, 0.2, 0.0],
+    );
+    assert_eq!(carrier(&parallax), Carrier::Unknown);
+    // A still shot on a steady scan: film and scene put it in the same place.
+    let locked = seen([0.1, 0.0, -0.1, 0.1], [0.0; 4], [0.0; 4]);
+    assert_eq!(carrier(&locked), Carrier::Unknown);
+    // A scratch wandering smoothly along the film is still the film's.
+    let wander = seen(
+        [1.2 - 0.9, -1.3 - 0.5, 1.4 + 0.5, -0.9 + 0.9],
+        [0.0; 4],
+        weave,
+    );
+    assert_eq!(carrier(&wander), Carrier::Film);
+    // One sighting never decides for the film: some drift always fits it.
+    assert_eq!(carrier(&film[..1]), Carrier::Unknown);
 }
 
 #[test]
@@ -318,8 +395,9 @@ fn poles_and_door_frames_are_left_intact() {
     let clean: Vec<Frame> = (0..FRAMES).map(|t| scene(t, 1, 3.0, true)).collect();
     let mut damaged = clean.clone();
     let mut masks = vec![vec![false; W * H]; FRAMES];
-    for (f, m) in damaged.iter_mut().zip(&mut masks) {
-        scratch(f, 70.0, 2.0, 0..H, 0.95, 0.7, m);
+    for (t, (f, m)) in damaged.iter_mut().zip(&mut masks).enumerate() {
+        let cx = on_film(f, t, 70.0);
+        scratch(f, cx, 2.0, 0..H, 0.95, 0.7, m);
     }
     let restored = run_cpu(&stage, &damaged);
     let s = score(&clean, &damaged, &restored, &masks);
@@ -361,7 +439,16 @@ fn masks_are_written_over_the_scratch() {
             .enumerate()
             .filter(|(_, m)| **m)
             .all(|(i, _)| img.as_raw()[i] == 255);
-        assert!(covered, "frame {t}: the mask misses scratch pixels");
+        let missing: Vec<(usize, usize)> = truth
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| **m && img.as_raw()[*i] != 255)
+            .map(|(i, _)| (i % W, i / W))
+            .collect();
+        assert!(
+            covered,
+            "frame {t}: the mask misses scratch pixels (x, y): {missing:?}"
+        );
         let marked = img.as_raw().iter().filter(|v| **v == 255).count();
         let truth_n = truth.iter().filter(|m| **m).count();
         assert!(

@@ -49,6 +49,10 @@ const SHARED: &[(&str, &str)] = &[
         include_str!("../../shaders/shared/upscale.wgsl"),
     ),
     (
+        "shared/guard.wgsl",
+        include_str!("../../shaders/shared/guard.wgsl"),
+    ),
+    (
         "shared/upscale_range.wgsl",
         include_str!("../../shaders/shared/upscale_range.wgsl"),
     ),

@@ -649,6 +649,7 @@ pub fn read_header(bytes: &[u8], file_len: u64, path: &Path) -> Result<(DpxHeade
         dpx: Some(carry),
         number: None,
         provenance: None,
+        film_move: None,
     };
     let header = DpxHeader {
         width,

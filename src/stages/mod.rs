@@ -173,43 +173,67 @@ impl FrameKey {
 }
 
 /// What a defect stage repaired in each frame, for the run's record: pixels touched and the
-/// separate regions they form (8-connected), by frame number.
+/// separate regions they form (8-connected), and the pixels whose repair the harm guard
+/// refused ([`pushed_beyond`]), by frame number.
 #[derive(Default)]
-pub struct RepairLog(Mutex<BTreeMap<i64, (u64, u64)>>);
+pub struct RepairLog(Mutex<BTreeMap<i64, [u64; 3]>>);
 
 impl RepairLog {
-    /// Note frame `number`'s repair mask (non-zero: touched), `width` pixels a row.
-    pub fn note(&self, number: Option<i64>, mask: &[u8], width: usize) {
+    fn with(&self, number: Option<i64>, f: impl FnOnce(&mut [u64; 3])) {
         let Some(n) = number else { return };
-        let counts = (
-            mask.iter().filter(|&&v| v > 0).count() as u64,
-            regions(mask, width),
-        );
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(n, counts);
+        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(log.entry(n).or_default());
     }
 
-    /// `{"frames": {"<number>": {"pixels", "regions"}}, "pixels", "regions", "frames_touched"}`.
+    /// Note frame `number`'s repair mask (non-zero: touched), `width` pixels a row.
+    pub fn note(&self, number: Option<i64>, mask: &[u8], width: usize) {
+        let pixels = mask.iter().filter(|&&v| v > 0).count() as u64;
+        let regions = regions(mask, width);
+        self.with(number, |c| {
+            c[0] = pixels;
+            c[1] = regions;
+        });
+    }
+
+    /// Note the pixels of frame `number` whose repair the guard refused.
+    pub fn refused(&self, number: Option<i64>, pixels: u64) {
+        self.with(number, |c| c[2] = pixels);
+    }
+
+    /// `{"frames": {"<number>": {"pixels", "regions", "guard_refused"}}, "pixels", "regions",
+    /// "frames_touched", "guard_refused"}`.
     pub fn json(&self) -> serde_json::Value {
         let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let frames: serde_json::Map<String, serde_json::Value> = log
             .iter()
-            .map(|(n, (px, rg))| {
+            .map(|(n, [px, rg, refused])| {
                 (
                     n.to_string(),
-                    serde_json::json!({ "pixels": px, "regions": rg }),
+                    serde_json::json!({ "pixels": px, "regions": rg, "guard_refused": refused }),
                 )
             })
             .collect();
         serde_json::json!({
-            "pixels": log.values().map(|c| c.0).sum::<u64>(),
-            "regions": log.values().map(|c| c.1).sum::<u64>(),
-            "frames_touched": log.values().filter(|c| c.0 > 0).count(),
+            "pixels": log.values().map(|c| c[0]).sum::<u64>(),
+            "regions": log.values().map(|c| c[1]).sum::<u64>(),
+            "frames_touched": log.values().filter(|c| c[0] > 0).count(),
+            "guard_refused": log.values().map(|c| c[2]).sum::<u64>(),
             "frames": frames,
         })
     }
+}
+
+/// How far, in code values, a repair may put a sample beyond the range that the picture
+/// around the defect shows there (its motion-compensated neighbours, its untouched
+/// surroundings): their sampling and grain, not new picture.
+pub const GUARD_MARGIN: f32 = 0.02;
+
+/// The harm guard: whether a repair that moves a sample from `before` to `after` pushes it
+/// more than [`GUARD_MARGIN`] beyond `lo..=hi`, the range the picture around it shows. A
+/// repair may move dirt toward that range but never put in a value the picture does not
+/// show; one the guard refuses is left undone. Twin: `shaders/shared/guard.wgsl`.
+pub fn pushed_beyond(before: f32, after: f32, lo: f32, hi: f32) -> bool {
+    (after < lo - GUARD_MARGIN && after < before) || (after > hi + GUARD_MARGIN && after > before)
 }
 
 /// Number of 8-connected regions of non-zero pixels.

@@ -228,3 +228,18 @@ pub fn restore_range(
     out.retain(|(q, _)| *q >= lo && *q <= hi);
     out
 }
+
+/// The window around frame `i` of `frames`: up to `r` frames either side, cut at the ends.
+pub fn window<T>(frames: &[T], i: usize, r: usize) -> Window<'_, T> {
+    Window {
+        before: (1..=r)
+            .filter(|d| i >= *d)
+            .map(|d| &frames[i - d])
+            .collect(),
+        center: &frames[i],
+        after: (1..=r)
+            .filter(|d| i + d < frames.len())
+            .map(|d| &frames[i + d])
+            .collect(),
+    }
+}

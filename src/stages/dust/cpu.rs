@@ -223,6 +223,16 @@ fn agreed_spike(
         ),
         None => (false, false),
     };
+    // The frames two away (those present, one at least) show the centre's picture: it is
+    // picture, which the frames just before and after lost (a thin line at another sub-pixel
+    // phase there, softened by their compensation). Dirt sits on one frame and is in none.
+    if both {
+        let far: Vec<&[f32]> = [lm.nb[2], lm.nb[3]].into_iter().flatten().collect();
+        let shows = |f: &&[f32]| (f[k] - c[k]).abs() < s.consistent * d.abs();
+        if !far.is_empty() && far.iter().all(shows) {
+            return 0;
+        }
+    }
     if let Some((a2, b2)) = confirm {
         let far = match (ua, ub) {
             (true, true) => Some((a2, b2)),
@@ -721,20 +731,24 @@ pub fn limit_change(delta: f32, c: f32, vals: &[f32], s: &Settings) -> f32 {
 /// unmasked pixel in each of eight directions, up to `spatial_reach` pixels away; those
 /// pixels also give the level. The change is limited by how far the centre, less that level,
 /// stands out of the neighbours ([`limit_change`]). Outside the mask the centre is copied.
+/// The harm guard ([`crate::stages::pushed_beyond`]) leaves a pixel as it was where the repair
+/// would push a plane beyond the range that the compensated neighbours and the spatial fill's
+/// untouched pixels show there; the number of such pixels comes back with the frame.
 pub fn repair(
     center: &Frame,
     nb: &[Option<&Frame>; 4],
     lm: &Lumas,
     a: &[f32],
     s: &Settings,
-) -> Frame {
+) -> (Frame, u64) {
     let (w, h, planes) = (center.width, center.height, center.planes);
     let n = w * h;
     let mut out = center.clone();
-    let rows: Vec<Vec<f32>> = (0..h)
+    let rows: Vec<(Vec<f32>, u64)> = (0..h)
         .into_par_iter()
         .map(|y| {
             let mut row = vec![0f32; w * planes];
+            let mut refused = 0u64;
             for x in 0..w {
                 let k = y * w + x;
                 for p in 0..planes {
@@ -776,6 +790,7 @@ pub fn repair(
                 if count == 0 && hits.is_empty() {
                     continue;
                 }
+                let mut harm = false;
                 for p in 0..planes {
                     let mut vals: Vec<f32> =
                         nb.iter().flatten().map(|f| f.data[p * n + k]).collect();
@@ -801,18 +816,36 @@ pub fn repair(
                     let spatial = if wsum > 0.0 { sum / wsum } else { 0.0 };
                     let fill = temporal + (spatial - temporal) * spatial_weight;
                     let c = center.data[p * n + k];
-                    row[p * w + x] = c + limit_change(fill - c, c - offset, &vals, s) * a[k];
+                    let fixed = c + limit_change(fill - c, c - offset, &vals, s) * a[k];
+                    row[p * w + x] = fixed;
+                    // What the picture around shows here: the neighbours and the fill's pixels.
+                    let (lo, hi) = hits
+                        .iter()
+                        .map(|&(kk, _)| center.data[p * n + kk])
+                        .chain(vals.iter().copied())
+                        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| {
+                            (l.min(v), h.max(v))
+                        });
+                    harm |= crate::stages::pushed_beyond(c, fixed, lo, hi);
+                }
+                if harm {
+                    refused += 1;
+                    for p in 0..planes {
+                        row[p * w + x] = center.data[p * n + k];
+                    }
                 }
             }
-            row
+            (row, refused)
         })
         .collect();
-    for (y, row) in rows.iter().enumerate() {
+    let mut refused = 0;
+    for (y, (row, r)) in rows.iter().enumerate() {
+        refused += r;
         for p in 0..planes {
             out.data[p * n + y * w..p * n + y * w + w].copy_from_slice(&row[p * w..p * w + w]);
         }
     }
-    out
+    (out, refused)
 }
 
 /// The luma range over the square of `radius` around each pixel (clamped at the edges):
@@ -926,6 +959,47 @@ pub fn rematch_pixel(
     false
 }
 
+/// Is the pixel at `(x, y)` a thin line that moved by under a pixel? A line straddling two
+/// pixels in a neighbour is fainter in each than the centre's, which lies on one, so it
+/// stands out of the compensated pair (`a`, `b`) like dirt; but the light it carries is the
+/// same. Where the sum of three samples across the pixel (across a vertical line, and across
+/// a horizontal one) matches such a sum in each neighbour within a pixel of it (whole pixels
+/// and halfway, for a step beside the line), to within half the spike `d`, it is picture:
+/// dirt adds at least its spike to the sum. Twin:
+/// `thin_line` in `shaders/dust_rematch.wgsl`.
+#[allow(clippy::too_many_arguments)]
+pub fn thin_line(
+    center: &[f32],
+    (a, b): (&[f32], &[f32]),
+    d: f32,
+    w: usize,
+    h: usize,
+    x: usize,
+    y: usize,
+) -> bool {
+    let at = |f: &[f32], xx: i32, yy: i32| {
+        let xx = xx.clamp(0, w as i32 - 1) as usize;
+        let yy = yy.clamp(0, h as i32 - 1) as usize;
+        f[yy * w + xx]
+    };
+    let sum3 = |f: &[f32], xx: i32, yy: i32, (dx, dy): (i32, i32)| {
+        at(f, xx - dx, yy - dy) + at(f, xx, yy) + at(f, xx + dx, yy + dy)
+    };
+    let (xi, yi) = (x as i32, y as i32);
+    let tol = 0.5 * d.abs();
+    [(1, 0), (0, 1)].into_iter().any(|dir| {
+        let own = sum3(center, xi, yi, dir);
+        // Sums a whole pixel apart, and halfway between (a step moved by half a pixel).
+        let found = |f: &[f32]| {
+            let at_v = |v: i32| sum3(f, xi + v * dir.0, yi + v * dir.1, dir);
+            let sums = [at_v(-1), at_v(0), at_v(1)];
+            let between = [0.5 * (sums[0] + sums[1]), 0.5 * (sums[1] + sums[2])];
+            sums.iter().chain(&between).any(|t| (t - own).abs() < tol)
+        };
+        found(a) && found(b)
+    })
+}
+
 /// The re-match check on every pixel taken for dirt (`flag` 1, not from the external mask):
 /// where its picture is found in the neighbours ([`rematch_pixel`]) it drops to a weak
 /// candidate (0.5), unless most of its piece of dirt was not found ([`rematch_pieces`]).
@@ -963,7 +1037,10 @@ pub fn rematch(
                 continue;
             }
             let d = outside(lm.center[k], ca[k], cb[k]);
-            if d != 0.0 && rematch_pixel(lm.center, rs, steps, d, w, h, x, y, s) {
+            if d != 0.0
+                && (thin_line(lm.center, (ca, cb), d, w, h, x, y)
+                    || rematch_pixel(lm.center, rs, steps, d, w, h, x, y, s))
+            {
                 *o = 0.5;
             }
         }

@@ -258,7 +258,7 @@ pub fn run(
     ext: Option<&[f32]>,
     mp: &MotionParams,
     s: &Settings,
-) -> Result<(GpuFrame, GpuFrame)> {
+) -> Result<(GpuFrame, GpuFrame, u64)> {
     let (w, h) = (c.width, c.height);
     let mut warped: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
     let mut lumas: Vec<Option<GpuFrame>> = Vec::with_capacity(4);
@@ -402,6 +402,7 @@ pub fn run(
         groups,
     )?;
     let out = gpu.new_frame_like(c);
+    let refused = gpu.upload(&Frame::new(1, 1, 1, Default::default()))?;
     let nbf = |i: usize| warped[i].as_ref().unwrap_or(c);
     let u = RepairUniform {
         dims: Dims::of(c),
@@ -422,6 +423,7 @@ pub fn run(
             &nbf(2).buffer,
             &nbf(3).buffer,
             &out.buffer,
+            &refused.buffer,
         ],
         bytemuck::bytes_of(&u),
         groups,
@@ -429,7 +431,9 @@ pub fn run(
     for f in warped.into_iter().flatten() {
         gpu.recycle(f);
     }
-    Ok((out, alpha))
+    let count = gpu.download(&refused)?.data[0].to_bits() as u64;
+    gpu.recycle(refused);
+    Ok((out, alpha, count))
 }
 
 /// The re-match by pieces ([`cpu::rematch_pieces`]): `dust_pieces.wgsl`'s four passes over

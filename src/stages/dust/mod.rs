@@ -20,7 +20,10 @@
 //!    does not. A frame two away takes part (in
 //!    the confirmation and in these checks) only where it matches the frame between it and the
 //!    centre to within a quarter of the spike: one that compensation lost says nothing, and
-//!    must not veto dirt the frames just before and after agree on.
+//!    must not veto dirt the frames just before and after agree on. But where the frames two
+//!    away (those present) show the centre's own picture, it is picture the frames just before
+//!    and after lost (a thin line at another sub-pixel phase there, softened by their
+//!    compensation): dirt sits on one frame and is in none of them.
 //!    Where the frames just before and after disagree (an occlusion: one shows picture the
 //!    other's hides), the centre shows one side's picture, and dirt shows neither
 //!    ([`cpu::occluded_spike`]): it is a candidate there if it lies beyond all four
@@ -63,6 +66,11 @@
 //!    match any flat picture of its level. Dirt comes in pieces: where seven in ten pixels of
 //!    an 8-connected piece of dirt were not found, the rest of it is dirt too
 //!    ([`cpu::rematch_pieces`]; a hair crossing a bright rim is matched there by the rim).
+//!    A thin line that moved by under a pixel (a cord swaying, a moulding in a slow pan) is
+//!    fainter where it straddles two pixels of a neighbour, but carries the same light: where
+//!    the sum of three samples across the pixel matches such a sum in both compensated
+//!    neighbours within a pixel (or halfway), to half the spike, it is picture too
+//!    ([`cpu::thin_line`]); dirt adds at least its spike to the sum.
 //! 5. **Mask** ([`cpu::grow`], [`cpu::alpha`]): weak candidates (a quarter of the threshold)
 //!    within `dilate` pixels of dirt join it (the soft edges of specks; clean picture around
 //!    them is not taken), then the mask is feathered over `feather` pixels; plus an optional
@@ -79,7 +87,10 @@
 //!    of four neighbours the middle two give the range, so one showing something else at the
 //!    spot (its own dirt, a line passing) does not hold the repair back.
 //!    The fill is made of real neighbouring samples, so grain continues through the repair
-//!    (the median of four softens it a little). On the bikes clip the level took the false
+//!    (the median of four softens it a little). The harm guard ([`super::pushed_beyond`])
+//!    leaves a pixel as it was where the repair would push a plane beyond the range that the
+//!    compensated neighbours and the fill's untouched pixels show there; such pixels are
+//!    counted in the record (`guard_refused`). On the bikes clip the level took the false
 //!    repairs' cost outside the masks down by a fifth (50.23 to 51.31 dB, dust and blotches,
 //!    seed 1), most of it on a headlight flashing into view whose glow the level follows.
 //!
@@ -559,7 +570,8 @@ impl Stage for Dust {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    /// Pixels (repair mask above 0) and regions repaired, per frame.
+    /// Pixels (repair mask above 0) and regions repaired, and pixels the harm guard refused,
+    /// per frame.
     fn report(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({ "repaired": self.repaired.json() }))
     }
@@ -621,7 +633,9 @@ impl Stage for Dust {
         let flag = cpu::rematch(&flag, ext.as_deref(), &lm, &raw, &s);
         let alpha = cpu::alpha(&cpu::grow(&flag, &s, w, h), &s, w, h);
         self.emit(c.meta.number, w, h, &alpha)?;
-        Ok(cpu::repair(c, &nb, &lm, &alpha, &s))
+        let (out, refused) = cpu::repair(c, &nb, &lm, &alpha, &s);
+        self.repaired.refused(c.meta.number, refused);
+        Ok(out)
     }
 
     fn run_gpu(&self, gpu: &GpuContext, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
@@ -663,10 +677,11 @@ impl Stage for Dust {
             c.width,
             c.height,
         );
-        let (out, alpha) = gpu::run(gpu, c, &cp, kept, ext.as_deref(), mp, &s)?;
+        let (out, alpha, refused) = gpu::run(gpu, c, &cp, kept, ext.as_deref(), mp, &s)?;
         // The mask comes back for the record of what was repaired (and for `emit_masks`).
         let a = gpu.download(&alpha)?;
         self.emit(c.meta.number, c.width, c.height, &a.data)?;
+        self.repaired.refused(c.meta.number, refused);
         gpu.recycle(alpha);
         Ok(out)
     }

@@ -54,6 +54,7 @@ pub fn profiles(frame: &Frame) -> Profiles {
         half: band,
         columns,
         rows,
+        film_move: frame.meta.film_move,
     }
 }
 
@@ -96,7 +97,9 @@ fn avoided(plan: &Plan, avoid: &[u32], x: f32, y: f32) -> bool {
 }
 
 /// The repair of pixel `(x, y)`, which lies in line `line` spanning columns `x0..=x1`: the
-/// reconstructed value per plane (`out[..planes]`).
+/// reconstructed value per plane (`out[..planes]`). A spatial repair widens the harm guard's
+/// `range` by the two flank samples it interpolates between: untouched picture along the
+/// direction the line is crossed.
 #[allow(clippy::too_many_arguments)]
 fn reconstruct(
     c: &Frame,
@@ -107,6 +110,7 @@ fn reconstruct(
     y: usize,
     (x0, x1): (usize, usize),
     out: &mut [f32; 4],
+    range: &mut ([f32; 4], [f32; 4]),
 ) {
     let (w, h, np) = (c.width as i64, c.height as i64, c.planes);
     let (x, y) = (x as i64, y as i64);
@@ -203,20 +207,66 @@ fn reconstruct(
         let l = column(c, p, xl, yf - slope * dl);
         let r = column(c, p, xr, yf + slope * dr);
         *o = l + (r - l) * t;
+        range.0[p] = range.0[p].min(l.min(r));
+        range.1[p] = range.1[p].max(l.max(r));
     }
 }
 
-/// Repair the lines of `plan` in `center`; `neighbours` in the plan's order.
-pub fn repair(center: &Frame, neighbours: &[&Frame], plan: &Plan, params: &ScratchParams) -> Frame {
+/// The range per plane that the picture around pixel `(x, y)` of a line spanning `x0..=x1`
+/// shows, for the harm guard: the line's untouched flanks (two columns each side, five rows)
+/// and the motion-compensated neighbours at the pixel. Twin: `guard_range` in
+/// `shaders/scratch_repair.wgsl`.
+pub fn guard_range(
+    c: &Frame,
+    neighbours: &[&Frame],
+    plan: &Plan,
+    (x, y): (usize, usize),
+    (x0, x1): (usize, usize),
+) -> ([f32; 4], [f32; 4]) {
+    let (w, h, np) = (c.width as i64, c.height as i64, c.planes);
+    let (xl, xr) = (x0 as i64 - 1, x1 as i64 + 1);
+    let mut lo = [f32::INFINITY; 4];
+    let mut hi = [f32::NEG_INFINITY; 4];
+    for p in 0..np {
+        for fx in [xl - 1, xl, xr, xr + 1] {
+            for j in -2..=2i64 {
+                let v = at(c, p, fx, y as i64 + j);
+                lo[p] = lo[p].min(v);
+                hi[p] = hi[p].max(v);
+            }
+        }
+        for (k, f) in neighbours.iter().enumerate() {
+            let (dx, dy) = plan.neighbours[k].0;
+            let (xs, ys) = (x as f32 + dx, y as f32 + dy);
+            if xs < 0.0 || xs > (w - 1) as f32 || ys < 0.0 || ys > (h - 1) as f32 {
+                continue;
+            }
+            let v = bilinear(f, p, xs, ys);
+            lo[p] = lo[p].min(v);
+            hi[p] = hi[p].max(v);
+        }
+    }
+    (lo, hi)
+}
+
+/// Repair the lines of `plan` in `center`; `neighbours` in the plan's order. Also gives the
+/// number of pixels whose repair the harm guard refused ([`crate::stages::pushed_beyond`]
+/// against [`guard_range`]): they keep their values.
+pub fn repair(
+    center: &Frame,
+    neighbours: &[&Frame],
+    plan: &Plan,
+    params: &ScratchParams,
+) -> (Frame, u64) {
     let mut out = center.clone();
     if plan.lines.is_empty() {
-        return out;
+        return (out, 0);
     }
     let (w, h, np) = (center.width, center.height, center.planes);
     let n = center.plane_len();
     let consistency = params.consistency as f32;
     // One row of every plane per task: (y, values for each plane).
-    let rows: Vec<(usize, Vec<f32>)> = (0..h)
+    let rows: Vec<(usize, Vec<f32>, u64)> = (0..h)
         .into_par_iter()
         .filter_map(|y| {
             let b = y / plan.band;
@@ -231,12 +281,14 @@ pub fn repair(center: &Frame, neighbours: &[&Frame], plan: &Plan, params: &Scrat
                         .copied()
                 })
                 .collect();
+            let mut refused = 0u64;
             for (x, &l) in labels.iter().enumerate() {
                 if l == 0 {
                     continue;
                 }
                 let line = &plan.lines[l as usize - 1];
                 let mut r = [0.0f32; 4];
+                let mut range = guard_range(center, neighbours, plan, (x, y), (line.x0, line.x1));
                 reconstruct(
                     center,
                     neighbours,
@@ -246,6 +298,7 @@ pub fn repair(center: &Frame, neighbours: &[&Frame], plan: &Plan, params: &Scrat
                     y,
                     (line.x0, line.x1),
                     &mut r,
+                    &mut range,
                 );
                 let mut d = 0.0f32;
                 for (p, rv) in r.iter().enumerate().take(np) {
@@ -253,18 +306,32 @@ pub fn repair(center: &Frame, neighbours: &[&Frame], plan: &Plan, params: &Scrat
                 }
                 d = line.sign as f32 * d / np as f32;
                 let wgt = ((d - GATE_LO) / (GATE_HI - GATE_LO)).clamp(0.0, 1.0);
+                let (lo, hi) = range;
+                let lim = plan.limits[b * w + x];
+                let mut fixed = [0.0f32; 4];
+                let mut harm = false;
                 for (p, rv) in r.iter().enumerate().take(np) {
                     let v = center.data[p * n + y * w + x];
-                    vals[p * w + x] = v + (rv - v) * wgt;
+                    fixed[p] = v + ((rv - v) * wgt).clamp(-lim, lim);
+                    harm |= crate::stages::pushed_beyond(v, fixed[p], lo[p], hi[p]);
+                }
+                if harm {
+                    refused += 1;
+                    continue;
+                }
+                for (p, f) in fixed.iter().enumerate().take(np) {
+                    vals[p * w + x] = *f;
                 }
             }
-            Some((y, vals))
+            Some((y, vals, refused))
         })
         .collect();
-    for (y, vals) in rows {
+    let mut refused = 0;
+    for (y, vals, r) in rows {
+        refused += r;
         for p in 0..np {
             out.data[p * n + y * w..p * n + (y + 1) * w].copy_from_slice(&vals[p * w..(p + 1) * w]);
         }
     }
-    out
+    (out, refused)
 }

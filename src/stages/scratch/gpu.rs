@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{Plan, Profiles, ScratchParams, GATE_HI, GATE_LO, RADIUS};
+use super::{Plan, Profiles, ScratchParams, GATE_HI, GATE_LO, REPAIR_RADIUS};
 use crate::frame::{Frame, FrameMeta};
 use crate::gpu::{Dims, GpuContext, GpuFrame, Kernel};
 
@@ -45,9 +45,10 @@ struct RepairUniform {
     consistency: f32,
     gate_lo: f32,
     gate_hi: f32,
-    _pad: u32,
+    /// Where the per-cell change limits (`Plan::limits`, f32 bits) start in the info buffer.
+    limits_at: u32,
     /// Per neighbour `(dx, dy, unused, unused)`.
-    shift: [[f32; 4]; 2 * RADIUS],
+    shift: [[f32; 4]; 2 * REPAIR_RADIUS],
 }
 
 /// A buffer of `data` (f32 or u32 bit patterns) on the device.
@@ -98,17 +99,19 @@ pub fn profiles(gpu: &GpuContext, frame: &GpuFrame) -> Result<Profiles> {
         half: band,
         columns: data[..bands * w].to_vec(),
         rows: data[bands * w..bands * w + h].to_vec(),
+        film_move: frame.meta.film_move,
     })
 }
 
 /// Repair the lines of `plan` in `center` into a new frame; `neighbours` in the plan's order.
+/// Also gives the number of pixels whose repair the harm guard refused.
 pub fn repair(
     gpu: &GpuContext,
     center: &GpuFrame,
     neighbours: &[&GpuFrame],
     plan: &Plan,
     params: &ScratchParams,
-) -> Result<GpuFrame> {
+) -> Result<(GpuFrame, u64)> {
     if center.planes > 4 {
         bail!("scratch: frames of {} planes (at most 4)", center.planes);
     }
@@ -122,8 +125,10 @@ pub fn repair(
     for l in &plan.lines {
         info.extend_from_slice(&[l.x0 as u32, l.x1 as u32, l.sign as u32, 0]);
     }
+    let limits_at = info.len();
+    info.extend(plan.limits.iter().map(|v| v.to_bits()));
     let info = flat(gpu, info.into_iter().map(f32::from_bits).collect())?;
-    let mut shift = [[0.0f32; 4]; 2 * RADIUS];
+    let mut shift = [[0.0f32; 4]; 2 * REPAIR_RADIUS];
     for (s, ((dx, dy), _)) in shift.iter_mut().zip(&plan.neighbours) {
         *s = [*dx, *dy, 0.0, 0.0];
     }
@@ -136,30 +141,37 @@ pub fn repair(
         consistency: params.consistency as f32,
         gate_lo: GATE_LO,
         gate_hi: GATE_HI,
-        _pad: 0,
+        limits_at: limits_at as u32,
         shift,
     };
     // Missing neighbours are bound to the centre and never read.
     let n = |k: usize| neighbours.get(k).map_or(&center.buffer, |f| &f.buffer);
     let out = gpu.new_frame_like(center);
-    let result = gpu.run_kernel(
-        &REPAIR,
-        &[
-            &center.buffer,
-            n(0),
-            n(1),
-            n(2),
-            n(3),
-            &info.buffer,
-            &out.buffer,
-        ],
-        bytemuck::bytes_of(&uniform),
-        GpuContext::workgroups(center.width, center.height, 1),
-    );
+    let refused = flat(gpu, vec![0.0])?;
+    let result = gpu
+        .run_kernel(
+            &REPAIR,
+            &[
+                &center.buffer,
+                n(0),
+                n(1),
+                n(2),
+                n(3),
+                &info.buffer,
+                &out.buffer,
+                &refused.buffer,
+            ],
+            bytemuck::bytes_of(&uniform),
+            GpuContext::workgroups(center.width, center.height, 1),
+        )
+        .and_then(|_| gpu.download(&refused));
     gpu.recycle(info);
-    if let Err(e) = result {
-        gpu.recycle(out);
-        return Err(e);
+    gpu.recycle(refused);
+    match result {
+        Ok(count) => Ok((out, count.data[0].to_bits() as u64)),
+        Err(e) => {
+            gpu.recycle(out);
+            Err(e)
+        }
     }
-    Ok(out)
 }

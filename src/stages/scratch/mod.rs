@@ -1,5 +1,6 @@
 //! `scratch`: remove vertical scratches, static or slowly wandering, bright or dark, full or
-//! partial height, and leave real vertical structure (poles, door frames) alone.
+//! partial height, and leave real vertical structure (poles, door frames, cords, panelling)
+//! alone: a line is repaired only where it moves with the film strip, not with the scene.
 //!
 //! # Algorithm (per output frame, over a window of up to [`RADIUS`] frames on either side)
 //!
@@ -21,25 +22,35 @@
 //! 3. **Scene motion** ([`scene_shift`]): each neighbour's global translation against the
 //!    centre frame, from the median-filtered column profiles (scratches removed) and the row
 //!    profiles, by a 1-D search with sub-pixel refinement.
-//! 4. **Tracking** ([`Plan::build`]): a candidate of the centre frame is a scratch when it is
-//!    seen, with its polarity, near the same film column in `persistence` frames of the window
-//!    (a scratch drifts about a pixel per frame at most), is strong here or in one of them
-//!    (faint scratches flicker around the threshold), and does not follow the scene instead (a
-//!    pole in a panning shot is found at its column plus the scene's shift). It must run over
-//!    consecutive bands, one-band gaps bridged, for at least [`MIN_LENGTH`] of the height; the
-//!    run's weaker candidates are taken with it, and its ends grow half band by half band while
-//!    the line still stands there, following its lean and bridging one half band where it
-//!    fades (partial-height scratches; faint ones over busy texture).
+//! 4. **Tracking** ([`Plan::build`]): the centre's candidates are joined into runs over
+//!    consecutive bands, one-band gaps bridged, at least [`MIN_LENGTH`] of the height, holding
+//!    a candidate that is strong here or in a neighbour (faint scratches flicker around the
+//!    threshold). Each run is then judged whole by what carries it ([`carrier`]): its bands'
+//!    sightings in each neighbour ([`sighting`]: where the scene's motion puts the line, else
+//!    near where the film strip's move puts it) are pooled, and it is a scratch only where it
+//!    jitters with the film strip. `stabilise` records how it moved each frame
+//!    (`FrameMeta::film_move`); a scratch on the print moves with that correction while the
+//!    steadied scene, and everything in it (poles, door frames, a figure, a cord), moves
+//!    smoothly. A line that stays put or moves smoothly is never taken: in a still shot, a
+//!    slow pan, or a scan never steadied (or steadied with no weave to remove) a scratch and a
+//!    pole look alike to every cue, so such lines are left and named in the record
+//!    ([`Plan::undecided`]). A run must be seen in `persistence` frames of the window. Its
+//!    ends grow half band by half band while the line still stands there, following its lean
+//!    and bridging one half band where it fades (partial-height scratches).
 //! 5. **Repair** (`cpu::repair`, `shaders/scratch_repair.wgsl`), per pixel of a line's region
 //!    (its extent widened by a third and a pixel each side): from the nearest neighbours (at
 //!    most [`MAX_SOURCES`]) whose motion-compensated sample is off their own scratches and whose
 //!    flanks of the line (four columns, five rows) agree with the centre's after a level
-//!    offset (`consistency`); where none does (a static scratch in a still shot, occlusion), by
-//!    directional interpolation across the line between its flanks, along the slope (of seven)
-//!    on which the flanks agree best, so edges cross the line and the flanks' own grain is
-//!    carried in. The result replaces the pixel only as far as the pixel stands out from it in
-//!    the scratch's polarity ([`GATE_LO`] to [`GATE_HI`]), so rows where the scratch breaks off
-//!    stay as they were.
+//!    offset (`consistency`); where none does (occlusion, neighbours' scratches in the way),
+//!    by directional interpolation across the line between its flanks, along the slope (of
+//!    seven) on which the flanks agree best, so edges cross the line and the flanks' own grain
+//!    is carried in. The result replaces the pixel only as far as the pixel stands out from it
+//!    in the scratch's polarity ([`GATE_LO`] to [`GATE_HI`]), so rows where the scratch breaks
+//!    off stay as they were, and by no more than [`LIMIT_GAIN`] times the line's contrast in
+//!    that column ([`Plan::limits`]). The harm guard ([`super::pushed_beyond`]) then refuses any
+//!    pixel pushed beyond the range that its flanks, its compensated neighbours and the
+//!    interpolation's own flank samples show there; refused pixels keep their values and are
+//!    counted in the record.
 //!
 //! Masks (`emit_masks`): the line regions repaired, 255 inside (the gate may leave pixels there
 //! unchanged).
@@ -47,7 +58,9 @@
 pub mod cpu;
 pub mod gpu;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -55,6 +68,7 @@ use serde::{Deserialize, Serialize};
 use super::{Stage, Window};
 use crate::frame::Frame;
 use crate::gpu::{GpuContext, GpuFrame};
+use crate::stages::stabilise::motion::Similarity;
 
 /// Largest allowed difference between the GPU and CPU results. Detection and motion come from
 /// bit-identical profiles on both backends; the per-pixel repair differs by the GPU's freedom to
@@ -65,8 +79,11 @@ pub const GPU_TOLERANCE: f32 = 1e-4;
 /// Share of samples allowed beyond [`GPU_TOLERANCE`] (near-ties, see there).
 pub const GPU_OUTLIERS: f64 = 1e-3;
 
-/// Frames used on either side of the centre.
-pub const RADIUS: usize = 2;
+/// Frames used on either side of the centre to tell scratches from scene lines: three, so
+/// that even the first and last frames of a shot see a line in three others.
+pub const RADIUS: usize = 3;
+/// Frames on either side a repair takes samples from (the nearest).
+pub const REPAIR_RADIUS: usize = 2;
 /// Smallest contrast (code values) of a strong candidate, whatever the texture.
 pub const MIN_CONTRAST: f32 = 0.01;
 /// A pixel standing out from its repair by less than this (in the scratch's polarity) is kept.
@@ -76,6 +93,9 @@ pub const GATE_HI: f32 = 0.03;
 /// Shortest scratch taken, as a share of the frame height (at least two bands). Scene lines
 /// that pass for scratches (an outline on a still object) are mostly shorter.
 pub const MIN_LENGTH: f32 = 0.3;
+/// A repair changes a sample at most this many times the line's contrast in its column (the
+/// half band's mean profile): a scratch's intensity varies along its length around that mean.
+pub const LIMIT_GAIN: f32 = 2.0;
 /// Neighbours used per pixel at most.
 pub const MAX_SOURCES: usize = 2;
 
@@ -102,9 +122,10 @@ pub struct ScratchParams {
     /// 0..1, default 0.5. Higher finds fainter scratches and risks scene lines: the
     /// detection threshold is `12 - 10 * sensitivity` robust deviations of the band's profile.
     pub sensitivity: f64,
-    /// Frames of the window (up to 5: the centre and 2 on either side) in which a line must be
-    /// seen near the same column to count as a scratch. Range 1..5, default 3. At the ends of a
-    /// sequence the window is shorter and the demand shrinks with it.
+    /// Frames of the window (up to 7: the centre and 3 on either side) in which a line must be
+    /// seen to count as a scratch. Range 1..7, default 3. At the ends of a sequence the window
+    /// is shorter and the demand shrinks with it. (Telling a scratch from a scene line takes
+    /// four frames in any case.)
     pub persistence: usize,
     /// Largest mean difference (code values) between the centre and a motion-compensated
     /// neighbour on the flanks of the line for that neighbour to be used. Range 0.001..0.5,
@@ -182,6 +203,20 @@ pub struct Profiles {
     pub half: usize,
     pub columns: Vec<f32>,
     pub rows: Vec<f32>,
+    /// How the film strip was moved in this frame (`FrameMeta::film_move`).
+    pub film_move: Option<[f64; 4]>,
+}
+
+impl Profiles {
+    /// How far across the film strip's move carried the picture at `(x, y)`, px.
+    pub fn film_shift(&self, x: f32, y: f32) -> f32 {
+        let Some(m) = self.film_move else { return 0.0 };
+        let u = [
+            x as f64 - (self.width as f64 - 1.0) / 2.0,
+            y as f64 - (self.height as f64 - 1.0) / 2.0,
+        ];
+        (Similarity::from_track(m).apply(u)[0] - u[0]) as f32
+    }
 }
 
 impl Profiles {
@@ -240,14 +275,14 @@ pub struct Candidate {
     /// Residual at the peak, in the polarity's direction.
     pub peak: f32,
     pub strong: bool,
+    /// First and last column repaired (see [`detect`]).
+    pub reach: (usize, usize),
 }
 
 impl Candidate {
-    /// Columns repaired: the extent widened by a third of it and one pixel each side (the faint
-    /// skirts of the profile).
-    fn region(&self, width: usize) -> (usize, usize) {
-        let dil = 1 + (self.x1 - self.x0 + 1) / 3;
-        (self.x0.saturating_sub(dil), (self.x1 + dil).min(width - 1))
+    /// Columns repaired.
+    fn region(&self) -> (usize, usize) {
+        self.reach
     }
 }
 
@@ -349,6 +384,11 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
                 if !upright {
                     continue;
                 }
+                // The columns repaired: the extent widened by a third of it and a pixel each
+                // side (the faint skirts of the profile). How far each column may change is
+                // the plan's (`Plan::limits`): a step beside the line stands out by nothing.
+                let dil = 1 + (x1 - x0 + 1) / 3;
+                let (r0, r1) = (x0.saturating_sub(dil), (x1 + dil).min(w - 1));
                 out.push(Candidate {
                     band: b,
                     center: sx / sw,
@@ -357,6 +397,7 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
                     sign: s,
                     peak: here,
                     strong: here > strong,
+                    reach: (r0, r1),
                 });
             }
         }
@@ -437,6 +478,248 @@ pub fn scene_shift(center: &Profiles, neighbour: &Profiles, max_width: usize) ->
     (dx, dy)
 }
 
+/// Largest drift of a scratch along the film, px per frame: it is scored by grit in a gate and
+/// wanders slowly.
+pub const DRIFT_MAX: f32 = 0.6;
+/// Largest acceleration of a scratch's wander along the film, px per frame².
+pub const ACCEL_MAX: f32 = 0.25;
+/// A hypothesis (film or scene) fits a line's sightings where none lies further than this
+/// from where it puts the line, px: the centroids' noise.
+pub const FIT: f32 = 0.5;
+/// A hypothesis is ruled out where a sighting lies at least this far from where it puts the
+/// line, px.
+pub const APART: f32 = 0.8;
+
+/// One band's column means less their running median over `2 * (max_width + 2) + 1`
+/// columns: narrow lines stand out of it, steps do not. With the least a weak candidate
+/// stands out there ([`detect`]'s threshold, from the residual's own texture).
+pub struct Residual(Vec<f32>, f32);
+
+impl Residual {
+    pub fn of(p: &Profiles, band: usize, params: &ScratchParams) -> Self {
+        let m = p.band_means(band);
+        let bg = running_median(&m, params.max_width + 2);
+        let r: Vec<f32> = m.iter().zip(&bg).map(|(a, b)| a - b).collect();
+        let mut abs: Vec<f32> = r.iter().map(|v| v.abs()).collect();
+        let sigma = (1.4826 * median(&mut abs)).max(1e-4);
+        let weak = 0.5 * (params.threshold() * sigma).max(MIN_CONTRAST);
+        Residual(r, weak)
+    }
+
+    /// Whether a line of polarity `sign` at least half as strong as `peak`, and as a weak
+    /// candidate, stands at column `x`.
+    pub fn shows(&self, x: f32, sign: i32, peak: f32) -> bool {
+        self.stands(x, sign) >= (0.5 * peak).max(self.1)
+    }
+
+    /// How far a line of polarity `sign` stands out at column `x`: over the two columns
+    /// either side of it, as a thin line between two pixels shares itself between them.
+    pub fn stands(&self, x: f32, sign: i32) -> f32 {
+        let r = &self.0;
+        let c = x.floor() as i64;
+        (c..=c + 1)
+            .filter(|&xi| xi >= 0 && (xi as usize) < r.len())
+            .map(|xi| (sign as f32 * r[xi as usize]).max(0.0))
+            .sum()
+    }
+}
+
+/// A centre candidate seen in a neighbour: its offset from the centre's column, where the
+/// scene's motion and where the film strip's move would put it, and the time apart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sighting {
+    pub at: f32,
+    pub scene: f32,
+    pub film: f32,
+    pub dt: f32,
+}
+
+/// What carries a line: the film strip (a scratch), the scene (a pole, a door frame), or no
+/// cue can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carrier {
+    Film,
+    Scene,
+    Unknown,
+}
+
+/// The candidate of a neighbour (`cands`) that is `q` seen there, if any: same band and
+/// polarity, where the scene's motion (`scene` px) would carry it, else nearest to where the
+/// film strip would (`film` px, plus a drift of up to [`DRIFT_MAX`] a frame, `dt` frames
+/// away), where it is the only line of its kind within `clear` px of there. The scene comes
+/// first: in
+/// panelling or railings another line of the same kind always stands near the film's place.
+pub fn sighting<'a>(
+    cands: &'a [Candidate],
+    q: &Candidate,
+    scene: f32,
+    film: f32,
+    dt: f32,
+    clear: f32,
+) -> Option<&'a Candidate> {
+    let reach = 1.0 + 0.25 * (q.x1 - q.x0) as f32;
+    let drift = DRIFT_MAX * dt.abs();
+    let kin = |r: &&Candidate| r.band == q.band && r.sign == q.sign;
+    let to_scene = |r: &Candidate| (r.center - q.center - scene).abs();
+    let to_film = |r: &Candidate| ((r.center - q.center - film).abs() - drift).max(0.0);
+    let nearest = |off: &dyn Fn(&Candidate) -> f32| {
+        cands
+            .iter()
+            .filter(kin)
+            .filter(|r| off(r) <= reach)
+            .min_by(|a, b| off(a).total_cmp(&off(b)))
+    };
+    if let Some(r) = nearest(&to_scene) {
+        return Some(r);
+    }
+    // Near the film's place the sighting must be the only line of its kind within `clear` px:
+    // in panelling or railings one always stands there by chance.
+    let around = cands
+        .iter()
+        .filter(kin)
+        .filter(|r| to_film(r) <= reach + clear)
+        .count();
+    if around == 1 {
+        nearest(&to_film)
+    } else {
+        None
+    }
+}
+
+/// Worst distance of offsets `r` (at times `dt`) from the best smooth path through the
+/// centre, `a * dt + b * dt²`, with `|a| <= speed` and `|b| <= ACCEL_MAX / 2`.
+fn off_smooth(r: &[(f32, f32)], speed: f32) -> f32 {
+    let (mut s2, mut s3, mut s4, mut r1, mut r2) = (0.0f32, 0.0f32, 0.0f32, 0.0f32, 0.0f32);
+    for &(dt, v) in r {
+        let d2 = dt * dt;
+        s2 += d2;
+        s3 += d2 * dt;
+        s4 += d2 * d2;
+        r1 += v * dt;
+        r2 += v * d2;
+    }
+    let det = s2 * s4 - s3 * s3;
+    let half = 0.5 * ACCEL_MAX;
+    let mut b = if det.abs() > 1e-6 {
+        (s2 * r2 - s3 * r1) / det
+    } else {
+        0.0
+    };
+    b = b.clamp(-half, half);
+    let a = ((r1 - b * s3) / s2.max(1e-6)).clamp(-speed, speed);
+    r.iter().fold(0.0f32, |m, &(dt, v)| {
+        m.max((v - a * dt - b * dt * dt).abs())
+    })
+}
+
+/// Which carries a line seen at `sightings`. The film when the line jitters with the film
+/// strip: the film's moves (as `stabilise` recorded them), plus a smooth wander of the
+/// scratch's own (at most [`DRIFT_MAX`] a frame, [`ACCEL_MAX`] a frame²), fit every sighting
+/// within [`FIT`], while no smooth path of the line's own, nor the scene's motion, comes within
+/// [`APART`] of one. It takes three sightings: two unrelated lines of panelling or railings
+/// fall near the film's places by chance too often. Scene lines move smoothly in steadied
+/// picture (the camera's path is smooth; parallax, a walking figure and a swaying cord are
+/// too), so a line that stays put or moves smoothly is never taken for the film: on a scan
+/// that was never steadied, or steadied with no weave to remove, no scratch is repaired. The
+/// scene carries a line its motion fits while the film's misses. Otherwise no cue decides.
+pub fn carrier(sightings: &[Sighting]) -> Carrier {
+    if sightings.is_empty() {
+        return Carrier::Unknown;
+    }
+    let offsets = |f: &dyn Fn(&Sighting) -> f32| -> Vec<(f32, f32)> {
+        sightings.iter().map(|s| (s.dt, f(s))).collect()
+    };
+    let scene = sightings
+        .iter()
+        .fold(0.0f32, |m, s| m.max((s.at - s.scene).abs()));
+    let film = off_smooth(&offsets(&|s| s.at - s.film), DRIFT_MAX);
+    let steady = off_smooth(&offsets(&|s| s.at), f32::INFINITY);
+    if sightings.len() >= 3 && film <= FIT && scene >= APART && steady >= APART {
+        Carrier::Film
+    } else if scene <= FIT && film >= APART {
+        Carrier::Scene
+    } else {
+        Carrier::Unknown
+    }
+}
+
+/// One neighbour's sightings of a run's bands (`bands` of them) pooled into one, where they
+/// agree: seen in half the bands at least, two thirds of those within [`FIT`] of their median
+/// (the bands that saw something else, a texture line or the scene's, are left out). Bands
+/// that disagree more than that leave the neighbour without a sighting.
+fn pool(got: &[Sighting], bands: usize) -> Option<Sighting> {
+    if got.is_empty() || 2 * got.len() < bands {
+        return None;
+    }
+    let mut at: Vec<f32> = got.iter().map(|s| s.at).collect();
+    let mid = median(&mut at);
+    let agree: Vec<&Sighting> = got.iter().filter(|s| (s.at - mid).abs() <= FIT).collect();
+    if 3 * agree.len() < 2 * got.len() {
+        return None;
+    }
+    let n = agree.len() as f32;
+    let mean = |f: fn(&Sighting) -> f32| agree.iter().map(|s| f(s)).sum::<f32>() / n;
+    Some(Sighting {
+        at: mean(|s| s.at),
+        scene: mean(|s| s.scene),
+        film: mean(|s| s.film),
+        dt: got[0].dt,
+    })
+}
+
+/// Runs of `all` (one frame's candidates) over consecutive bands, one-band gaps bridged (a
+/// faint scratch fades out in a band; the bridged band is repaired too, where the line was,
+/// and the gate keeps what it did not reach), kept where they span at least `min_run` bands.
+/// A real scratch may lean or bend a little, and a faint one's centroid wanders with the
+/// texture under it, so a run follows candidates within 1.5 px. Strong candidates seed runs
+/// first; a candidate belongs to one run.
+fn runs(all: &[Candidate], min_run: usize) -> Vec<Vec<Candidate>> {
+    let near =
+        |a: &Candidate, b: &Candidate| a.sign == b.sign && (a.center - b.center).abs() <= 1.5;
+    let mut seeds: Vec<&Candidate> = all.iter().collect();
+    seeds.sort_by_key(|q| !q.strong);
+    let mut taken: Vec<Candidate> = Vec::new();
+    let mut out = Vec::new();
+    for q in seeds {
+        if taken.contains(q) {
+            continue;
+        }
+        let mut run = vec![*q];
+        let (mut top, mut bottom) = (q.band, q.band);
+        for dir in [-1i64, 1] {
+            let mut cur = *q;
+            'walk: loop {
+                for step in [1, 2] {
+                    let band = cur.band as i64 + dir * step;
+                    if let Some(r) = all
+                        .iter()
+                        .find(|r| r.band as i64 == band && near(r, &cur) && !taken.contains(r))
+                    {
+                        for gap in 1..step {
+                            run.push(Candidate {
+                                band: (cur.band as i64 + dir * gap) as usize,
+                                strong: false,
+                                ..cur
+                            });
+                        }
+                        run.push(*r);
+                        cur = *r;
+                        top = top.min(r.band);
+                        bottom = bottom.max(r.band);
+                        continue 'walk;
+                    }
+                }
+                break;
+            }
+        }
+        if bottom - top + 1 >= min_run {
+            taken.extend(run.iter().copied());
+            out.push(run);
+        }
+    }
+    out
+}
+
 /// A scratch accepted in the centre frame, in one band.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Line {
@@ -459,11 +742,19 @@ pub struct Plan {
     pub lines: Vec<Line>,
     /// `labels[b * width + x]`: 1 + the index of the line repairing column `x` of band `b`, or 0.
     pub labels: Vec<u32>,
+    /// `limits[b * width + x]`: the most a repair may change a sample of column `x` of half
+    /// band `b`: [`LIMIT_GAIN`] times how far the line stands out of the half band's column
+    /// profile there. Beside the line (a door edge inside the repaired region) it stands out
+    /// by nothing, and the picture is kept.
+    pub limits: Vec<f32>,
     /// Per neighbour (nearest first: before[0], after[0], before[1], ...): its shift and where
     /// its own line candidates are (`bands * width`, 1 = avoid).
     pub neighbours: Vec<((f32, f32), Vec<u32>)>,
     /// Index of each used neighbour in the window's temporal order.
     pub order: Vec<usize>,
+    /// Columns of lines that looked like scratches but that no cue could tell from scene
+    /// lines: left alone.
+    pub undecided: Vec<f32>,
 }
 
 impl Plan {
@@ -487,91 +778,91 @@ impl Plan {
             .map(|&i| scene_shift(c, &profiles[i], params.max_width))
             .collect();
         let need = params.persistence.min(profiles.len());
-        let seen = |i: usize, band: usize, sign: i32, x: f32, tol: f32| {
-            cands[i]
-                .iter()
-                .any(|q| q.band == band && q.sign == sign && (q.center - x).abs() <= tol)
-        };
-        let mut accepted: Vec<Candidate> = Vec::new();
-        // Temporal hysteresis: a weak candidate counts where the same line is strong in a
-        // neighbour (a faint scratch flickers around the threshold from frame to frame).
-        let strong_at = |i: usize, band: usize, sign: i32, x: f32, tol: f32| {
-            cands[i].iter().any(|q| {
-                q.strong && q.band == band && q.sign == sign && (q.center - x).abs() <= tol
+        let clear = 2.0 * params.max_width as f32;
+        // Each candidate's sightings in the neighbours, and whether it or one of them is
+        // strong (a faint scratch flickers around the threshold from frame to frame).
+        let row_of = |band: usize| ((2 * band + 1) * c.half).min(h) as f32;
+        let residuals: Vec<Vec<Residual>> = profiles
+            .iter()
+            .map(|p| (0..p.bands()).map(|b| Residual::of(p, b, params)).collect())
+            .collect();
+        let residual = |i: usize, band: usize| &residuals[i][band];
+        let seen: Vec<(Vec<Option<Sighting>>, bool)> = cands[center]
+            .iter()
+            .map(|q| {
+                let mut strong = q.strong;
+                let y = row_of(q.band);
+                let own = c.film_shift(q.center, y);
+                let sightings = order
+                    .iter()
+                    .zip(&shifts)
+                    .map(|(&i, &(dx, _))| {
+                        let dt = i as f32 - center as f32;
+                        let film = profiles[i].film_shift(q.center, y) - own;
+                        let seen_at = |at: f32| Sighting {
+                            at,
+                            scene: dx,
+                            film,
+                            dt,
+                        };
+                        // A faint line where the scene puts it (too faint there for a
+                        // candidate: a groove at another sub-pixel phase) keeps the scene in
+                        // play, whatever stands near the film's place, where the two places
+                        // are apart by more than the line's own width.
+                        let apart = (film - dx).abs() > 1.5 + 0.5 * (q.x1 - q.x0 + 1) as f32;
+                        if apart && residual(i, q.band).shows(q.center + dx, q.sign, q.peak) {
+                            return Some(seen_at(dx));
+                        }
+                        let r = sighting(&cands[i], q, dx, film, dt, clear)?;
+                        strong |= r.strong;
+                        Some(seen_at(r.center - q.center))
+                    })
+                    .collect();
+                (sightings, strong)
             })
-        };
-        for q in &cands[center] {
-            let mut film = 1;
-            let mut scene = 0;
-            let mut strong = q.strong;
-            for (&i, &(dx, _)) in order.iter().zip(&shifts) {
-                let dt = i.abs_diff(center) as f32;
-                let tol = 1.0 + dt + 0.5 * (q.x1 - q.x0) as f32;
-                if seen(i, q.band, q.sign, q.center, tol) {
-                    film += 1;
-                    strong |= strong_at(i, q.band, q.sign, q.center, tol);
-                } else if dx.abs() > tol + 1.0 && seen(i, q.band, q.sign, q.center + dx, 1.0) {
-                    scene += 1;
-                }
-            }
-            if strong && film >= need && film > scene {
-                accepted.push(*q);
-            }
-        }
-        // A scratch runs a good part of the height at one column: keep runs of candidates
-        // over consecutive bands, at least [`MIN_LENGTH`] of the height (and two bands), holding an
-        // accepted one; the rest of the run is taken with it.
-        let band_rows = c.band();
-        let min_run = (h as f32 * MIN_LENGTH / band_rows as f32).ceil().max(2.0) as usize;
-        // A real scratch may lean or bend a little (a couple of pixels over the height), and a
-        // faint one's centroid wanders with the texture under it.
-        let near =
-            |a: &Candidate, b: &Candidate| a.sign == b.sign && (a.center - b.center).abs() <= 1.5;
-        let mut chosen: Vec<Candidate> = Vec::new();
-        for q in &accepted {
-            if chosen.contains(q) {
+            .collect();
+        // A scratch runs a good part of the height at one column: runs of candidates over
+        // consecutive bands, at least [`MIN_LENGTH`] of the height (and two bands). Each run is
+        // judged whole, from its bands' sightings pooled per neighbour, which steadies the
+        // centroids enough to see a weave of under a pixel.
+        let min_run = (h as f32 * MIN_LENGTH / c.band() as f32).ceil().max(2.0) as usize;
+        let min_run = min_run.min(c.bands());
+        let mut accepted: Vec<Candidate> = Vec::new();
+        let mut undecided_at: Vec<f32> = Vec::new();
+        for run in runs(&cands[center], min_run) {
+            let members: Vec<usize> = run
+                .iter()
+                .filter_map(|r| cands[center].iter().position(|q| q == r))
+                .collect();
+            if !members.iter().any(|&m| seen[m].1) {
                 continue;
             }
-            // A faint scratch may fade out in a band: a gap of one band is bridged.
-            let mut run = vec![*q];
-            let (mut top, mut bottom) = (q.band, q.band);
-            for dir in [-1i64, 1] {
-                let mut cur = *q;
-                'walk: loop {
-                    for step in [1, 2] {
-                        let band = cur.band as i64 + dir * step;
-                        if let Some(r) = cands[center]
-                            .iter()
-                            .find(|r| r.band as i64 == band && near(r, &cur))
-                        {
-                            // The bands bridged are repaired too, where the line was (the
-                            // gate keeps what it did not reach).
-                            for gap in 1..step {
-                                run.push(Candidate {
-                                    band: (cur.band as i64 + dir * gap) as usize,
-                                    strong: false,
-                                    ..cur
-                                });
-                            }
-                            run.push(*r);
-                            cur = *r;
-                            top = top.min(r.band);
-                            bottom = bottom.max(r.band);
-                            continue 'walk;
-                        }
-                    }
-                    break;
-                }
+            let pooled: Vec<Sighting> = (0..order.len())
+                .filter_map(|k| {
+                    let got: Vec<Sighting> = members.iter().filter_map(|&m| seen[m].0[k]).collect();
+                    pool(&got, members.len())
+                })
+                .collect();
+            if 1 + pooled.len() < need {
+                continue;
             }
-            if bottom - top + 1 >= min_run.min(c.bands()) {
-                chosen.extend(
-                    run.into_iter()
-                        .filter(|r| !chosen.contains(r))
-                        .collect::<Vec<_>>(),
-                );
+            match carrier(&pooled) {
+                Carrier::Film => accepted.extend(run),
+                // Lines no cue could place (a thin pole in a locked-off shot, a scratch on a
+                // scan that was never steadied): left alone, and named in the record.
+                Carrier::Unknown => {
+                    let n = members.len() as f32;
+                    undecided_at.push(
+                        members
+                            .iter()
+                            .map(|&m| cands[center][m].center)
+                            .sum::<f32>()
+                            / n,
+                    )
+                }
+                Carrier::Scene => {}
             }
         }
-        let accepted = chosen;
         // Lines are labelled per half band. A band's line covers both halves and grows up and
         // down, half by half, while the line stands there too (partial-height scratches end
         // mid-band; the repair's gate keeps what the scratch did not reach).
@@ -622,8 +913,9 @@ impl Plan {
         };
         let mut lines = Vec::new();
         let mut labels = vec![0u32; halves * w];
+        let mut limits = vec![0.0f32; halves * w];
         for q in &accepted {
-            let (x0, x1) = q.region(w);
+            let (x0, x1) = q.region();
             lines.push(Line {
                 band: q.band,
                 center: q.center,
@@ -639,8 +931,18 @@ impl Plan {
             covered.extend(grow(q, last as i64 + 1, 1));
             for hb in covered {
                 labels[hb * w + x0..=hb * w + x1].fill(id);
+                for x in x0..=x1 {
+                    let stands = (q.sign as f32 * half_res[hb][x]).max(0.0);
+                    limits[hb * w + x] = LIMIT_GAIN * stands;
+                }
             }
         }
+        // The repair reads the nearest neighbours only.
+        let repairs = order
+            .iter()
+            .take_while(|&&i| i.abs_diff(center) <= REPAIR_RADIUS)
+            .count();
+        order.truncate(repairs);
         let neighbours = order
             .iter()
             .zip(&shifts)
@@ -648,8 +950,10 @@ impl Plan {
                 let mut avoid = vec![0u32; halves * w];
                 for q in &cands[i] {
                     // Its core and a pixel: its faint skirts cost less than losing the source.
+                    // A half band beyond its band each way: a scratch that ends mid-band is
+                    // too faint there to stand as a band's candidate.
                     let (x0, x1) = (q.x0.saturating_sub(1), (q.x1 + 1).min(w - 1));
-                    for hb in 2 * q.band..(2 * q.band + 2).min(halves) {
+                    for hb in (2 * q.band).saturating_sub(1)..(2 * q.band + 3).min(halves) {
                         avoid[hb * w + x0..=hb * w + x1].fill(1);
                     }
                 }
@@ -663,8 +967,10 @@ impl Plan {
             bands: halves,
             lines,
             labels,
+            limits,
             neighbours,
             order,
+            undecided: undecided_at,
         }
     }
 
@@ -686,6 +992,8 @@ impl Plan {
 pub struct Scratch {
     pub params: ScratchParams,
     repaired: super::RepairLog,
+    /// Per frame, the columns of the lines left alone as undecided ([`Plan::undecided`]).
+    undecided: Mutex<BTreeMap<i64, Vec<f32>>>,
 }
 
 impl Scratch {
@@ -694,6 +1002,7 @@ impl Scratch {
         Ok(Scratch {
             params,
             repaired: Default::default(),
+            undecided: Default::default(),
         })
     }
 
@@ -710,6 +1019,10 @@ impl Scratch {
     fn emit(&self, plan: &Plan, number: Option<i64>) -> Result<()> {
         let mask = plan.mask();
         self.repaired.note(number, &mask, plan.width);
+        if let (Some(n), false) = (number, plan.undecided.is_empty()) {
+            let mut log = self.undecided.lock().unwrap_or_else(|p| p.into_inner());
+            log.insert(n, plan.undecided.clone());
+        }
         if let (Some(dir), Some(n)) = (&self.params.emit_masks, number) {
             super::write_mask(dir, "scratch", n, plan.width, plan.height, &mask)?;
         }
@@ -740,9 +1053,21 @@ impl Stage for Scratch {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    /// Pixels and line regions repaired, per frame.
+    /// Pixels and line regions repaired and pixels the harm guard refused, per frame; and the
+    /// lines left alone because no cue told them from scene lines (frame: columns).
     fn report(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({ "repaired": self.repaired.json() }))
+        let undecided = self.undecided.lock().unwrap_or_else(|p| p.into_inner());
+        let frames: serde_json::Map<String, serde_json::Value> = undecided
+            .iter()
+            .map(|(n, at)| (n.to_string(), serde_json::json!(at)))
+            .collect();
+        Some(serde_json::json!({
+            "repaired": self.repaired.json(),
+            "undecided_lines": {
+                "lines": undecided.values().map(Vec::len).sum::<usize>(),
+                "frames": frames,
+            },
+        }))
     }
 
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
@@ -761,7 +1086,9 @@ impl Stage for Scratch {
         let plan = Plan::build(&profiles, center, &self.params);
         self.emit(&plan, window.center.meta.number)?;
         let neighbours: Vec<&Frame> = plan.order.iter().map(|&i| frames[i]).collect();
-        Ok(cpu::repair(window.center, &neighbours, &plan, &self.params))
+        let (out, refused) = cpu::repair(window.center, &neighbours, &plan, &self.params);
+        self.repaired.refused(window.center.meta.number, refused);
+        Ok(out)
     }
 
     fn run_gpu(&self, gpu: &GpuContext, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
@@ -777,6 +1104,8 @@ impl Stage for Scratch {
         let plan = Plan::build(&profiles, center, &self.params);
         self.emit(&plan, window.center.meta.number)?;
         let neighbours: Vec<&GpuFrame> = plan.order.iter().map(|&i| frames[i]).collect();
-        gpu::repair(gpu, window.center, &neighbours, &plan, &self.params)
+        let (out, refused) = gpu::repair(gpu, window.center, &neighbours, &plan, &self.params)?;
+        self.repaired.refused(window.center.meta.number, refused);
+        Ok(out)
     }
 }

@@ -624,12 +624,14 @@ impl Stage for Stabilise {
         let plan = self.analyse(&analyses, center, CPU, |a, b, cfg| {
             Ok(motion::estimate(a, b, cfg))
         })?;
-        Ok(cpu::warp(
+        let mut out = cpu::warp(
             &frames,
             &Self::sources(&plan),
             self.params.fill,
             self.params.crop_margin(),
-        ))
+        );
+        out.meta.film_move = film_move(&frames[center].meta, &plan.correction);
+        Ok(out)
     }
 
     fn run_gpu(&self, gpu: &GpuContext, window: &Window<'_, GpuFrame>) -> Result<GpuFrame> {
@@ -655,12 +657,22 @@ impl Stage for Stabilise {
                 motion::estimate_with(a, b, cfg, &mut gpu::GpuMeasure::new(gpu, a, b, bufs))
             })?
         };
-        gpu::warp(
+        let mut out = gpu::warp(
             gpu,
             &frames,
             &Self::sources(&plan),
             self.params.fill,
             self.params.crop_margin(),
-        )
+        )?;
+        out.meta.film_move = film_move(&frames[center].meta, &plan.correction);
+        Ok(out)
     }
+}
+
+/// How the film strip was moved in the output: the input's move, then the correction.
+fn film_move(meta: &crate::frame::FrameMeta, correction: &Similarity) -> Option<[f64; 4]> {
+    let before = meta
+        .film_move
+        .map_or(Similarity::IDENTITY, Similarity::from_track);
+    Some(before.then(correction).to_track())
 }
