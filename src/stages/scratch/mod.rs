@@ -293,9 +293,14 @@ fn median(v: &mut [f32]) -> f32 {
 
 /// Candidates of one frame, every band.
 pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
+    let residuals: Vec<Residual> = (0..p.bands()).map(|b| Residual::of(p, b, params)).collect();
+    detect_in(p, &residuals, params)
+}
+
+/// [`detect`] on the bands' residuals, computed once.
+fn detect_in(p: &Profiles, residuals: &[Residual], params: &ScratchParams) -> Vec<Candidate> {
     let w = p.width;
     let k = params.max_width + 2;
-    let t = params.threshold();
     let signs: &[i32] = match params.polarity {
         Polarity::Bright => &[1],
         Polarity::Dark => &[-1],
@@ -305,10 +310,8 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
     if w < 3 {
         return out;
     }
-    for b in 0..p.bands() {
-        let m = p.band_means(b);
-        let bg = running_median(&m, k);
-        let r: Vec<f32> = m.iter().zip(&bg).map(|(a, b)| a - b).collect();
+    for (b, res) in residuals.iter().enumerate() {
+        let (m, r) = (&res.means, &res.r);
         // Each half against its own background: the level often changes between the halves
         // (a horizon, a gradient), which would bury the line in an offset.
         let halves: Vec<Vec<f32>> = (2 * b..(2 * b + 2).min(p.halves()))
@@ -318,10 +321,7 @@ pub fn detect(p: &Profiles, params: &ScratchParams) -> Vec<Candidate> {
                 hm.iter().zip(&hbg).map(|(a, b)| a - b).collect()
             })
             .collect();
-        let mut abs: Vec<f32> = r.iter().map(|v| v.abs()).collect();
-        let sigma = (1.4826 * median(&mut abs)).max(1e-4);
-        let strong = (t * sigma).max(MIN_CONTRAST);
-        let weak = 0.5 * strong;
+        let (weak, strong) = (res.weak, 2.0 * res.weak);
         for &s in signs {
             let v = |x: usize| s as f32 * r[x];
             for x in 0..w {
@@ -490,32 +490,37 @@ pub const FIT: f32 = 0.5;
 /// line, px.
 pub const APART: f32 = 0.8;
 
-/// One band's column means less their running median over `2 * (max_width + 2) + 1`
-/// columns: narrow lines stand out of it, steps do not. With the least a weak candidate
-/// stands out there ([`detect`]'s threshold, from the residual's own texture).
-pub struct Residual(Vec<f32>, f32);
+/// One band's column means, and those less their running median over
+/// `2 * (max_width + 2) + 1` columns: narrow lines stand out of it, steps do not. With the
+/// least a weak candidate stands out there: half of `(12 - 10 * sensitivity)` robust
+/// deviations of the residual (texture raises the bar), and of [`MIN_CONTRAST`].
+pub struct Residual {
+    pub means: Vec<f32>,
+    pub r: Vec<f32>,
+    pub weak: f32,
+}
 
 impl Residual {
     pub fn of(p: &Profiles, band: usize, params: &ScratchParams) -> Self {
-        let m = p.band_means(band);
-        let bg = running_median(&m, params.max_width + 2);
-        let r: Vec<f32> = m.iter().zip(&bg).map(|(a, b)| a - b).collect();
+        let means = p.band_means(band);
+        let bg = running_median(&means, params.max_width + 2);
+        let r: Vec<f32> = means.iter().zip(&bg).map(|(a, b)| a - b).collect();
         let mut abs: Vec<f32> = r.iter().map(|v| v.abs()).collect();
         let sigma = (1.4826 * median(&mut abs)).max(1e-4);
         let weak = 0.5 * (params.threshold() * sigma).max(MIN_CONTRAST);
-        Residual(r, weak)
+        Residual { means, r, weak }
     }
 
     /// Whether a line of polarity `sign` at least half as strong as `peak`, and as a weak
     /// candidate, stands at column `x`.
     pub fn shows(&self, x: f32, sign: i32, peak: f32) -> bool {
-        self.stands(x, sign) >= (0.5 * peak).max(self.1)
+        self.stands(x, sign) >= (0.5 * peak).max(self.weak)
     }
 
     /// How far a line of polarity `sign` stands out at column `x`: over the two columns
     /// either side of it, as a thin line between two pixels shares itself between them.
     pub fn stands(&self, x: f32, sign: i32) -> f32 {
-        let r = &self.0;
+        let r = &self.r;
         let c = x.floor() as i64;
         (c..=c + 1)
             .filter(|&xi| xi >= 0 && (xi as usize) < r.len())
@@ -762,7 +767,15 @@ impl Plan {
     pub fn build(profiles: &[Profiles], center: usize, params: &ScratchParams) -> Plan {
         let c = &profiles[center];
         let (w, h) = (c.width, c.height);
-        let cands: Vec<Vec<Candidate>> = profiles.iter().map(|p| detect(p, params)).collect();
+        let residuals: Vec<Vec<Residual>> = profiles
+            .iter()
+            .map(|p| (0..p.bands()).map(|b| Residual::of(p, b, params)).collect())
+            .collect();
+        let cands: Vec<Vec<Candidate>> = profiles
+            .iter()
+            .zip(&residuals)
+            .map(|(p, r)| detect_in(p, r, params))
+            .collect();
         // Nearest first, before before after at equal distance.
         let mut order: Vec<usize> = Vec::new();
         for d in 1..=RADIUS {
@@ -782,10 +795,6 @@ impl Plan {
         // Each candidate's sightings in the neighbours, and whether it or one of them is
         // strong (a faint scratch flickers around the threshold from frame to frame).
         let row_of = |band: usize| ((2 * band + 1) * c.half).min(h) as f32;
-        let residuals: Vec<Vec<Residual>> = profiles
-            .iter()
-            .map(|p| (0..p.bands()).map(|b| Residual::of(p, b, params)).collect())
-            .collect();
         let residual = |i: usize, band: usize| &residuals[i][band];
         let seen: Vec<(Vec<Option<Sighting>>, bool)> = cands[center]
             .iter()
