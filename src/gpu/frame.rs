@@ -65,6 +65,16 @@ impl GpuContext {
         })
     }
 
+    /// A one-word counter on the device, zero, for a shader's `atomic<u32>`.
+    pub fn counter(&self) -> Result<GpuFrame> {
+        self.upload(&Frame::new(1, 1, 1, Default::default()))
+    }
+
+    /// The value of a [`counter`](Self::counter); waits for the work queued before it.
+    pub fn read_counter(&self, counter: &GpuFrame) -> Result<u64> {
+        Ok(self.download(counter)?.data[0].to_bits() as u64)
+    }
+
     /// A frame of the same shape and metadata, contents undefined, from the pool. Allocation
     /// failures surface from the next checked call (dispatch, download).
     pub fn new_frame_like(&self, frame: &GpuFrame) -> GpuFrame {

@@ -967,7 +967,6 @@ pub fn rematch_pixel(
 /// and halfway, for a step beside the line), to within half the spike `d`, it is picture:
 /// dirt adds at least its spike to the sum. Twin:
 /// `thin_line` in `shaders/dust_rematch.wgsl`.
-#[allow(clippy::too_many_arguments)]
 pub fn thin_line(
     center: &[f32],
     (a, b): (&[f32], &[f32]),

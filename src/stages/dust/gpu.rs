@@ -402,7 +402,7 @@ pub fn run(
         groups,
     )?;
     let out = gpu.new_frame_like(c);
-    let refused = gpu.upload(&Frame::new(1, 1, 1, Default::default()))?;
+    let refused = gpu.counter()?;
     let nbf = |i: usize| warped[i].as_ref().unwrap_or(c);
     let u = RepairUniform {
         dims: Dims::of(c),
@@ -431,7 +431,7 @@ pub fn run(
     for f in warped.into_iter().flatten() {
         gpu.recycle(f);
     }
-    let count = gpu.download(&refused)?.data[0].to_bits() as u64;
+    let count = gpu.read_counter(&refused)?;
     gpu.recycle(refused);
     Ok((out, alpha, count))
 }

@@ -147,7 +147,7 @@ pub fn repair(
     // Missing neighbours are bound to the centre and never read.
     let n = |k: usize| neighbours.get(k).map_or(&center.buffer, |f| &f.buffer);
     let out = gpu.new_frame_like(center);
-    let refused = flat(gpu, vec![0.0])?;
+    let refused = gpu.counter()?;
     let result = gpu
         .run_kernel(
             &REPAIR,
@@ -164,11 +164,11 @@ pub fn repair(
             bytemuck::bytes_of(&uniform),
             GpuContext::workgroups(center.width, center.height, 1),
         )
-        .and_then(|_| gpu.download(&refused));
+        .and_then(|_| gpu.read_counter(&refused));
     gpu.recycle(info);
     gpu.recycle(refused);
     match result {
-        Ok(count) => Ok((out, count.data[0].to_bits() as u64)),
+        Ok(count) => Ok((out, count)),
         Err(e) => {
             gpu.recycle(out);
             Err(e)

@@ -275,14 +275,15 @@ pub struct Candidate {
     /// Residual at the peak, in the polarity's direction.
     pub peak: f32,
     pub strong: bool,
-    /// First and last column repaired (see [`detect`]).
-    pub reach: (usize, usize),
 }
 
 impl Candidate {
-    /// Columns repaired.
-    fn region(&self) -> (usize, usize) {
-        self.reach
+    /// Columns repaired: the extent widened by a third of it and one pixel each side (the faint
+    /// skirts of the profile). How far each column may change is the plan's
+    /// ([`Plan::limits`]): a step beside the line stands out by nothing.
+    fn region(&self, width: usize) -> (usize, usize) {
+        let dil = 1 + (self.x1 - self.x0 + 1) / 3;
+        (self.x0.saturating_sub(dil), (self.x1 + dil).min(width - 1))
     }
 }
 
@@ -384,11 +385,6 @@ fn detect_in(p: &Profiles, residuals: &[Residual], params: &ScratchParams) -> Ve
                 if !upright {
                     continue;
                 }
-                // The columns repaired: the extent widened by a third of it and a pixel each
-                // side (the faint skirts of the profile). How far each column may change is
-                // the plan's (`Plan::limits`): a step beside the line stands out by nothing.
-                let dil = 1 + (x1 - x0 + 1) / 3;
-                let (r0, r1) = (x0.saturating_sub(dil), (x1 + dil).min(w - 1));
                 out.push(Candidate {
                     band: b,
                     center: sx / sw,
@@ -397,7 +393,6 @@ fn detect_in(p: &Profiles, residuals: &[Residual], params: &ScratchParams) -> Ve
                     sign: s,
                     peak: here,
                     strong: here > strong,
-                    reach: (r0, r1),
                 });
             }
         }
@@ -456,25 +451,36 @@ pub fn shift_1d(a: &[f32], b: &[f32], max: usize) -> f32 {
     d as f32
 }
 
-/// Global translation `(dx, dy)` of `neighbour` against `center`: `center(x, y) ≈
-/// neighbour(x + dx, y + dy)`.
-pub fn scene_shift(center: &Profiles, neighbour: &Profiles, max_width: usize) -> (f32, f32) {
-    let k = max_width + 2;
-    let col = |p: &Profiles| -> Vec<f32> {
-        let mut acc = vec![0.0f32; p.width];
-        for b in 0..p.bands() {
-            for (a, v) in acc.iter_mut().zip(running_median(&p.band_means(b), k)) {
+/// What the scene's motion is measured on, per frame: the bands' column backgrounds summed
+/// (scratches and other narrow lines removed) and the row means.
+pub struct SceneProfile {
+    pub columns: Vec<f32>,
+    pub rows: Vec<f32>,
+}
+
+impl SceneProfile {
+    /// From a frame's profiles and its bands' residuals ([`Residual::of`], in band order).
+    pub fn of(p: &Profiles, residuals: &[Residual]) -> Self {
+        let mut columns = vec![0.0f32; p.width];
+        for res in residuals {
+            for (a, v) in columns.iter_mut().zip(&res.background) {
                 *a += v;
             }
         }
-        acc
-    };
-    let row = |p: &Profiles| -> Vec<f32> {
         let n = (p.width * p.planes) as f32;
-        p.rows.iter().map(|s| s / n).collect()
-    };
-    let dx = shift_1d(&col(center), &col(neighbour), (center.width / 8).max(4));
-    let dy = shift_1d(&row(center), &row(neighbour), (center.height / 8).max(4));
+        SceneProfile {
+            columns,
+            rows: p.rows.iter().map(|s| s / n).collect(),
+        }
+    }
+}
+
+/// Global translation `(dx, dy)` of `neighbour` against `center`: `center(x, y) ≈
+/// neighbour(x + dx, y + dy)`.
+pub fn scene_shift(center: &SceneProfile, neighbour: &SceneProfile) -> (f32, f32) {
+    let (w, h) = (center.columns.len(), center.rows.len());
+    let dx = shift_1d(&center.columns, &neighbour.columns, (w / 8).max(4));
+    let dy = shift_1d(&center.rows, &neighbour.rows, (h / 8).max(4));
     (dx, dy)
 }
 
@@ -496,6 +502,8 @@ pub const APART: f32 = 0.8;
 /// deviations of the residual (texture raises the bar), and of [`MIN_CONTRAST`].
 pub struct Residual {
     pub means: Vec<f32>,
+    /// The running median of `means`.
+    pub background: Vec<f32>,
     pub r: Vec<f32>,
     pub weak: f32,
 }
@@ -503,12 +511,17 @@ pub struct Residual {
 impl Residual {
     pub fn of(p: &Profiles, band: usize, params: &ScratchParams) -> Self {
         let means = p.band_means(band);
-        let bg = running_median(&means, params.max_width + 2);
-        let r: Vec<f32> = means.iter().zip(&bg).map(|(a, b)| a - b).collect();
+        let background = running_median(&means, params.max_width + 2);
+        let r: Vec<f32> = means.iter().zip(&background).map(|(a, b)| a - b).collect();
         let mut abs: Vec<f32> = r.iter().map(|v| v.abs()).collect();
         let sigma = (1.4826 * median(&mut abs)).max(1e-4);
         let weak = 0.5 * (params.threshold() * sigma).max(MIN_CONTRAST);
-        Residual { means, r, weak }
+        Residual {
+            means,
+            background,
+            r,
+            weak,
+        }
     }
 
     /// Whether a line of polarity `sign` at least half as strong as `peak`, and as a weak
@@ -552,8 +565,8 @@ pub enum Carrier {
 /// polarity, where the scene's motion (`scene` px) would carry it, else nearest to where the
 /// film strip would (`film` px, plus a drift of up to [`DRIFT_MAX`] a frame, `dt` frames
 /// away), where it is the only line of its kind within `clear` px of there. The scene comes
-/// first: in
-/// panelling or railings another line of the same kind always stands near the film's place.
+/// first: in panelling or railings another line of the same kind always stands near the
+/// film's place.
 pub fn sighting<'a>(
     cands: &'a [Candidate],
     q: &Candidate,
@@ -786,9 +799,11 @@ impl Plan {
                 order.push(center + d);
             }
         }
+        let scene = |i: usize| SceneProfile::of(&profiles[i], &residuals[i]);
+        let own_scene = scene(center);
         let shifts: Vec<(f32, f32)> = order
             .iter()
-            .map(|&i| scene_shift(c, &profiles[i], params.max_width))
+            .map(|&i| scene_shift(&own_scene, &scene(i)))
             .collect();
         let need = params.persistence.min(profiles.len());
         let clear = 2.0 * params.max_width as f32;
@@ -924,7 +939,7 @@ impl Plan {
         let mut labels = vec![0u32; halves * w];
         let mut limits = vec![0.0f32; halves * w];
         for q in &accepted {
-            let (x0, x1) = q.region();
+            let (x0, x1) = q.region(w);
             lines.push(Line {
                 band: q.band,
                 center: q.center,
