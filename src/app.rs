@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::cli::{
     AnalyseArgs, BackendArgs, Cli, Command, FarmAction, PresetsAction, PreviewArgs, RestoreArgs,
@@ -121,6 +121,28 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 s.columns.join(" | ")
             );
             println!("{}", s.sheet.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Review(args) => {
+            let stage = match &args.stage {
+                Some(s) => Some(crate::stages::canonical_name(s)?.to_string()),
+                None => None,
+            };
+            let s = crate::review::run(&crate::review::ReviewJob {
+                output: args.output.clone(),
+                stage,
+                vetoed: args.vetoed,
+                out: args.out.clone(),
+                input: args.input.clone(),
+            })?;
+            eprintln!(
+                "review: {} repairs, largest change first, {} to a sheet",
+                s.repairs,
+                crate::review::PER_SHEET
+            );
+            for sheet in &s.sheets {
+                println!("{}", sheet.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Presets { action } => {
@@ -340,6 +362,9 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
             );
         }
     }
+    if let Some(file) = &args.veto {
+        apply_veto(&mut preset, file)?;
+    }
     let mut stages = preset.build()?;
     if let Some(path) = &args.analysis {
         crate::analysis::apply(path, &input, &mut stages)?;
@@ -398,4 +423,34 @@ fn split_options(text: &str) -> Result<Vec<String>> {
     }
     args.extend(cur);
     Ok(args)
+}
+
+/// `restore --veto FILE`: each defect stage's `veto` parameter gets the file's entries for it
+/// and those for every stage (`*`). An entry for a stage the chain lacks is an error.
+fn apply_veto(preset: &mut Preset, file: &std::path::Path) -> Result<()> {
+    let by_stage = crate::stages::repairs::read_veto_file(file)?;
+    let every = by_stage.get("*").cloned().unwrap_or_default();
+    for stage in by_stage.keys().filter(|s| *s != "*") {
+        if !preset.chain.iter().any(|e| &e.name == stage) {
+            bail!(
+                "--veto {}: it names repairs of stage '{stage}', which is not in the chain",
+                file.display()
+            );
+        }
+    }
+    let mut any = false;
+    for name in crate::stages::MASK_STAGES {
+        let mut entries = by_stage.get(*name).cloned().unwrap_or_default();
+        entries.extend(every.iter().cloned());
+        let value = toml::Value::Array(entries.into_iter().map(toml::Value::String).collect());
+        any |= preset.set_value(name, "veto", value, true);
+    }
+    if !any {
+        bail!(
+            "--veto {}: the chain has no stage that repairs defects ({})",
+            file.display(),
+            crate::stages::MASK_STAGES.join(", ")
+        );
+    }
+    Ok(())
 }

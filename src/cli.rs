@@ -38,6 +38,9 @@ pub enum Command {
     /// Before/after of chosen frames as one PNG sheet, reading only those frames and the
     /// context the chain needs: before | after | split | what each stage changed.
     Preview(PreviewArgs),
+    /// Contact sheets of a run's repairs, largest change first: the scan before and the output
+    /// after, around each repair, with its id (for `restore --veto`).
+    Review(ReviewArgs),
     /// Presets: list the built-in ones, show one fully resolved, check a preset file.
     Presets {
         #[command(subcommand)]
@@ -191,6 +194,25 @@ pub struct PreviewArgs {
     pub backend: BackendArgs,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct ReviewArgs {
+    /// A restore's output: its directory (every chunk's repairs in it), its video file, or a
+    /// repairs file (`repairs.jsonl`).
+    pub output: PathBuf,
+    /// Only this stage's repairs (dust, scratch).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Show vetoed repairs too, marked in red.
+    #[arg(long)]
+    pub vetoed: bool,
+    /// Folder for the sheets (default: `review/` in the output directory).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// The run's input (frames before), where the path in its record no longer leads.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum PresetsAction {
     /// The built-in presets and what material each suits.
@@ -285,6 +307,11 @@ pub struct RestoreArgs {
     /// `DIR/<stage>/<frame number>.png`.
     #[arg(long, value_name = "DIR")]
     pub emit_masks: Option<PathBuf>,
+    /// Leave out these repairs: a file of repair ids (`dust:1042:3`, from a run's repairs
+    /// file, whose lines may be pasted whole) or frames and boxes (`dust:1042@X,Y,W,H`, `*` for
+    /// every defect stage), one a line. Every other pixel comes out as without the veto.
+    #[arg(long, value_name = "FILE")]
+    pub veto: Option<PathBuf>,
     /// Take the whole-reel measures from this analysis (`nitrate analyse`) instead of
     /// measuring them; refused if it was made for other input or settings.
     #[arg(long, value_name = "FILE")]

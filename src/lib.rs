@@ -17,6 +17,8 @@ pub mod pipeline;
 pub mod preset;
 pub mod preview;
 pub mod probe;
+pub mod report;
+pub mod review;
 pub mod simd;
 pub mod stages;
 pub mod synth;

@@ -527,3 +527,64 @@ fn bad_parameters_are_refused_by_name() {
         );
     }
 }
+
+/// A vetoed scratch comes back as it was in the input, every other sample is bit-identical to
+/// the run without the veto, and the record and repairs list it; on both backends.
+#[test]
+fn a_vetoed_scratch_is_left_and_the_rest_is_bit_identical() {
+    let (_, _, damaged, _) = damaged_sets().remove(0);
+    let plain = Scratch::new(ScratchParams::default()).unwrap();
+    let vetoing = Scratch::new(ScratchParams {
+        veto: vec!["scratch:3:1".into()],
+        ..ScratchParams::default()
+    })
+    .unwrap();
+    let want = run_cpu(&plain, &damaged);
+    let got = run_cpu(&vetoing, &damaged);
+    let check = |backend: &str, want: &[Frame], got: &[Frame], stage: &Scratch| {
+        for (t, (w, g)) in want.iter().zip(got).enumerate() {
+            let differ = w.data.iter().zip(&g.data).filter(|(a, b)| a != b).count();
+            if t == 3 {
+                assert!(differ > 0, "{backend}: the vetoed scratch was repaired");
+                for (i, (a, b)) in w.data.iter().zip(&g.data).enumerate() {
+                    if a != b {
+                        assert_eq!(*b, damaged[3].data[i], "{backend}: sample {i}");
+                    }
+                }
+            } else {
+                assert_eq!(differ, 0, "{backend}: frame {t} changed");
+            }
+        }
+        let rs = stage.repairs();
+        let vetoed: Vec<&str> = rs
+            .iter()
+            .filter(|r| r.vetoed)
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(vetoed, ["scratch:3:1"], "{backend}");
+        assert!(rs.iter().all(|r| r.stand_out >= 1.0), "{backend}: {rs:?}");
+        let report = stage.report().unwrap();
+        assert_eq!(report["repaired"]["frames"]["3"]["vetoed"], 1, "{report}");
+        assert_eq!(report["repaired"]["frames"]["3"]["pixels"], 0, "{report}");
+    };
+    check("cpu", &want, &got, &vetoing);
+    let Some(gpu) = gpu() else { return };
+    let on_gpu: Vec<_> = damaged.iter().map(|f| gpu.upload(f).unwrap()).collect();
+    let run = |stage: &Scratch| -> Vec<Frame> {
+        (0..on_gpu.len())
+            .map(|i| {
+                let out = stage.run_gpu(&gpu, &window(&on_gpu, i)).unwrap();
+                let f = gpu.download(&out).unwrap();
+                gpu.recycle(out);
+                f
+            })
+            .collect()
+    };
+    let vetoing = Scratch::new(ScratchParams {
+        veto: vec!["scratch:3@0,0,96,64".into()],
+        ..ScratchParams::default()
+    })
+    .unwrap();
+    let (want, got) = (run(&plain), run(&vetoing));
+    check("gpu", &want, &got, &vetoing);
+}

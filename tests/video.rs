@@ -349,7 +349,11 @@ fn chunk_of_a_video_is_exact() {
     ]));
     assert_eq!(
         files(&out),
-        vec!["reel.3-6.mkv", "reel.3-6.restoration.json"]
+        vec![
+            "reel.3-6.mkv",
+            "reel.3-6.report.html",
+            "reel.3-6.restoration.json"
+        ]
     );
     let chunk = out.join("reel.3-6.mkv");
     assert_eq!(md5s(&chunk, "0:v"), md5s(&input, "0:v")[3..=6].to_vec());

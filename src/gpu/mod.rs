@@ -15,10 +15,12 @@ mod dpx10;
 mod frame;
 mod kernel;
 mod pool;
+mod samples;
 
 pub use context::{list_adapters, AdapterChoice, GpuContext};
 pub use frame::GpuFrame;
 pub use kernel::{preprocess, Kernel, WORKGROUP_SIZE};
+pub use samples::{list_workgroups, GatherUniform, GATHER};
 
 // The pipeline shares one context and its frames between reader, stage and writer threads.
 const _: fn() = || {

@@ -1368,6 +1368,14 @@ fn write_record(
             )
         }
     };
+    let repairing = repairing_stages(job);
+    let repairs_path = (!repairing.is_empty()).then(|| beside_record(&path, "repairs", "jsonl"));
+    let report_path = beside_record(&path, "report", "html");
+    let mut output = output;
+    if let Some(p) = &repairs_path {
+        output["repairs"] = p.display().to_string().into();
+    }
+    output["report"] = report_path.display().to_string().into();
     let record = serde_json::json!({
         "tool": "nitrate",
         "version": env!("CARGO_PKG_VERSION"),
@@ -1382,7 +1390,11 @@ fn write_record(
         "gpu_checks": facts.gpu_checks,
     });
     if pass.write_record {
+        if let Some(p) = &repairs_path {
+            write_repairs(p, &repairing)?;
+        }
         let text = serde_json::to_string_pretty(&record)?;
+        io::write_atomic(&report_path, crate::report::html(&record).as_bytes())?;
         io::write_atomic(&path, text.as_bytes())?;
         if let Target::Frames { dir, .. } = target {
             // The record now vouches for the frames.
@@ -1390,6 +1402,51 @@ fn write_record(
         }
     }
     Ok((path, record))
+}
+
+/// A sidecar named like the record at `record`: `restoration.json` gives `KIND.EXT`,
+/// `restoration.A-B.json` `KIND.A-B.EXT`, `NAME.restoration.json` `NAME.KIND.EXT`.
+pub fn beside_record(record: &Path, kind: &str, ext: &str) -> PathBuf {
+    let name = record
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".json").unwrap_or(&name);
+    let named = match stem.rfind("restoration") {
+        Some(i) => format!(
+            "{}{kind}{}.{ext}",
+            &stem[..i],
+            &stem[i + "restoration".len()..]
+        ),
+        None => format!("{stem}.{kind}.{ext}"),
+    };
+    record.with_file_name(named)
+}
+
+/// The chain's stages that repair defects one by one (and log each repair).
+pub(crate) fn repairing_stages(job: &RestoreJob) -> Vec<&dyn Stage> {
+    job.stages
+        .iter()
+        .filter(|s| crate::stages::MASK_STAGES.contains(&s.name()))
+        .map(|s| s.as_ref())
+        .collect()
+}
+
+/// The repairs file: every repair of the run's repairing stages, one JSON object a line
+/// ([`crate::stages::repairs::Repair`]), by frame, then in chain order, then by id.
+pub(crate) fn write_repairs(path: &Path, stages: &[&dyn Stage]) -> Result<()> {
+    let mut all: Vec<(i64, usize, crate::stages::repairs::Repair)> = Vec::new();
+    for (k, s) in stages.iter().enumerate() {
+        all.extend(s.repairs().into_iter().map(|r| (r.frame, k, r)));
+    }
+    // Ids count regions from 1 in raster order: sorted stably, they keep that order.
+    all.sort_by_key(|(frame, k, _)| (*frame, *k));
+    let mut text = String::new();
+    for (_, _, r) in &all {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    io::write_atomic(path, text.as_bytes())
 }
 
 /// SHA-256 of the chain as resolved (names and every parameter), so runs and chunks with the
@@ -1409,6 +1466,13 @@ pub fn chain_sha256_of(stages: &[Box<dyn Stage>]) -> Result<String> {
             let mut params = s.params_json();
             if let Some(map) = params.as_object_mut() {
                 map.retain(|k, _| !SIDECAR_KEYS.contains(&k.as_str()));
+                // No veto is no parameter: chains from before vetoes existed keep their hash.
+                if map
+                    .get("veto")
+                    .is_some_and(|v| v.as_array().is_some_and(Vec::is_empty))
+                {
+                    map.remove("veto");
+                }
             }
             serde_json::json!({ "stage": s.name(), "params": params })
         })

@@ -280,6 +280,18 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
         "skipped": skipped,
         "passes": passes,
     });
+    let repairing = super::repairing_stages(job);
+    if !repairing.is_empty() {
+        // Only the frames restored now: the repairs of the frames skipped were the stopped
+        // run's, which had not written its file yet.
+        let path = super::beside_record(&record_path, "repairs", "jsonl");
+        super::write_repairs(&path, &repairing)?;
+        record["output"]["repairs"] = path.display().to_string().into();
+        record["resume"]["repairs_cover"] = "the frames restored by the resumed passes".into();
+    }
+    let report = super::beside_record(&record_path, "report", "html");
+    record["output"]["report"] = report.display().to_string().into();
+    io::write_atomic(&report, crate::report::html(&record).as_bytes())?;
     let text = serde_json::to_string_pretty(&record)?;
     io::write_atomic(&record_path, text.as_bytes())?;
     Journal::remove(&dir, job.frames);

@@ -8,15 +8,14 @@ pub mod deflicker;
 pub mod denoise;
 pub mod dust;
 pub mod levels;
+pub mod repairs;
 pub mod scratch;
 pub mod stabilise;
 pub mod upscale;
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 
@@ -118,7 +117,7 @@ pub fn write_mask(
 pub const FINGERPRINT_SAMPLES: usize = 512;
 
 /// Indices of the samples of a frame's fingerprint: spread over the whole buffer, off the
-/// regular lattice. The GPU gathers the same ones (`shaders/stabilise_gather.wgsl`).
+/// regular lattice. The GPU gathers the same ones (`shaders/gather.wgsl`).
 pub fn fingerprint_indices(len: usize) -> Vec<u32> {
     if len == 0 {
         return vec![0; FINGERPRINT_SAMPLES];
@@ -172,57 +171,6 @@ impl FrameKey {
     }
 }
 
-/// What a defect stage repaired in each frame, for the run's record: pixels touched and the
-/// separate regions they form (8-connected), and the pixels whose repair the harm guard
-/// refused ([`pushed_beyond`]), by frame number.
-#[derive(Default)]
-pub struct RepairLog(Mutex<BTreeMap<i64, [u64; 3]>>);
-
-impl RepairLog {
-    fn with(&self, number: Option<i64>, f: impl FnOnce(&mut [u64; 3])) {
-        let Some(n) = number else { return };
-        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        f(log.entry(n).or_default());
-    }
-
-    /// Note frame `number`'s repair mask (non-zero: touched), `width` pixels a row.
-    pub fn note(&self, number: Option<i64>, mask: &[u8], width: usize) {
-        let pixels = mask.iter().filter(|&&v| v > 0).count() as u64;
-        let regions = regions(mask, width);
-        self.with(number, |c| {
-            c[0] = pixels;
-            c[1] = regions;
-        });
-    }
-
-    /// Note the pixels of frame `number` whose repair the guard refused.
-    pub fn refused(&self, number: Option<i64>, pixels: u64) {
-        self.with(number, |c| c[2] = pixels);
-    }
-
-    /// `{"frames": {"<number>": {"pixels", "regions", "guard_refused"}}, "pixels", "regions",
-    /// "frames_touched", "guard_refused"}`.
-    pub fn json(&self) -> serde_json::Value {
-        let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let frames: serde_json::Map<String, serde_json::Value> = log
-            .iter()
-            .map(|(n, [px, rg, refused])| {
-                (
-                    n.to_string(),
-                    serde_json::json!({ "pixels": px, "regions": rg, "guard_refused": refused }),
-                )
-            })
-            .collect();
-        serde_json::json!({
-            "pixels": log.values().map(|c| c[0]).sum::<u64>(),
-            "regions": log.values().map(|c| c[1]).sum::<u64>(),
-            "frames_touched": log.values().filter(|c| c[0] > 0).count(),
-            "guard_refused": log.values().map(|c| c[2]).sum::<u64>(),
-            "frames": frames,
-        })
-    }
-}
-
 /// How far, in code values, a repair may put a sample beyond the range that the picture
 /// around the defect shows there (its motion-compensated neighbours, its untouched
 /// surroundings): their sampling and grain, not new picture.
@@ -234,12 +182,6 @@ pub const GUARD_MARGIN: f32 = 0.02;
 /// show; one the guard refuses is left undone. Twin: `shaders/shared/guard.wgsl`.
 pub fn pushed_beyond(before: f32, after: f32, lo: f32, hi: f32) -> bool {
     (after < lo - GUARD_MARGIN && after < before) || (after > hi + GUARD_MARGIN && after > before)
-}
-
-/// Number of 8-connected regions of non-zero pixels.
-fn regions(mask: &[u8], width: usize) -> u64 {
-    let inside: Vec<bool> = mask.iter().map(|&v| v != 0).collect();
-    crate::metrics::label_regions(&inside, width).1 as u64
 }
 
 /// One restoration operation with a CPU reference and a GPU implementation.
@@ -268,6 +210,11 @@ pub trait Stage: Send + Sync {
     /// record; `None` for stages that measure nothing.
     fn report(&self) -> Option<serde_json::Value> {
         None
+    }
+    /// Every region repaired so far, one by one, for the run's repairs file (see
+    /// [`repairs`]); empty for stages that repair no defects.
+    fn repairs(&self) -> Vec<repairs::Repair> {
+        Vec::new()
     }
     /// Whole-reel measures for `nitrate analyse` (see [`crate::analysis`]): called on the
     /// source frames in sequence order, `prev` being the frame given as `frame` in the call
@@ -343,35 +290,5 @@ pub fn build(name: &str, params: &toml::Table) -> Result<Box<dyn Stage>> {
         "colour" => Ok(Box::new(colour::Colour::from_table(params)?)),
         "upscale" => Ok(Box::new(upscale::Upscale::from_table(params)?)),
         other => bail!("stage '{other}' is not built in this version"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repair_log_counts_pixels_and_8_connected_regions() {
-        // 5x4: a diagonal pair (one region), a lone pixel, a 2-pixel bar.
-        #[rustfmt::skip]
-        let mask = [
-            255, 0,   0, 0, 9,
-            0,   255, 0, 0, 0,
-            0,   0,   0, 0, 0,
-            1,   1,   0, 0, 0,
-        ];
-        assert_eq!(regions(&mask, 5), 3);
-        let log = RepairLog::default();
-        log.note(Some(7), &mask, 5);
-        log.note(Some(8), &[0; 20], 5);
-        log.note(None, &mask, 5);
-        let j = log.json();
-        assert_eq!(j["frames"]["7"]["pixels"], 5);
-        assert_eq!(j["frames"]["7"]["regions"], 3);
-        assert_eq!(j["frames"]["8"]["pixels"], 0);
-        assert_eq!(
-            (j["pixels"].clone(), j["frames_touched"].clone()),
-            (5.into(), 1.into())
-        );
     }
 }

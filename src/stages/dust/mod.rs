@@ -126,8 +126,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::repairs::{Repair, RepairLog, Repaired, Revert, Veto};
 use super::{check_shapes, Stage, Window};
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameMeta};
 use crate::gpu::{GpuContext, GpuFrame};
 use crate::motion::{self, MotionParams};
 use crate::stages::deflicker::cuts::{self, Thumbnail};
@@ -185,6 +186,10 @@ pub struct DustParams {
     pub cut_threshold: f64,
     /// Motion estimation knobs, see [`MotionParams`].
     pub motion: MotionParams,
+    /// Repairs to leave out (set by `restore --veto FILE`): ids `dust:FRAME:N` from the
+    /// repairs file, or `dust:FRAME@X,Y,W,H` for every repair of a frame meeting a box. The
+    /// rest of the output is bit-identical to the run without them. Default none.
+    pub veto: Vec<String>,
 }
 
 impl Default for DustParams {
@@ -202,6 +207,7 @@ impl Default for DustParams {
             emit_masks: None,
             cut_threshold: 0.5,
             motion: MotionParams::default(),
+            veto: Vec::new(),
         }
     }
 }
@@ -429,8 +435,10 @@ pub struct Dust {
     pub params: DustParams,
     /// External masks by frame number, and the pattern they were found by (for messages).
     masks: Option<(HashMap<i64, PathBuf>, String)>,
-    /// What was repaired in each frame, for the run's record.
-    repaired: super::RepairLog,
+    /// What was repaired in each frame, for the run's record and repairs file.
+    repaired: RepairLog,
+    /// The repairs to leave out.
+    veto: Veto,
 }
 
 impl Dust {
@@ -450,6 +458,7 @@ impl Dust {
             None => None,
         };
         Ok(Dust {
+            veto: Veto::of("dust", &params.veto)?,
             params,
             masks,
             repaired: Default::default(),
@@ -459,7 +468,7 @@ impl Dust {
     pub fn from_table(table: &toml::Table) -> Result<Self> {
         let params: DustParams = table.clone().try_into().context(
             "invalid parameters for stage 'dust' (keys: sensitivity, radius, noise_factor, \
-             pm_radius, rematch, dilate, feather, spatial_reach, mask_in, emit_masks, cut_threshold, motion)",
+             pm_radius, rematch, dilate, feather, spatial_reach, mask_in, emit_masks, cut_threshold, motion, veto)",
         )?;
         Self::new(params)
     }
@@ -498,20 +507,46 @@ impl Dust {
         ))
     }
 
-    /// Write the soft repair mask of frame `number` when `emit_masks` is set.
-    fn emit(&self, number: Option<i64>, w: usize, h: usize, alpha: &[f32]) -> Result<()> {
-        let bytes: Vec<u8> = alpha
+    /// Log frame `meta`'s repairs (the soft mask `alpha`; `samples` gives the input and output
+    /// at sample indices), write its mask when `emit_masks` is set, and return the samples to
+    /// put back for the vetoed ones.
+    fn settle(
+        &self,
+        meta: &FrameMeta,
+        (w, h, planes): (usize, usize, usize),
+        alpha: &[f32],
+        s: &Settings,
+        samples: impl FnOnce(&[u32]) -> Result<(Vec<f32>, Vec<f32>)>,
+    ) -> Result<Revert> {
+        // Any alpha above 0 is a repaired pixel: never rounded down to untouched.
+        let mut bytes: Vec<u8> = alpha
             .iter()
-            .map(|&a| (a.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .map(|&a| match a {
+                a if a > 0.0 => ((a.min(1.0) * 255.0).round() as u8).max(1),
+                _ => 0,
+            })
             .collect();
-        self.repaired.note(number, &bytes, w);
-        let Some(dir) = &self.params.emit_masks else {
-            return Ok(());
+        let at = Repaired {
+            stage: "dust",
+            meta,
+            width: w,
+            height: h,
+            planes,
         };
-        let Some(number) = number else {
-            bail!("dust.emit_masks: the frame has no sequence number to name its mask by");
-        };
-        super::write_mask(Path::new(dir), "dust", number, w, h, &bytes)
+        let revert = self.repaired.settle(
+            &at,
+            &mut bytes,
+            &self.veto,
+            |_, change| change / s.t0,
+            samples,
+        )?;
+        if let Some(dir) = &self.params.emit_masks {
+            let Some(number) = meta.number else {
+                bail!("dust.emit_masks: the frame has no sequence number to name its mask by");
+            };
+            super::write_mask(Path::new(dir), "dust", number, w, h, &bytes)?;
+        }
+        Ok(revert)
     }
 
     /// Which neighbour slots lie in the centre's shot: a slot two away only if the one between
@@ -570,10 +605,14 @@ impl Stage for Dust {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    /// Pixels (repair mask above 0) and regions repaired, and pixels the harm guard refused,
-    /// per frame.
+    /// Pixels (repair mask above 0) and regions repaired, pixels the harm guard refused and
+    /// repairs vetoed, per frame.
     fn report(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({ "repaired": self.repaired.json() }))
+        Some(serde_json::json!({ "repaired": self.repaired.json(&self.veto) }))
+    }
+
+    fn repairs(&self) -> Vec<Repair> {
+        self.repaired.repairs()
     }
 
     fn run_cpu(&self, window: &Window<'_, Frame>) -> Result<Frame> {
@@ -632,8 +671,12 @@ impl Stage for Dust {
         });
         let flag = cpu::rematch(&flag, ext.as_deref(), &lm, &raw, &s);
         let alpha = cpu::alpha(&cpu::grow(&flag, &s, w, h), &s, w, h);
-        self.emit(c.meta.number, w, h, &alpha)?;
-        let (out, refused) = cpu::repair(c, &nb, &lm, &alpha, &s);
+        let (mut out, refused) = cpu::repair(c, &nb, &lm, &alpha, &s);
+        let revert = self.settle(&c.meta, (w, h, c.planes), &alpha, &s, |idx| {
+            let at = |f: &Frame| idx.iter().map(|&i| f.data[i as usize]).collect();
+            Ok((at(c), at(&out)))
+        })?;
+        revert.apply_cpu(&mut out);
         self.repaired.refused(c.meta.number, refused);
         Ok(out)
     }
@@ -678,9 +721,14 @@ impl Stage for Dust {
             c.height,
         );
         let (out, alpha, refused) = gpu::run(gpu, c, &cp, kept, ext.as_deref(), mp, &s)?;
-        // The mask comes back for the record of what was repaired (and for `emit_masks`).
+        // The mask comes back for the record of what was repaired (and for `emit_masks`), and
+        // the repaired samples for their measures.
         let a = gpu.download(&alpha)?;
-        self.emit(c.meta.number, c.width, c.height, &a.data)?;
+        let shape = (c.width, c.height, c.planes);
+        let revert = self.settle(&c.meta, shape, &a.data, &s, |idx| {
+            Ok((gpu.gather(c, idx)?, gpu.gather(&out, idx)?))
+        })?;
+        revert.apply_gpu(gpu, &out)?;
         self.repaired.refused(c.meta.number, refused);
         gpu.recycle(alpha);
         Ok(out)

@@ -5,7 +5,6 @@
 use anyhow::{bail, Result};
 
 use super::{Plan, Profiles, ScratchParams, GATE_HI, GATE_LO, REPAIR_RADIUS};
-use crate::frame::{Frame, FrameMeta};
 use crate::gpu::{Dims, GpuContext, GpuFrame, Kernel};
 
 const COLUMNS: Kernel = Kernel {
@@ -51,24 +50,12 @@ struct RepairUniform {
     shift: [[f32; 4]; 2 * REPAIR_RADIUS],
 }
 
-/// A buffer of `data` (f32 or u32 bit patterns) on the device.
-fn flat(gpu: &GpuContext, data: Vec<f32>) -> Result<GpuFrame> {
-    let data = if data.is_empty() { vec![0.0] } else { data };
-    gpu.upload(&Frame {
-        width: data.len(),
-        height: 1,
-        planes: 1,
-        data,
-        meta: FrameMeta::default(),
-    })
-}
-
 /// The profiles of `frame`, computed on the device and read back.
 pub fn profiles(gpu: &GpuContext, frame: &GpuFrame) -> Result<Profiles> {
     let (w, h) = (frame.width, frame.height);
     let band = super::half_band_height(h);
     let bands = h.div_ceil(band);
-    let sums = flat(gpu, vec![0.0; bands * w + h])?;
+    let sums = gpu.flat(vec![0.0; bands * w + h])?;
     let uniform = ProfileUniform {
         dims: Dims::of(frame),
         band: band as u32,
@@ -127,7 +114,7 @@ pub fn repair(
     }
     let limits_at = info.len();
     info.extend(plan.limits.iter().map(|v| v.to_bits()));
-    let info = flat(gpu, info.into_iter().map(f32::from_bits).collect())?;
+    let info = gpu.flat_indices(&info)?;
     let mut shift = [[0.0f32; 4]; 2 * REPAIR_RADIUS];
     for (s, ((dx, dy), _)) in shift.iter_mut().zip(&plan.neighbours) {
         *s = [*dx, *dy, 0.0, 0.0];

@@ -65,8 +65,9 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::repairs::{Region, Repair, RepairLog, Repaired, Revert, Veto};
 use super::{Stage, Window};
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameMeta};
 use crate::gpu::{GpuContext, GpuFrame};
 use crate::stages::stabilise::motion::Similarity;
 
@@ -134,6 +135,10 @@ pub struct ScratchParams {
     /// Folder for masks of what was repaired (`<folder>/scratch/<frame>.png`); set by
     /// `restore --emit-masks`. Default none.
     pub emit_masks: Option<PathBuf>,
+    /// Repairs to leave out (set by `restore --veto FILE`): ids `scratch:FRAME:N` from the
+    /// repairs file, or `scratch:FRAME@X,Y,W,H` for every repair of a frame meeting a box. The
+    /// rest of the output is bit-identical to the run without them. Default none.
+    pub veto: Vec<String>,
 }
 
 impl Default for ScratchParams {
@@ -145,6 +150,7 @@ impl Default for ScratchParams {
             persistence: 3,
             consistency: 0.03,
             emit_masks: None,
+            veto: Vec::new(),
         }
     }
 }
@@ -747,6 +753,8 @@ pub struct Line {
     pub x0: usize,
     pub x1: usize,
     pub sign: i32,
+    /// How many times the band's detection threshold the line stands out by.
+    pub stand_out: f32,
 }
 
 /// Everything the per-pixel repair needs, decided from the profiles alone (so the same on both
@@ -946,6 +954,7 @@ impl Plan {
                 x0,
                 x1,
                 sign: q.sign,
+                stand_out: q.peak / residuals[center][q.band].weak.max(f32::MIN_POSITIVE),
             });
             let id = lines.len() as u32;
             let first = 2 * q.band;
@@ -1015,7 +1024,9 @@ impl Plan {
 
 pub struct Scratch {
     pub params: ScratchParams,
-    repaired: super::RepairLog,
+    repaired: RepairLog,
+    /// The repairs to leave out.
+    veto: Veto,
     /// Per frame, the columns of the lines left alone as undecided ([`Plan::undecided`]).
     undecided: Mutex<BTreeMap<i64, Vec<f32>>>,
 }
@@ -1024,6 +1035,7 @@ impl Scratch {
     pub fn new(params: ScratchParams) -> Result<Self> {
         params.validate()?;
         Ok(Scratch {
+            veto: Veto::of("scratch", &params.veto)?,
             params,
             repaired: Default::default(),
             undecided: Default::default(),
@@ -1034,23 +1046,53 @@ impl Scratch {
         let params: ScratchParams = table.clone().try_into().context(
             "invalid parameters for stage 'scratch' \
              (keys: polarity = \"bright\" | \"dark\" | \"both\", max_width, sensitivity, \
-             persistence, consistency, emit_masks)",
+             persistence, consistency, emit_masks, veto)",
         )?;
         Self::new(params)
     }
 
-    /// Log what the plan repairs, and write its mask when `emit_masks` is set.
-    fn emit(&self, plan: &Plan, number: Option<i64>) -> Result<()> {
-        let mask = plan.mask();
-        self.repaired.note(number, &mask, plan.width);
-        if let (Some(n), false) = (number, plan.undecided.is_empty()) {
+    /// Log what the plan repaired in frame `meta` (`samples` gives the input and output at
+    /// sample indices), write its mask when `emit_masks` is set, and return the samples to put
+    /// back for the vetoed repairs.
+    fn settle(
+        &self,
+        plan: &Plan,
+        meta: &FrameMeta,
+        planes: usize,
+        samples: impl FnOnce(&[u32]) -> Result<(Vec<f32>, Vec<f32>)>,
+    ) -> Result<Revert> {
+        let mut mask = plan.mask();
+        if let (Some(n), false) = (meta.number, plan.undecided.is_empty()) {
             let mut log = self.undecided.lock().unwrap_or_else(|p| p.into_inner());
             log.insert(n, plan.undecided.clone());
         }
-        if let (Some(dir), Some(n)) = (&self.params.emit_masks, number) {
+        let at = Repaired {
+            stage: "scratch",
+            meta,
+            width: plan.width,
+            height: plan.height,
+            planes,
+        };
+        // A region's confidence: its strongest line's.
+        let stand_out = |r: &Region, _: f32| {
+            r.pixels
+                .iter()
+                .map(|&p| {
+                    let (x, y) = (p as usize % plan.width, p as usize / plan.width);
+                    match plan.labels[(y / plan.band) * plan.width + x] {
+                        0 => 0.0,
+                        l => plan.lines[l as usize - 1].stand_out,
+                    }
+                })
+                .fold(0.0, f32::max)
+        };
+        let revert = self
+            .repaired
+            .settle(&at, &mut mask, &self.veto, stand_out, samples)?;
+        if let (Some(dir), Some(n)) = (&self.params.emit_masks, meta.number) {
             super::write_mask(dir, "scratch", n, plan.width, plan.height, &mask)?;
         }
-        Ok(())
+        Ok(revert)
     }
 }
 
@@ -1077,8 +1119,13 @@ impl Stage for Scratch {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    /// Pixels and line regions repaired and pixels the harm guard refused, per frame; and the
-    /// lines left alone because no cue told them from scene lines (frame: columns).
+    fn repairs(&self) -> Vec<Repair> {
+        self.repaired.repairs()
+    }
+
+    /// Pixels and line regions repaired, pixels the harm guard refused and repairs vetoed, per
+    /// frame; and the lines left alone because no cue told them from scene lines (frame:
+    /// columns).
     fn report(&self) -> Option<serde_json::Value> {
         let undecided = self.undecided.lock().unwrap_or_else(|p| p.into_inner());
         let frames: serde_json::Map<String, serde_json::Value> = undecided
@@ -1086,7 +1133,7 @@ impl Stage for Scratch {
             .map(|(n, at)| (n.to_string(), serde_json::json!(at)))
             .collect();
         Some(serde_json::json!({
-            "repaired": self.repaired.json(),
+            "repaired": self.repaired.json(&self.veto),
             "undecided_lines": {
                 "lines": undecided.values().map(Vec::len).sum::<usize>(),
                 "frames": frames,
@@ -1108,10 +1155,15 @@ impl Stage for Scratch {
         }
         let profiles: Vec<Profiles> = frames.iter().map(|f| cpu::profiles(f)).collect();
         let plan = Plan::build(&profiles, center, &self.params);
-        self.emit(&plan, window.center.meta.number)?;
+        let c = window.center;
         let neighbours: Vec<&Frame> = plan.order.iter().map(|&i| frames[i]).collect();
-        let (out, refused) = cpu::repair(window.center, &neighbours, &plan, &self.params);
-        self.repaired.refused(window.center.meta.number, refused);
+        let (mut out, refused) = cpu::repair(c, &neighbours, &plan, &self.params);
+        let revert = self.settle(&plan, &c.meta, c.planes, |idx| {
+            let at = |f: &Frame| idx.iter().map(|&i| f.data[i as usize]).collect();
+            Ok((at(c), at(&out)))
+        })?;
+        revert.apply_cpu(&mut out);
+        self.repaired.refused(c.meta.number, refused);
         Ok(out)
     }
 
@@ -1126,10 +1178,14 @@ impl Stage for Scratch {
             .map(|f| gpu::profiles(gpu, f))
             .collect::<Result<Vec<_>>>()?;
         let plan = Plan::build(&profiles, center, &self.params);
-        self.emit(&plan, window.center.meta.number)?;
+        let c = window.center;
         let neighbours: Vec<&GpuFrame> = plan.order.iter().map(|&i| frames[i]).collect();
-        let (out, refused) = gpu::repair(gpu, window.center, &neighbours, &plan, &self.params)?;
-        self.repaired.refused(window.center.meta.number, refused);
+        let (out, refused) = gpu::repair(gpu, c, &neighbours, &plan, &self.params)?;
+        let revert = self.settle(&plan, &c.meta, c.planes, |idx| {
+            Ok((gpu.gather(c, idx)?, gpu.gather(&out, idx)?))
+        })?;
+        revert.apply_gpu(gpu, &out)?;
+        self.repaired.refused(c.meta.number, refused);
         Ok(out)
     }
 }

@@ -1,6 +1,6 @@
 //! CPU reference for `stabilise`: the reduction to the analysis resolution (twin of
 //! `shaders/stabilise_luma.wgsl`, summing in the same order so the results are bit-identical),
-//! the frame fingerprint (twin of `shaders/stabilise_gather.wgsl`) and the warp with its border
+//! the frame fingerprint (twin of `shaders/gather.wgsl`) and the warp with its border
 //! fill (twin of `shaders/stabilise_warp.wgsl`). The warp's Lanczos weights come from a table
 //! of the closed form the shader evaluates ([`lanczos3_fast`], within 1e-7 of it).
 

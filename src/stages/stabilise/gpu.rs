@@ -1,4 +1,4 @@
-//! GPU `stabilise`: frame fingerprints (`shaders/stabilise_gather.wgsl`, one small download per
+//! GPU `stabilise`: frame fingerprints (`shaders/gather.wgsl`, one small download per
 //! window) so each frame is analysed once; the analysis of a new frame (content hash, luma,
 //! cut thumbnail and pyramid, `shaders/stabilise_{luma,pyramid}.wgsl`); the motion estimation's per-sample work
 //! ([`GpuMeasure`]: residuals, their median, the robust normal equations, reduced on the device
@@ -11,15 +11,10 @@ use anyhow::{bail, Result};
 use super::cpu::SourceMap;
 use super::motion::{self, Analysis, Lattice, Level, Measure, A, B, DX, DY, GAIN, LIFT, SUMS};
 use super::Fill;
-use crate::frame::{Frame, FrameMeta};
-use crate::gpu::{Dims, GpuContext, GpuFrame, Kernel};
+use crate::frame::FrameMeta;
+use crate::gpu::{list_workgroups, Dims, GatherUniform, GpuContext, GpuFrame, Kernel, GATHER};
 use crate::stages::deflicker::cuts::Thumbnail;
 use crate::stages::{fingerprint_indices, FINGERPRINT_SAMPLES};
-
-const GATHER: Kernel = Kernel {
-    name: "stabilise_gather",
-    source: include_str!("../../../shaders/stabilise_gather.wgsl"),
-};
 
 const LUMA: Kernel = Kernel {
     name: "stabilise_luma",
@@ -146,15 +141,6 @@ impl<'g> Batch<'g> {
 /// Sources the warp kernel binds: the centre and up to four neighbours.
 pub const MAX_SOURCES: usize = 5;
 
-/// Keep in sync with `struct Params` in `shaders/stabilise_gather.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct GatherUniform {
-    count: u32,
-    slot: u32,
-    _pad: [u32; 2],
-}
-
 /// Keep in sync with `struct Params` in `shaders/stabilise_luma.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -239,19 +225,6 @@ pub struct Scratch {
     slots: usize,
 }
 
-fn flat(gpu: &GpuContext, data: Vec<f32>) -> Result<GpuFrame> {
-    let n = data.len().max(1);
-    let mut data = data;
-    data.resize(n, 0.0);
-    gpu.upload(&Frame {
-        width: n,
-        height: 1,
-        planes: 1,
-        data,
-        meta: FrameMeta::default(),
-    })
-}
-
 /// The fingerprints of `frames` (all of one shape), the same samples as
 /// `stages::fingerprint`.
 pub fn fingerprints(
@@ -274,17 +247,11 @@ pub fn fingerprints(
                 gpu.recycle(old.prints);
             }
         }
-        // Indices travel as the bits of f32 samples (values below 2^32 are denormals or
-        // ordinary numbers, never rewritten by a copy).
-        let indices = fingerprint_indices(len)
-            .into_iter()
-            .map(f32::from_bits)
-            .collect();
         *scratch = Some(Scratch {
             device: gpu.device.clone(),
             len,
-            indices: flat(gpu, indices)?,
-            prints: flat(gpu, vec![0.0; FINGERPRINT_SAMPLES * slots])?,
+            indices: gpu.flat_indices(&fingerprint_indices(len))?,
+            prints: gpu.flat(vec![0.0; FINGERPRINT_SAMPLES * slots])?,
             slots,
         });
     }
@@ -302,7 +269,7 @@ pub fn fingerprints(
             &GATHER,
             &[&frame.buffer, &s.indices.buffer, &s.prints.buffer],
             bytemuck::bytes_of(&uniform),
-            [(FINGERPRINT_SAMPLES as u32).div_ceil(64), 1, 1],
+            list_workgroups(FINGERPRINT_SAMPLES),
         )?;
     }
     let all = gpu.download(&s.prints)?;
@@ -467,8 +434,8 @@ impl PassBuffers {
         Ok(PassBuffers {
             device: gpu.device.clone(),
             res: Vec::new(),
-            hist: flat(gpu, vec![0.0; 2048])?,
-            sel: flat(gpu, vec![0.0; 8])?,
+            hist: gpu.flat(vec![0.0; 2048])?,
+            sel: gpu.flat(vec![0.0; 8])?,
             rows: plane(gpu, 32, 64)?,
             out: plane(gpu, 32, 1)?,
         })

@@ -601,6 +601,12 @@ impl Stage for Stabilise {
             "max_correction_px": moved.iter().copied().fold(0.0, f64::max),
             "rms_correction_px": rms,
             "track": self.params.track_out,
+            // The camera path as measured and as kept, frame by frame ([dx, dy, rot, scale]),
+            // for the run's report.
+            "path": {
+                "raw": track.iter().map(|r| r.raw).collect::<Vec<_>>(),
+                "smoothed": track.iter().map(|r| r.smoothed).collect::<Vec<_>>(),
+            },
         }))
     }
 
