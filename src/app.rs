@@ -98,11 +98,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 strength: args.strength,
                 format: args.format,
                 overwrite: args.overwrite,
+                artifacts: args.artifacts,
+                artifact_kinds: args.artifact_kinds,
             };
             let s = crate::degrade::run(&opts)?;
             eprintln!(
-                "degraded {} frames ({}x{}, {} planes) as {} in {:.1}s: {} spots, {} scratch tracks, {:.2}% of pixels masked",
-                s.frames, s.width, s.height, s.planes, s.format, s.seconds, s.spots, s.scratch_tracks, 100.0 * s.masked_fraction
+                "degraded {} frames ({}x{}, {} planes) as {} in {:.1}s: {} spots, {} artefacts, {} scratch tracks, {:.2}% of pixels masked",
+                s.frames, s.width, s.height, s.planes, s.format, s.seconds, s.spots, s.artifacts, s.scratch_tracks, 100.0 * s.masked_fraction
             );
             eprintln!("truth: {}", s.truth.display());
             Ok(ExitCode::SUCCESS)

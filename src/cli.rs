@@ -236,7 +236,8 @@ pub struct DegradeArgs {
     /// Output directory.
     pub out: PathBuf,
     /// Defects to apply, comma-separated: dust, blotches, scratches, grain, flicker, weave,
-    /// fading, blur; `default` (a worn print: the first six) or `all`.
+    /// fading, blur; `default` (a worn print: the first six), `all`, or `none` (with
+    /// `--artifacts`, the artefacts alone).
     #[arg(long, default_value = "default")]
     pub defects: String,
     /// Seed: the same seed gives the same damage, bit for bit.
@@ -251,6 +252,13 @@ pub struct DegradeArgs {
     /// Replace the output of an earlier run.
     #[arg(long)]
     pub overwrite: bool,
+    /// Also composite artefacts of real shapes: alpha mattes in DIR/KIND/*.png (dirt, hair,
+    /// lint, ...), one frame each, rotated, scaled, dark or bright, masked in the truth.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Only these kinds of artefact (comma-separated folder names), e.g. hair,lint.
+    #[arg(long, value_delimiter = ',', requires = "artifacts")]
+    pub artifact_kinds: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -491,3 +491,111 @@ fn run_refuses_bad_options_and_its_own_input() {
     let opts = DegradeOptions::new(tmp.path().join("missing"), tmp.path().join("b"));
     assert!(format!("{:#}", degrade::run(&opts).unwrap_err()).contains("missing"));
 }
+
+/// A library of two kinds of matte, made here: a thin arc ("hair") and a soft disc ("blob"),
+/// 64x64 RGBA, white with the artefact in alpha.
+fn matte_library(dir: &Path) {
+    for (kind, n) in [("hair", 3), ("blob", 2)] {
+        std::fs::create_dir_all(dir.join(kind)).unwrap();
+        for k in 0..n {
+            let img = image::RgbaImage::from_fn(64, 64, |x, y| {
+                let (dx, dy) = (x as f32 - 32.0, y as f32 - 32.0);
+                let r = (dx * dx + dy * dy).sqrt();
+                let a = match kind {
+                    "hair" => {
+                        (1.0 - (r - 20.0 - k as f32).abs()).max(0.0) * (dx > -10.0) as u8 as f32
+                    }
+                    _ => (1.0 - (r - 10.0 - 3.0 * k as f32) / 3.0).clamp(0.0, 1.0),
+                };
+                image::Rgba([255, 255, 255, (a * 255.0) as u8])
+            });
+            img.save(dir.join(kind).join(format!("{kind}-{k}.png")))
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn artefacts_of_real_shapes_are_composited_and_masked_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean_dir = dir.path().join("clean");
+    let clean = write_clean(&clean_dir, 6);
+    let lib = dir.path().join("mattes");
+    matte_library(&lib);
+    let run = |out: &str, kinds: &[&str]| {
+        degrade::run(&DegradeOptions {
+            defects: Vec::new(),
+            seed: 4,
+            strength: 2.0,
+            artifacts: Some(lib.clone()),
+            artifact_kinds: kinds.iter().map(|k| k.to_string()).collect(),
+            ..DegradeOptions::new(&clean_dir, dir.path().join(out))
+        })
+    };
+    let s = run("a", &["hair"]).unwrap();
+    assert!(s.artifacts >= 3, "{} artefacts", s.artifacts);
+    assert_eq!(s.spots, 0);
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(&s.truth).unwrap()).unwrap();
+    let mut drawn = 0;
+    for (t, c) in clean.iter().enumerate() {
+        let name = truth["frames"][t]["name"].as_str().unwrap();
+        for a in truth["frames"][t]["artifacts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(a["kind"], "hair", "{a}");
+            drawn += 1;
+        }
+        // Changed exactly where the mask says, and nowhere else.
+        let d = io::read_frame(&s.degraded_dir.join(name)).unwrap();
+        let m = io::read_frame(&s.mask_dir.join(name.replace(".dpx", ".png"))).unwrap();
+        let c16 = io::read_frame(&s.clean_dir.join(name)).unwrap();
+        assert_eq!(c16.data.len(), c.data.len());
+        let n = d.plane_len();
+        for i in 0..n {
+            let changed = (0..d.planes).any(|p| d.data[p * n + i] != c16.data[p * n + i]);
+            if m.data[i] < 0.5 {
+                assert!(!changed, "frame {t}: pixel {i} changed outside the mask");
+            }
+        }
+    }
+    assert_eq!(drawn, s.artifacts);
+    // The same seed draws the same artefacts, bit for bit; the blobs are another library.
+    let again = run("b", &["hair"]).unwrap();
+    for t in 0..6 {
+        let name = truth["frames"][t]["name"].as_str().unwrap();
+        assert_eq!(
+            std::fs::read(s.degraded_dir.join(name)).unwrap(),
+            std::fs::read(again.degraded_dir.join(name)).unwrap()
+        );
+    }
+    let blobs = run("c", &["blob"]).unwrap();
+    assert!(
+        blobs.masked_fraction > s.masked_fraction,
+        "discs cover more than arcs"
+    );
+    // Bad libraries are refused by name.
+    let e = format!("{:#}", run("d", &["lint"]).unwrap_err());
+    assert!(
+        e.contains("no mattes of kind 'lint'") && e.contains("blob, hair"),
+        "{e}"
+    );
+    let flat = dir.path().join("flat");
+    std::fs::create_dir_all(flat.join("grey")).unwrap();
+    image::GrayImage::new(8, 8)
+        .save(flat.join("grey").join("g.png"))
+        .unwrap();
+    let e = format!(
+        "{:#}",
+        degrade::run(&DegradeOptions {
+            defects: Vec::new(),
+            strength: 3.0,
+            seed: 1,
+            artifacts: Some(flat.clone()),
+            ..DegradeOptions::new(&clean_dir, dir.path().join("e"))
+        })
+        .unwrap_err()
+    );
+    assert!(e.contains("g.png") && e.contains("no alpha"), "{e}");
+}

@@ -27,6 +27,9 @@
 //!      (dirt on the print); opacity 0.7..1, levels 0.02..0.12 (dark) or 0.85..1 (bright).
 //!    - **blotches** ([`spots`]): `per_frame` = 0.5, 10..60 px semi-transparent mottled stains
 //!      (peak opacity 0.15..0.5) with wide soft edges, `dark_fraction` = 0.7, one frame each.
+//!    - **artefacts** ([`artifacts`], with `degrade --artifacts DIR`): alpha mattes cut from
+//!      real film scans (hairs, lint, smut, sprinkles, stains...), `per_frame` = 3, rotated,
+//!      scaled to 0.1..0.4 of the frame height, dark or bright, at the matte's own opacity.
 //!    - **scratches** ([`scratches`]): tracks drawn for the whole sequence first,
 //!      `per_48_frames` = 1.5 (at least one), each living 25–100 % of the sequence; 40 % static,
 //!      the rest drifting up to 0.25 px/frame and wandering up to 1.5 px; 1..4 px wide (FWHM) with
@@ -67,6 +70,7 @@
 //! (8-bit grey PNG, 255 where damaged) with the input's stems, and `OUT/truth.json`, written
 //! last, so its presence marks a complete run.
 
+pub mod artifacts;
 pub mod fading;
 pub mod flicker;
 pub mod grain;
@@ -86,6 +90,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{Frame, FrameMeta, SampleKind};
+use artifacts::{Artifact, ArtifactParams, Library};
 use fading::{FadingParams, FadingPlan};
 use flicker::{FlickerFrame, FlickerParams};
 use grain::{GrainParams, GrainPlan};
@@ -163,19 +168,24 @@ impl Defect {
     /// `default,fading`). Duplicates are dropped; the result is in application order.
     pub fn parse_list(text: &str) -> Result<Vec<Defect>> {
         let mut chosen = Vec::new();
+        let mut none = false;
         for word in text
             .split([',', ' ', '+'])
             .map(str::trim)
             .filter(|w| !w.is_empty())
         {
             match word.to_ascii_lowercase().as_str() {
+                "none" => none = true,
                 "all" => chosen.extend(Defect::ORDER),
                 "default" => chosen.extend_from_slice(DEFAULT_DEFECTS),
                 _ => chosen.push(word.parse()?),
             }
         }
-        if chosen.is_empty() {
-            bail!("no defects named (valid: {}, all, default)", Self::names());
+        if chosen.is_empty() && !none {
+            bail!(
+                "no defects named (valid: {}, all, default, none)",
+                Self::names()
+            );
         }
         Ok(Self::in_order(&chosen))
     }
@@ -228,6 +238,7 @@ pub struct Model {
     pub fading: FadingParams,
     pub dust: DustParams,
     pub blotches: BlotchParams,
+    pub artifacts: ArtifactParams,
     pub scratches: ScratchParams,
     pub flicker: FlickerParams,
     pub weave: WeaveParams,
@@ -249,6 +260,10 @@ pub struct DegradeOptions {
     pub format: Option<String>,
     /// Replace the output of an earlier run in `out`.
     pub overwrite: bool,
+    /// A library of artefact mattes to composite ([`artifacts`]), and the kinds to draw from
+    /// (empty: all).
+    pub artifacts: Option<PathBuf>,
+    pub artifact_kinds: Vec<String>,
 }
 
 impl DegradeOptions {
@@ -262,6 +277,8 @@ impl DegradeOptions {
             strength: 1.0,
             format: None,
             overwrite: false,
+            artifacts: None,
+            artifact_kinds: Vec::new(),
         }
     }
 }
@@ -281,6 +298,8 @@ pub struct DegradeSummary {
     pub truth: PathBuf,
     /// Dust specks, hairs and blotches over all frames.
     pub spots: usize,
+    /// Artefacts of real shapes over all frames.
+    pub artifacts: usize,
     pub scratch_tracks: usize,
     /// Share of all pixels marked in the masks.
     pub masked_fraction: f64,
@@ -305,6 +324,9 @@ pub struct FramePlan {
     pub flicker: Option<FlickerFrame>,
     /// Dust specks, hairs and blotches, in compositing order.
     pub spots: Vec<Spot>,
+    /// Artefacts of real shapes, composited after the spots.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<Artifact>,
     pub scratches: Vec<ScratchFrame>,
     #[serde(skip)]
     grain_key: u64,
@@ -335,6 +357,9 @@ pub struct Plan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fading: Option<FadingPlan>,
     pub scratch_tracks: Vec<Track>,
+    /// The artefact library drawn from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Library>,
     pub frames: Vec<FramePlan>,
 }
 
@@ -418,6 +443,7 @@ impl Plan {
                     weave: weaves.as_ref().map(|w| w[t].clone()),
                     flicker: flickers.as_ref().map(|f| f[t].clone()),
                     spots,
+                    artifacts: Vec::new(),
                     scratches: scratches::at_frame(
                         &scratch_tracks,
                         &model.scratches,
@@ -447,9 +473,29 @@ impl Plan {
             grain: on(Defect::Grain).then(|| GrainPlan::new(&model.grain, s, scale)),
             fading: on(Defect::Fading).then(|| FadingPlan::new(&model.fading, s, planes)),
             scratch_tracks,
+            artifacts: None,
             frames: frame_plans,
             defects,
         }
+    }
+
+    /// Draw artefacts of real shapes from `library` into every frame (their own random stream,
+    /// so the other defects stay where they were). Fails if a matte cannot be read.
+    pub fn add_artifacts(&mut self, library: Library) -> Result<()> {
+        let mut cache = std::collections::BTreeMap::new();
+        for fp in &mut self.frames {
+            let mut rng = Rng::new(key(self.seed, fp.index as u64, stream::ARTIFACTS));
+            fp.artifacts = artifacts::draw(
+                &mut rng,
+                &self.model.artifacts,
+                &library,
+                self.strength,
+                &mut cache,
+                (self.width, self.height),
+            )?;
+        }
+        self.artifacts = Some(library);
+        Ok(())
     }
 
     /// Damage the clean frame `t`: the degraded frame, the mask (one plane, 0 or 1, reference
@@ -482,6 +528,9 @@ impl Plan {
         let mut mask = Frame::new(self.width, self.height, 1, mask_meta);
         for spot in &fp.spots {
             composite(&mut f, &mut mask.data, spot);
+        }
+        for artifact in &fp.artifacts {
+            composite(&mut f, &mut mask.data, artifact);
         }
         for scratch in &fp.scratches {
             composite(&mut f, &mut mask.data, scratch);

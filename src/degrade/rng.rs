@@ -19,6 +19,7 @@ pub(crate) mod stream {
     pub const SCRATCH: u64 = 6;
     pub const FLICKER: u64 = 7;
     pub const WEAVE: u64 = 8;
+    pub const ARTIFACTS: u64 = 9;
 }
 
 /// The frame number used for whole-sequence draws (scratch tracks, drifts).

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde_json::json;
 
+use super::artifacts::Library;
 use super::{Defect, DegradeOptions, DegradeSummary, Model, Plan};
 use crate::frame::{Frame, SampleKind};
 use crate::io::sequence::Sequence;
@@ -124,7 +125,7 @@ pub fn run(opts: &DegradeOptions) -> Result<DegradeSummary> {
     let mask_name = |i: usize| format!("{}.png", stems[i]);
 
     let n = seq.len();
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         (info.width, info.height, info.planes),
         n,
         &defects,
@@ -132,6 +133,9 @@ pub fn run(opts: &DegradeOptions) -> Result<DegradeSummary> {
         opts.strength,
         &Model::default(),
     );
+    if let Some(dir) = &opts.artifacts {
+        plan.add_artifacts(Library::open(dir, &opts.artifact_kinds)?)?;
+    }
     let mask_format = OutputFormat::Png { bits: 8 };
     let chunk = (2 * rayon::current_num_threads()).max(4);
     let mut masked = vec![0usize; n];
@@ -177,6 +181,8 @@ pub fn run(opts: &DegradeOptions) -> Result<DegradeSummary> {
         "strength": opts.strength,
         "format": opts.format,
         "overwrite": opts.overwrite,
+        "artifacts": opts.artifacts.as_ref().map(|p| p.display().to_string()),
+        "artifact_kinds": opts.artifact_kinds,
     });
     truth["output"] = json!({
         "format": format.to_string(),
@@ -222,6 +228,7 @@ pub fn run(opts: &DegradeOptions) -> Result<DegradeSummary> {
         mask_dir: dirs[2].clone(),
         truth: truth_path,
         spots: plan.frames.iter().map(|f| f.spots.len()).sum(),
+        artifacts: plan.frames.iter().map(|f| f.artifacts.len()).sum(),
         scratch_tracks: plan.scratch_tracks.len(),
         masked_fraction: total as f64 / (n * info.width * info.height).max(1) as f64,
         removed_stale: removed,
