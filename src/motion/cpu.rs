@@ -123,6 +123,50 @@ pub fn block_cost(a: &Plane, b: &Plane, block: usize, bx: usize, by: usize, v: (
     s * (1.0 / (4 * bs * bs) as f32)
 }
 
+/// [`block_cost`] of several vectors at once, where the window and every moved window lie
+/// inside the planes: row by row, each vector's sum taken in the same order as alone (so the
+/// same value), the vectors' sums running side by side instead of one after another. False
+/// (nothing written) where that does not hold.
+fn block_costs_inside(
+    a: &Plane,
+    b: &Plane,
+    block: usize,
+    (bx, by): (usize, usize),
+    vs: &[(i32, i32)],
+    out: &mut [f32],
+) -> bool {
+    const MOST: usize = 32;
+    let bs = block as i32;
+    let (x0, y0, n) = (bx as i32 * bs - bs / 2, by as i32 * bs - bs / 2, 2 * bs);
+    let inside = |p: &Plane, (x, y): (i32, i32)| {
+        x >= 0 && y >= 0 && x + n <= p.width as i32 && y + n <= p.height as i32
+    };
+    if vs.len() > MOST
+        || !inside(a, (x0, y0))
+        || !vs.iter().all(|v| inside(b, (x0 + v.0, y0 + v.1)))
+    {
+        return false;
+    }
+    let mut acc = [0.0f32; MOST];
+    let nu = n as usize;
+    for j in 0..n {
+        let row_a = &a.data[(y0 + j) as usize * a.width + x0 as usize..][..nu];
+        for (k, v) in vs.iter().enumerate() {
+            let start = (y0 + j + v.1) as usize * b.width + (x0 + v.0) as usize;
+            let row_b = &b.data[start..][..nu];
+            let mut s = acc[k];
+            for (pa, pb) in row_a.iter().zip(row_b) {
+                s += (pa - pb).abs();
+            }
+            acc[k] = s;
+        }
+    }
+    for (o, s) in out.iter_mut().zip(acc) {
+        *o = s * (1.0 / (4 * bs * bs) as f32);
+    }
+    true
+}
+
 /// Median of nine values (sorted copy; the same on every platform).
 fn median9(mut v: [i32; 9]) -> i32 {
     v.sort_unstable();
@@ -156,6 +200,19 @@ pub trait SearchPlane: Sync {
     fn cost(&self, b: &Self, block: usize, bx: usize, by: usize, v: (i32, i32)) -> f32;
     /// [`block_cost_frac`] at a vector in quarter pixels.
     fn cost_quarter(&self, b: &Self, block: usize, bx: usize, by: usize, q: (i32, i32)) -> f32;
+    /// [`SearchPlane::cost`] of each of `vs` into `out`, each exactly as alone.
+    fn costs(
+        &self,
+        b: &Self,
+        block: usize,
+        (bx, by): (usize, usize),
+        vs: &[(i32, i32)],
+        out: &mut [f32],
+    ) {
+        for (v, o) in vs.iter().zip(out.iter_mut()) {
+            *o = self.cost(b, block, bx, by, *v);
+        }
+    }
 }
 
 impl SearchPlane for Plane {
@@ -165,6 +222,21 @@ impl SearchPlane for Plane {
 
     fn cost(&self, b: &Self, block: usize, bx: usize, by: usize, v: (i32, i32)) -> f32 {
         block_cost(self, b, block, bx, by, v)
+    }
+
+    fn costs(
+        &self,
+        b: &Self,
+        block: usize,
+        (bx, by): (usize, usize),
+        vs: &[(i32, i32)],
+        out: &mut [f32],
+    ) {
+        if !block_costs_inside(self, b, block, (bx, by), vs, out) {
+            for (v, o) in vs.iter().zip(out.iter_mut()) {
+                *o = block_cost(self, b, block, bx, by, *v);
+            }
+        }
     }
 
     fn cost_quarter(&self, b: &Self, block: usize, bx: usize, by: usize, q: (i32, i32)) -> f32 {
@@ -222,18 +294,29 @@ fn search_block<L: SearchPlane>(
 ) -> (f32, f32) {
     let bs = params.block;
     let penalty = |v: (i32, i32)| params.lambda * ((v.0 - p.0).abs() + (v.1 - p.1).abs()) as f32;
-    let mut best = (0, 0);
-    // The winner's cost without the penalty: where the sub-pixel steps start.
-    let mut best_match = a.cost(b, bs, bx, by, best);
-    let mut best_cost = best_match + penalty(best);
+    // Zero motion first, then the raster (where it passes zero again, the same cost could not
+    // be strictly cheaper). Costed together, chosen in that order.
+    let mut vs: Vec<(i32, i32)> = vec![(0, 0)];
     for dy in -radius..=radius {
         for dx in -radius..=radius {
             let v = (p.0 + dx, p.1 + dy);
-            let m = a.cost(b, bs, bx, by, v);
-            let c = m + penalty(v);
-            if c < best_cost {
-                (best_cost, best, best_match) = (c, v, m);
+            if v != (0, 0) {
+                vs.push(v);
             }
+        }
+    }
+    let mut matches = vec![0.0f32; vs.len()];
+    for (chunk, out) in vs.chunks(32).zip(matches.chunks_mut(32)) {
+        a.costs(b, bs, (bx, by), chunk, out);
+    }
+    let mut best = (0, 0);
+    // The winner's cost without the penalty: where the sub-pixel steps start.
+    let mut best_match = matches[0];
+    let mut best_cost = best_match + penalty(best);
+    for (&v, &m) in vs.iter().zip(&matches).skip(1) {
+        let c = m + penalty(v);
+        if c < best_cost {
+            (best_cost, best, best_match) = (c, v, m);
         }
     }
     // In quarter pixels, so that every candidate is exact.
@@ -324,18 +407,32 @@ fn block_cost_frac_inside(
     if !inside {
         return None;
     }
-    let (wu, bd) = (b.width, &b.data);
+    let (wu, bd, nu) = (b.width, &b.data, n as usize);
+    let xb0 = (x0 + ox) as usize;
     let mut s = 0.0f32;
     for j in 0..n {
-        let ya = (y0 + j) as usize;
+        let row_a = &a.data[(y0 + j) as usize * wu + x0 as usize..][..nu];
         let yb = (y0 + j + oy) as usize;
-        let (ra, r0, r1) = (ya * wu, yb * wu, (yb + 1) * wu);
-        for i in 0..n {
-            let xa = (x0 + i) as usize;
-            let xb = (x0 + i + ox) as usize;
-            let top = lerp(bd[r0 + xb], bd[r0 + xb + 1], tx);
-            let bot = lerp(bd[r1 + xb], bd[r1 + xb + 1], tx);
-            s += (a.data[ra + xa] - lerp(top, bot, ty)).abs();
+        let (r0, r1) = (yb * wu, (yb + 1) * wu);
+        // A step along one axis has a zero weight on the other, and `lerp(p, q, 0) = p` for
+        // finite samples: the same sum from half the reads (most of the sub-pixel steps).
+        if ty == 0.0 {
+            let row_b = &bd[r0 + xb0..][..nu + 1];
+            for (i, &va) in row_a.iter().enumerate() {
+                s += (va - lerp(row_b[i], row_b[i + 1], tx)).abs();
+            }
+        } else if tx == 0.0 {
+            let (t, u) = (&bd[r0 + xb0..][..nu], &bd[r1 + xb0..][..nu]);
+            for (i, &va) in row_a.iter().enumerate() {
+                s += (va - lerp(t[i], u[i], ty)).abs();
+            }
+        } else {
+            for (i, &va) in row_a.iter().enumerate() {
+                let xb = xb0 + i;
+                let top = lerp(bd[r0 + xb], bd[r0 + xb + 1], tx);
+                let bot = lerp(bd[r1 + xb], bd[r1 + xb + 1], tx);
+                s += (va - lerp(top, bot, ty)).abs();
+            }
         }
     }
     Some(s * (1.0 / (4 * bs * bs) as f32))
@@ -358,6 +455,13 @@ pub fn estimate_levels<L: SearchPlane>(a: &[L], b: &[L], params: &MotionParams) 
     coarse.expect("at least one level")
 }
 
+/// `x.floor() as i32` for finite `x` within `i32`'s range, without a call to floorf.
+#[inline(always)]
+fn floor_i32(x: f32) -> i32 {
+    let t = x as i32;
+    t - (t as f32 > x) as i32
+}
+
 /// Linear interpolation `a + (b - a) * t`, written once so the warp's rounding is explicit.
 #[inline(always)]
 fn lerp(a: f32, b: f32, t: f32) -> f32 {
@@ -368,15 +472,26 @@ fn lerp(a: f32, b: f32, t: f32) -> f32 {
 /// to the grid.
 fn grid_pos(p: f32, block: usize, n: usize) -> (usize, usize, f32) {
     let f = ((p + 0.5) / block as f32 - 0.5).clamp(0.0, (n - 1) as f32);
-    let i0 = f.floor();
-    let i = i0 as usize;
-    (i, (i + 1).min(n - 1), f - i0)
+    // `f` is not negative: truncation is its floor (without a call to the C library's floorf).
+    let i = f as usize;
+    (i, (i + 1).min(n - 1), f - i as f32)
 }
 
 /// The field's vector at pixel `(x, y)`, bilinear between block centres.
 pub fn field_at(field: &Field, x: f32, y: f32) -> (f32, f32) {
-    let (x0, x1, tx) = grid_pos(x, field.block, field.cols);
-    let (y0, y1, ty) = grid_pos(y, field.block, field.rows);
+    field_between(
+        field,
+        grid_pos(x, field.block, field.cols),
+        grid_pos(y, field.block, field.rows),
+    )
+}
+
+/// [`field_at`] from the [`grid_pos`] of the pixel's column and row.
+fn field_between(
+    field: &Field,
+    (x0, x1, tx): (usize, usize, f32),
+    (y0, y1, ty): (usize, usize, f32),
+) -> (f32, f32) {
     let c = field.cols;
     let bil = |v: &[f32]| {
         let top = lerp(v[y0 * c + x0], v[y0 * c + x1], tx);
@@ -390,8 +505,9 @@ pub fn field_at(field: &Field, x: f32, y: f32) -> (f32, f32) {
 pub fn sample(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
-    let (fx, fy) = (x.floor(), y.floor());
-    let (x0, y0) = (fx as usize, fy as usize);
+    // Not negative: truncation is the floor.
+    let (x0, y0) = (x as usize, y as usize);
+    let (fx, fy) = (x0 as f32, y0 as f32);
     let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
     let (tx, ty) = (x - fx, y - fy);
     let top = lerp(plane[y0 * w + x0], plane[y0 * w + x1], tx);
@@ -523,10 +639,22 @@ crate::wide! {
 /// The candidate vectors at pixel `(x, y)`, in the order they are tried: the interpolated one,
 /// then those of the four nearest block centres.
 pub fn candidates(field: &Field, x: f32, y: f32) -> [(f32, f32); 5] {
-    let (x0, x1, _) = grid_pos(x, field.block, field.cols);
-    let (y0, y1, _) = grid_pos(y, field.block, field.rows);
+    candidates_between(
+        field,
+        grid_pos(x, field.block, field.cols),
+        grid_pos(y, field.block, field.rows),
+    )
+}
+
+/// [`candidates`] from the [`grid_pos`] of the pixel's column and row.
+fn candidates_between(
+    field: &Field,
+    gx: (usize, usize, f32),
+    gy: (usize, usize, f32),
+) -> [(f32, f32); 5] {
+    let ((x0, x1, _), (y0, y1, _)) = (gx, gy);
     [
-        field_at(field, x, y),
+        field_between(field, gx, gy),
         field.at(x0, y0),
         field.at(x1, y0),
         field.at(x0, y1),
@@ -538,11 +666,25 @@ pub fn candidates(field: &Field, x: f32, y: f32) -> [(f32, f32); 5] {
 /// `v`, B read at the nearest pixel; coordinates clamped.
 pub fn patch_cost(a: &Plane, b: &Plane, x: usize, y: usize, v: (f32, f32)) -> f32 {
     // The nearest pixel of B per column and per row, found once for the nine samples.
-    let near = |p: i32, c: f32| (p as f32 + c + 0.5).floor() as i32;
+    let near = |p: i32, c: f32| floor_i32(p as f32 + c + 0.5);
     let (x, y) = (x as i32, y as i32);
     let bxs = [near(x - 1, v.0), near(x, v.0), near(x + 1, v.0)];
     let bys = [near(y - 1, v.1), near(y, v.1), near(y + 1, v.1)];
     let mut s = 0.0f32;
+    let inside = |p: &Plane, lo: (i32, i32), hi: (i32, i32)| {
+        lo.0 >= 0 && lo.1 >= 0 && hi.0 < p.width as i32 && hi.1 < p.height as i32
+    };
+    if inside(a, (x - 1, y - 1), (x + 1, y + 1)) && inside(b, (bxs[0], bys[0]), (bxs[2], bys[2])) {
+        // Nothing to clamp: the same nine terms in the same order, read straight.
+        for (j, &by) in bys.iter().enumerate() {
+            let ra = (y + j as i32 - 1) as usize * a.width;
+            let rb = by as usize * b.width;
+            for (i, &bx) in bxs.iter().enumerate() {
+                s += (a.data[ra + (x + i as i32 - 1) as usize] - b.data[rb + bx as usize]).abs();
+            }
+        }
+        return s;
+    }
     for (j, &by) in bys.iter().enumerate() {
         for (i, &bx) in bxs.iter().enumerate() {
             let (xx, yy) = (x + i as i32 - 1, y + j as i32 - 1);
@@ -559,22 +701,33 @@ pub fn patch_cost(a: &Plane, b: &Plane, x: usize, y: usize, v: (f32, f32)) -> f3
 pub fn compensate(bf: &Frame, field: &Field, a: &Plane, b: &Plane) -> Frame {
     let (w, h) = (bf.width, bf.height);
     let n = bf.plane_len();
-    let vectors: Vec<(f32, f32)> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let (x, y) = (i % w, i / w);
-            let mut best = (0.0, 0.0);
-            let mut best_cost = f32::INFINITY;
-            for v in candidates(field, x as f32, y as f32) {
-                let c = patch_cost(a, b, x, y, v);
-                if c < best_cost {
-                    best_cost = c;
-                    best = v;
-                }
-            }
-            best
-        })
+    let gx: Vec<(usize, usize, f32)> = (0..w)
+        .map(|x| grid_pos(x as f32, field.block, field.cols))
         .collect();
+    let mut vectors = vec![(0.0f32, 0.0f32); n];
+    vectors
+        .par_chunks_mut(w.max(1))
+        .enumerate()
+        .for_each(|(y, row)| {
+            let gy = grid_pos(y as f32, field.block, field.rows);
+            for (x, out) in row.iter_mut().enumerate() {
+                let mut best = (0.0, 0.0);
+                let mut best_cost = f32::INFINITY;
+                let cands = candidates_between(field, gx[x], gy);
+                for (k, &v) in cands.iter().enumerate() {
+                    // A vector tried before costs the same and cannot win (first of equals).
+                    if cands[..k].contains(&v) {
+                        continue;
+                    }
+                    let c = patch_cost(a, b, x, y, v);
+                    if c < best_cost {
+                        best_cost = c;
+                        best = v;
+                    }
+                }
+                *out = best;
+            }
+        });
     let mut out = bf.clone();
     out.data
         .par_chunks_mut(w)

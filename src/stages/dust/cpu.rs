@@ -555,19 +555,16 @@ pub fn spread_h(bits: &[u32], w: usize, h: usize, radius: usize) -> Vec<u32> {
 /// object, rain, sparks), not dirt. `ext` (an external defect mask) is taken as is.
 /// Result per pixel: 1 dirt, 0.5 a weak candidate (may join the mask beside dirt), 0 clean.
 pub fn decide(hbits: &[u32], ext: Option<&[f32]>, s: &Settings, w: usize, h: usize) -> Vec<f32> {
-    let r = s.pm_radius;
+    let pn_plane = if s.pm_check {
+        or_down(hbits, PN_BITS, s.pm_radius, w, h)
+    } else {
+        vec![0; w * h]
+    };
     let mut out = vec![0f32; w * h];
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         for (x, o) in row.iter_mut().enumerate() {
             let own = hbits[y * w + x];
-            let mut pn = 0u32;
-            if s.pm_check {
-                let lo = y.saturating_sub(r);
-                let hi = (y + r).min(h - 1);
-                for yy in lo..=hi {
-                    pn |= hbits[yy * w + x] & PN_BITS;
-                }
-            }
+            let pn = pn_plane[y * w + x];
             *o = if decide_pixel(own, pn, ext.map(|e| e[y * w + x]), s) {
                 1.0
             } else if own & C_WEAK != 0 {
@@ -577,6 +574,62 @@ pub fn decide(hbits: &[u32], ext: Option<&[f32]>, s: &Settings, w: usize, h: usi
             };
         }
     });
+    out
+}
+
+/// For each pixel, the OR of `bits & keep` over rows `y - r ..= y + r` (cut at the frame) of
+/// its column. Rows are cut into blocks of `2r + 1`, with the OR from each row to its block's
+/// end and from its block's start to it; a window then joins at most two blocks, so each pixel
+/// costs two reads whatever the radius.
+fn or_down(bits: &[u32], keep: u32, r: usize, w: usize, h: usize) -> Vec<u32> {
+    if w == 0 || h == 0 {
+        return Vec::new();
+    }
+    let k = 2 * r + 1;
+    let mut from_start = vec![0u32; w * h];
+    let mut to_end = vec![0u32; w * h];
+    from_start
+        .par_chunks_mut(k * w)
+        .zip(to_end.par_chunks_mut(k * w))
+        .enumerate()
+        .for_each(|(b, (fs, te))| {
+            let rows = fs.len() / w.max(1);
+            let y0 = b * k;
+            for j in 0..rows {
+                let src = &bits[(y0 + j) * w..][..w];
+                for x in 0..w {
+                    let prev = if j > 0 { fs[(j - 1) * w + x] } else { 0 };
+                    fs[j * w + x] = prev | (src[x] & keep);
+                }
+            }
+            for j in (0..rows).rev() {
+                let src = &bits[(y0 + j) * w..][..w];
+                for x in 0..w {
+                    let next = if j + 1 < rows { te[(j + 1) * w + x] } else { 0 };
+                    te[j * w + x] = next | (src[x] & keep);
+                }
+            }
+        });
+    let mut out = vec![0u32; w * h];
+    out.par_chunks_mut(w.max(1))
+        .enumerate()
+        .for_each(|(y, row)| {
+            let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
+            let (bl, bh) = (lo / k, hi / k);
+            for (x, o) in row.iter_mut().enumerate() {
+                *o = if bl == bh {
+                    // One block: the window starts at the block's start or ends at the frame's
+                    // (a full window in one block is the whole block).
+                    if lo == bl * k {
+                        from_start[hi * w + x]
+                    } else {
+                        to_end[lo * w + x]
+                    }
+                } else {
+                    to_end[lo * w + x] | from_start[hi * w + x]
+                };
+            }
+        });
     out
 }
 
@@ -854,27 +907,36 @@ pub fn repair(
 /// ([`rematch`]) can step by two pixels (four on a frame two away) and still follow thin
 /// structures.
 pub fn range(l: &[f32], w: usize, h: usize, radius: usize) -> Vec<f32> {
-    let r = radius as i32;
+    // Separable: the least and most along each row, then down each column (min and max are
+    // exact and order-free, and a clamped window holds the same values as the cut one).
     let n = w * h;
+    let mut across = vec![0f32; 2 * n];
+    let (alo, ahi) = across.split_at_mut(n);
+    alo.par_chunks_mut(w)
+        .zip(ahi.par_chunks_mut(w))
+        .enumerate()
+        .for_each(|(y, (lrow, hrow))| {
+            let row = &l[y * w..(y + 1) * w];
+            for x in 0..w {
+                let span = &row[x.saturating_sub(radius)..(x + radius + 1).min(w)];
+                lrow[x] = span.iter().copied().fold(f32::INFINITY, f32::min);
+                hrow[x] = span.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            }
+        });
     let mut out = vec![0f32; 2 * n];
     let (lo, hi) = out.split_at_mut(n);
     lo.par_chunks_mut(w)
         .zip(hi.par_chunks_mut(w))
         .enumerate()
         .for_each(|(y, (lrow, hrow))| {
-            for x in 0..w {
-                let (mut a, mut b) = (f32::INFINITY, f32::NEG_INFINITY);
-                for j in -r..=r {
-                    for i in -r..=r {
-                        let xx = (x as i32 + i).clamp(0, w as i32 - 1) as usize;
-                        let yy = (y as i32 + j).clamp(0, h as i32 - 1) as usize;
-                        let v = l[yy * w + xx];
-                        a = a.min(v);
-                        b = b.max(v);
-                    }
+            lrow.fill(f32::INFINITY);
+            hrow.fill(f32::NEG_INFINITY);
+            for yy in y.saturating_sub(radius)..(y + radius + 1).min(h) {
+                let (a, b) = (&across[yy * w..][..w], &across[n + yy * w..][..w]);
+                for x in 0..w {
+                    lrow[x] = lrow[x].min(a[x]);
+                    hrow[x] = hrow[x].max(b[x]);
                 }
-                lrow[x] = a;
-                hrow[x] = b;
             }
         });
     out
@@ -1103,4 +1165,52 @@ pub fn rematch_pieces(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn or_down_is_the_or_over_the_cut_window_and_range_the_min_and_max() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (w, h, r) in [
+            (5, 1, 0),
+            (3, 7, 1),
+            (4, 10, 2),
+            (6, 33, 16),
+            (2, 40, 3),
+            (1, 5, 9),
+        ] {
+            let bits: Vec<u32> = (0..w * h).map(|_| 1 << (next() % 12)).collect();
+            let keep = 0b1010_1010_1010;
+            let got = or_down(&bits, keep, r, w, h);
+            let l: Vec<f32> = bits.iter().map(|&b| b.trailing_zeros() as f32).collect();
+            let ranges = range(&l, w, h, r.min(3));
+            for y in 0..h {
+                for x in 0..w {
+                    let want = (y.saturating_sub(r)..=(y + r).min(h - 1))
+                        .fold(0, |a, yy| a | (bits[yy * w + x] & keep));
+                    assert_eq!(got[y * w + x], want, "{w}x{h} r {r} at ({x}, {y})");
+                    let q = r.min(3) as i32;
+                    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+                    for j in -q..=q {
+                        for i in -q..=q {
+                            let xx = (x as i32 + i).clamp(0, w as i32 - 1) as usize;
+                            let yy = (y as i32 + j).clamp(0, h as i32 - 1) as usize;
+                            lo = lo.min(l[yy * w + xx]);
+                            hi = hi.max(l[yy * w + xx]);
+                        }
+                    }
+                    assert_eq!((ranges[y * w + x], ranges[w * h + y * w + x]), (lo, hi));
+                }
+            }
+        }
+    }
 }
