@@ -256,7 +256,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn set_threads(args: &BackendArgs) -> Result<()> {
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
+            .num_threads(n as usize)
             .build_global()
             .context("--threads: cannot size the worker pool")?;
     }
@@ -350,6 +350,7 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
         preset.set_value("stabilise", "track_in", path_value(track), true);
     }
     if let Some(dir) = &args.emit_masks {
+        refuse_scan_folder(&input, dir)?;
         let mut emitting = Vec::new();
         for name in crate::stages::MASK_STAGES {
             if preset.set_value(name, "emit_masks", path_value(dir), true) {
@@ -453,6 +454,36 @@ fn apply_veto(preset: &mut Preset, file: &std::path::Path) -> Result<()> {
             file.display(),
             crate::stages::MASK_STAGES.join(", ")
         );
+    }
+    Ok(())
+}
+
+/// `--emit-masks DIR`: the masks go to `DIR/<stage>/`; neither DIR nor those folders may be
+/// the input sequence's folder, so nothing is ever written among the scans.
+fn refuse_scan_folder(input: &Input, dir: &std::path::Path) -> Result<()> {
+    let Input::Sequence(seq) = input else {
+        return Ok(());
+    };
+    let Some(first) = seq.frames.first() else {
+        return Ok(());
+    };
+    let scans = match first.path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let Ok(scans) = scans.canonicalize() else {
+        return Ok(());
+    };
+    let places = std::iter::once(dir.to_path_buf())
+        .chain(crate::stages::MASK_STAGES.iter().map(|s| dir.join(s)));
+    for place in places {
+        if place.canonicalize().ok().as_ref() == Some(&scans) {
+            bail!(
+                "--emit-masks {}: that is the input's folder ({}); choose another so the scans stay untouched",
+                dir.display(),
+                scans.display()
+            );
+        }
     }
     Ok(())
 }

@@ -343,9 +343,9 @@ pub struct BackendArgs {
     /// GPU adapter index from `nitrate devices` (implies a GPU backend).
     #[arg(long)]
     pub adapter: Option<usize>,
-    /// Worker threads for decoding, encoding and CPU stages (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Worker threads for decoding, encoding and CPU stages (default: all cores; 1 to 1024).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -249,6 +249,23 @@ fn log_tail(path: &Path, lines: usize) -> String {
         .collect()
 }
 
+/// The first and last frame numbers of the input a record names: a sequence's, found on
+/// disk, or a video's (0 to its frame count less one).
+fn reel_extent(input: &serde_json::Value) -> Result<(i64, i64)> {
+    if let Some(pattern) = input["pattern"].as_str() {
+        let seq = crate::io::sequence::Sequence::discover(Path::new(pattern))?;
+        let numbers = seq.frames.iter().map(|f| f.number);
+        return match (numbers.clone().min(), numbers.max()) {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => bail!("{pattern}: no frames"),
+        };
+    }
+    match input["frames"].as_i64() {
+        Some(n) if n > 0 => Ok((0, n - 1)),
+        _ => bail!("the record names no input sequence or frame count"),
+    }
+}
+
 /// Merge the chunk records in `output` into `output/restoration.json`, after checking that the
 /// chunks (those of the plan in `plan`, if given) tile the reel, share one chain, and that
 /// every frame they list is on disk with its recorded SHA-256. Any problem is an error that
@@ -292,6 +309,32 @@ pub fn merge(output: &Path, plan: Option<&Path>) -> Result<Merged> {
         }
     }
     if plan.is_none() {
+        // Without a plan the reel's own extent says where chunks must start and end: a first
+        // or last chunk that never ran leaves no record to show a gap between.
+        if let Some((_, path, rec)) = records.first() {
+            match reel_extent(&rec["input"]) {
+                Ok((first, last)) => {
+                    let (a, b) = (planned[0].0, planned[planned.len() - 1].1);
+                    if a > first {
+                        problems.push(format!(
+                            "frames {first}-{} are in no chunk (the reel starts at {first})",
+                            a - 1
+                        ));
+                    }
+                    if b < last {
+                        problems.push(format!(
+                            "frames {}-{last} are in no chunk (the reel ends at {last})",
+                            b + 1
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!(
+                    "{}: cannot tell the reel's first and last frames ({e:#}); give the plan \
+                     with --plan",
+                    path.display()
+                )),
+            }
+        }
         for w in planned.windows(2) {
             if w[1].0 <= w[0].1 {
                 problems.push(format!(

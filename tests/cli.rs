@@ -315,6 +315,18 @@ fn mixed_sizes_are_refused_by_name() {
         &[],
         &["scan_001004.dpx", "mixed frame sizes"],
     );
+    // A 16-bit frame in a 10-bit reel would be written at 10 bits: refused by name too.
+    std::fs::remove_file(input.join("scan_001004.dpx")).unwrap();
+    let mut deep = scene_frame(24, 16, 3, 0, 1);
+    deep.meta.bit_depth = 16;
+    let dpx16 = OutputFormat::parse("dpx16", 3).unwrap();
+    io::write_frame(&input.join("scan_001004.dpx"), &deep, dpx16).unwrap();
+    assert_refused(
+        &input,
+        &output,
+        &[],
+        &["scan_001004.dpx", "mixed bit depths", "16-bit", "10-bit"],
+    );
 }
 
 #[test]
@@ -428,6 +440,45 @@ fn unknown_stage_parameter_and_format_are_refused() {
             masks.to_str().unwrap(),
         ],
         &["--emit-masks", "no stage that repairs defects"],
+    );
+    // Masks never go among the scans: not into their folder, nor with it as DIR/dust.
+    assert_refused(
+        &input,
+        &output,
+        &["--stages", "dust", "--emit-masks", input.to_str().unwrap()],
+        &["--emit-masks", "the input's folder"],
+    );
+    assert!(
+        !input.join("dust").exists(),
+        "a mask folder was made among the scans"
+    );
+    let holder = dir.path().join("reel");
+    let named_dust = holder.join("dust");
+    dpx_sequence(&named_dust, 2, 16, 12);
+    assert_refused(
+        &named_dust,
+        &output,
+        &["--stages", "dust", "--emit-masks", holder.to_str().unwrap()],
+        &["--emit-masks", "the input's folder"],
+    );
+    let o = nitrate(&[
+        "restore",
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        "--stages",
+        "levels",
+        "--threads",
+        "100000",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--threads 100000 is a usage error"
+    );
+    assert!(
+        stderr(&o).contains("1..=1024") || stderr(&o).contains("1024"),
+        "{}",
+        stderr(&o)
     );
     let o = nitrate(&[
         "restore",

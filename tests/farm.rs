@@ -376,6 +376,14 @@ fn chunks_with_analysis_equal_one_whole_run_and_merge_verifies_them() {
     std::fs::remove_file(out.join("restoration.9-16.json")).unwrap();
     let err = fails(&["farm", "merge", s(&out)]);
     assert!(err.contains("frames 9-16 are in no chunk"), "{err}");
+    // So does a last (or first) chunk that never ran, though no record shows a gap.
+    std::fs::remove_file(out.join("restoration.17-24.json")).unwrap();
+    let err = fails(&["farm", "merge", s(&out)]);
+    assert!(
+        err.contains("frames 9-24 are in no chunk (the reel ends at 24)"),
+        "{err}"
+    );
+    assert!(!out.join("restoration.json").exists());
 }
 
 #[test]

@@ -308,6 +308,19 @@ impl Sequence {
                     first.planes
                 );
             }
+            // Output keeps the input's depth: a deeper frame among shallower ones would lose
+            // bits without a word.
+            let depth = |i: &FrameInfo| (i.meta.bit_depth, i.meta.sample);
+            if depth(info) != depth(&first) {
+                bail!(
+                    "{}: mixed bit depths: this frame is {} but {} is {}; convert the odd frames \
+                     first so nothing is lost",
+                    f.path.display(),
+                    info.encoding(),
+                    frames[0].path.display(),
+                    first.encoding()
+                );
+            }
         }
         Ok(first)
     }
