@@ -446,12 +446,16 @@ fn resume_skips_good_frames_and_redoes_the_rest() {
     // Resumed again, everything is there: nothing to do.
     let o = ok(&with_chain(&chunk));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to do"));
-    // Frames from other settings are not trusted.
+    // Frames from other settings are not this run's to replace: refused, untouched.
     let mut other = with_chain(&chunk);
     other.extend(["--set", "deflicker.strength=0.5"]);
-    let o = ok(&other);
-    let said = String::from_utf8_lossy(&o.stderr);
-    assert!(said.contains("0 of 12 frames already written"), "{said}");
+    let before = frames(&out);
+    let err = fails(&other);
+    assert!(
+        err.contains("no record or journal of these settings"),
+        "{err}"
+    );
+    assert_eq!(frames(&out), before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -639,4 +643,43 @@ fn slurm_plan_restores_a_reel_in_chunks_and_resumes_a_failed_one() {
         rec["resume"]
     );
     drop(cluster);
+}
+
+/// `--resume` replaces only frames a record or journal of the same settings says nitrate
+/// wrote: a stranger's file, or frames written with other settings, are refused untouched.
+#[test]
+fn resume_refuses_frames_it_did_not_write() {
+    let r = reel();
+    let out = r.root.join("foreign");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("reel_0010.png"), b"somebody's frame").unwrap();
+    let chunk = [
+        "restore",
+        s(&r.input),
+        s(&out),
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--frames",
+        "9-12",
+        "--resume",
+    ];
+    let err = fails(&with_chain(&chunk));
+    assert!(
+        err.contains("reel_0010.png") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("reel_0010.png")).unwrap(),
+        b"somebody's frame"
+    );
+    // Written by nitrate, with other settings: not its own for these settings either.
+    std::fs::remove_file(out.join("reel_0010.png")).unwrap();
+    ok(&with_chain(&chunk));
+    let before = frames(&out);
+    let mut other: Vec<&str> = with_chain(&chunk);
+    other.extend(["--set", "colour.strength=0.5"]);
+    let err = fails(&other);
+    assert!(err.contains("no record or journal of"), "{err}");
+    assert_eq!(frames(&out), before);
 }

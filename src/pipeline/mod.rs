@@ -600,6 +600,9 @@ impl WriterPool {
                         .encode(format)
                         .with_context(|| format!("{}: cannot encode", path.display()))
                         .and_then(|bytes| {
+                            if let Some(j) = &journal {
+                                j.intent(&path)?;
+                            }
                             io::write_atomic(&path, &bytes)?;
                             let sum = checksum::sha256_hex(&bytes);
                             // After the rename: a line names only a whole file.

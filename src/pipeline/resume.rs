@@ -44,8 +44,18 @@ pub fn journal_name(range: Option<(i64, i64)>) -> String {
 #[derive(Serialize, Deserialize)]
 #[serde(untagged)]
 enum Line {
-    Header { chain_sha256: String },
-    Frame { name: String, sha256: String },
+    Header {
+        chain_sha256: String,
+    },
+    Frame {
+        name: String,
+        sha256: String,
+    },
+    /// Written before a frame's file: a kill between the rename and its `Frame` line leaves
+    /// a file the journal still owns.
+    Writing {
+        writing: String,
+    },
 }
 
 /// The per-frame journal of a run writing frame files. The file is made on the first frame,
@@ -70,13 +80,25 @@ impl Journal {
         }))
     }
 
+    /// A frame about to be written, by name.
+    pub fn intent(&self, path: &Path) -> Result<()> {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        self.append(&Line::Writing {
+            writing: name.into_owned(),
+        })
+    }
+
     /// One frame written: its name and checksum, as one line in one write.
     pub fn note(&self, path: &Path, sha256: &str) -> Result<()> {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let line = serde_json::to_string(&Line::Frame {
+        self.append(&Line::Frame {
             name: name.into_owned(),
             sha256: sha256.into(),
-        })?;
+        })
+    }
+
+    fn append(&self, line: &Line) -> Result<()> {
+        let line = serde_json::to_string(line)?;
         let mut slot = self.file.lock().unwrap_or_else(|e| e.into_inner());
         let cannot = || format!("{}: cannot write the run's journal", self.path.display());
         if slot.is_none() {
@@ -103,7 +125,8 @@ impl Journal {
     }
 }
 
-/// Checksums by file name that records and journals in `dir` vouch for, for chain `chain`.
+/// Checksums by file name that records and journals in `dir` vouch for, for chain `chain`
+/// (a name with no checksum: a frame whose writing began but whose line never came).
 /// A journal cut short by a kill may end in a partial line; it is ignored.
 pub fn vouched(dir: &Path, chain: &str) -> Result<BTreeMap<String, BTreeSet<String>>> {
     let mut sums: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -125,6 +148,10 @@ pub fn vouched(dir: &Path, chain: &str) -> Result<BTreeMap<String, BTreeSet<Stri
                     Ok(Line::Header { chain_sha256 }) => same_chain = chain_sha256 == chain,
                     Ok(Line::Frame { name, sha256 }) if same_chain => {
                         sums.entry(name).or_default().insert(sha256);
+                    }
+                    // Nitrate's own, though no checksum vouches for its content.
+                    Ok(Line::Writing { writing }) if same_chain => {
+                        sums.entry(writing).or_default();
                     }
                     _ => {}
                 }
@@ -185,6 +212,30 @@ pub fn restore(job: &RestoreJob) -> Result<RunSummary> {
             have.contains(&sum).then_some(sum)
         })
         .collect();
+    // Only nitrate's own frames of this chain are replaced, as without --resume: a file that
+    // no record or journal of the chain names is someone else's. (Anything else standing in a
+    // frame's place cannot be replaced at all; writing it fails and names it.)
+    let foreign: Vec<String> = targets
+        .iter()
+        .filter(|(_, path)| path.is_file())
+        .filter(|(_, path)| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            !sums.contains_key(name.as_ref())
+        })
+        .map(|(_, path)| path.display().to_string())
+        .collect();
+    if !foreign.is_empty() {
+        let more = match foreign.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
+        bail!(
+            "--resume: {}{more} already in the output, and no record or journal of these \
+             settings says nitrate wrote it; --resume replaces only its own frames: move it \
+             away, or restore again with --overwrite",
+            foreign[0]
+        );
+    }
     let missing: Vec<bool> = good.iter().map(Option::is_none).collect();
     let mut ranges = runs(&missing);
     let record_path = dir.join(record_name(
