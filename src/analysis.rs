@@ -121,7 +121,7 @@ pub fn analyse(job: &AnalyseJob) -> Result<AnalyseSummary> {
     let mut shape = None;
     for (i, (number, path, frame)) in decoded.enumerate() {
         if crate::pipeline::cancel::interrupted() {
-            return Err(crate::pipeline::cancel::Interrupted.into());
+            return Err(crate::pipeline::cancel::Interrupted::Nothing.into());
         }
         let frame = frame?;
         let s = (frame.width, frame.height, frame.planes);

@@ -583,6 +583,7 @@ fn ctrl_c_finishes_frames_in_hand_and_leaves_nothing_partial() {
     assert!(kill.success());
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("whole and kept"), "{}", stderr(&o));
     let written: Vec<String> = files_in(&output);
     assert!(
         written.iter().all(|f| !f.contains("partial")),

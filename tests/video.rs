@@ -646,5 +646,7 @@ fn ctrl_c_leaves_no_video_behind() {
     assert!(kill.success());
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    // A video keeps nothing, and says so.
+    assert!(text(&o).contains("nothing was written"), "{}", text(&o));
     assert!(files(&out_dir).is_empty(), "left: {:?}", files(&out_dir));
 }

@@ -23,13 +23,27 @@ pub fn unregister_temp(path: &std::path::Path) {
         .retain(|p| p != path);
 }
 
-/// The error a run returns when it stopped on Ctrl-C.
+/// The error a run returns when it stopped on Ctrl-C, saying what it leaves.
 #[derive(Debug)]
-pub struct Interrupted;
+pub enum Interrupted {
+    /// Frame files: those written are whole and kept.
+    Frames,
+    /// A video or an analysis: written whole or not at all, so nothing is kept.
+    Nothing,
+}
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("interrupted: frames finished so far are complete; run again with the same output to redo the rest")
+        f.write_str(match self {
+            Interrupted::Frames => {
+                "interrupted: the frames written so far are whole and kept; run again with \
+                 --resume to restore the rest"
+            }
+            Interrupted::Nothing => {
+                "interrupted: nothing was written (it is written whole or not at all); run \
+                 again to start over"
+            }
+        })
     }
 }
 

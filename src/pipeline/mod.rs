@@ -1197,7 +1197,11 @@ pub(crate) fn restore_pass(job: &RestoreJob, pass: &Pass) -> Result<RunSummary> 
         }
     };
     if cancel::interrupted() {
-        return Err(cancel::Interrupted.into());
+        return Err(match target {
+            Target::Frames { .. } => cancel::Interrupted::Frames,
+            Target::Video { .. } => cancel::Interrupted::Nothing,
+        }
+        .into());
     }
     let seconds = start.elapsed().as_secs_f64();
     let sums = |c: Checksums| std::mem::take(&mut *c.lock().unwrap_or_else(|e| e.into_inner()));
