@@ -320,6 +320,13 @@ struct FrameLog {
     repairs: Vec<Repair>,
 }
 
+/// The samples at `indices` of a stage's input and output frames on the CPU: the `samples`
+/// argument of [`RepairLog::settle`] for a CPU run.
+pub fn cpu_samples(before: &Frame, after: &Frame, indices: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    let at = |f: &Frame| indices.iter().map(|&i| f.data[i as usize]).collect();
+    (at(before), at(after))
+}
+
 /// What a defect stage repaired, frame by frame, for the run's record and repairs file.
 #[derive(Default)]
 pub struct RepairLog(Mutex<BTreeMap<i64, FrameLog>>);

@@ -126,7 +126,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::repairs::{Repair, RepairLog, Repaired, Revert, Veto};
+use super::repairs::{cpu_samples, Repair, RepairLog, Repaired, Revert, Veto};
 use super::{check_shapes, Stage, Window};
 use crate::frame::{Frame, FrameMeta};
 use crate::gpu::{GpuContext, GpuFrame};
@@ -673,8 +673,7 @@ impl Stage for Dust {
         let alpha = cpu::alpha(&cpu::grow(&flag, &s, w, h), &s, w, h);
         let (mut out, refused) = cpu::repair(c, &nb, &lm, &alpha, &s);
         let revert = self.settle(&c.meta, (w, h, c.planes), &alpha, &s, |idx| {
-            let at = |f: &Frame| idx.iter().map(|&i| f.data[i as usize]).collect();
-            Ok((at(c), at(&out)))
+            Ok(cpu_samples(c, &out, idx))
         })?;
         revert.apply_cpu(&mut out);
         self.repaired.refused(c.meta.number, refused);

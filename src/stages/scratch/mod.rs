@@ -65,7 +65,7 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::repairs::{Region, Repair, RepairLog, Repaired, Revert, Veto};
+use super::repairs::{cpu_samples, Region, Repair, RepairLog, Repaired, Revert, Veto};
 use super::{Stage, Window};
 use crate::frame::{Frame, FrameMeta};
 use crate::gpu::{GpuContext, GpuFrame};
@@ -1159,8 +1159,7 @@ impl Stage for Scratch {
         let neighbours: Vec<&Frame> = plan.order.iter().map(|&i| frames[i]).collect();
         let (mut out, refused) = cpu::repair(c, &neighbours, &plan, &self.params);
         let revert = self.settle(&plan, &c.meta, c.planes, |idx| {
-            let at = |f: &Frame| idx.iter().map(|&i| f.data[i as usize]).collect();
-            Ok((at(c), at(&out)))
+            Ok(cpu_samples(c, &out, idx))
         })?;
         revert.apply_cpu(&mut out);
         self.repaired.refused(c.meta.number, refused);
