@@ -150,7 +150,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if f > 0.75 && !(params.has_ext != 0u && ext[k] > 0.5) {
         let d = beyond(lc[k], ca[k], cb[k]);
         if d != 0.0 && (thin_line(i32(id.x), i32(id.y), d) || found(i32(id.x), i32(id.y), d)) {
-            f = 0.5;
+            f = FOUND;
         }
     }
     dst[k] = f;

@@ -30,3 +30,7 @@ const LONE_SHIFT: u32 = 8u;
 const PN_AREA: u32 = P_POS | P_NEG | N_POS | N_NEG;
 const PN_BITS: u32 = PN_AREA | (PN_AREA << LONE_SHIFT);
 const C_BITS: u32 = C_POS | C_NEG | C_WEAK | C_LONE;
+
+// Flag of a pixel the re-match found in a neighbour: weak for the disc of `dust_grow`, but
+// picture for `dust_link`. CPU twin: `stages::dust::cpu::FOUND`.
+const FOUND: f32 = 0.4;

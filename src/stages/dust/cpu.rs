@@ -682,6 +682,140 @@ pub fn grow(flag: &[f32], s: &Settings, w: usize, h: usize) -> Vec<f32> {
     out
 }
 
+/// The indices of the eight neighbours of pixel `k` inside a `w` x `h` frame.
+fn neighbours8(k: usize, w: usize, h: usize) -> impl Iterator<Item = usize> {
+    let (x, y) = ((k % w) as i32, (k / w) as i32);
+    DIRS.into_iter().filter_map(move |(dx, dy)| {
+        let (xx, yy) = (x + dx, y + dy);
+        (xx >= 0 && yy >= 0 && xx < w as i32 && yy < h as i32)
+            .then(|| yy as usize * w + xx as usize)
+    })
+}
+
+/// Flag of a pixel the re-match found in a neighbour: a weak candidate for the disc of
+/// [`grow`], but picture, so [`link`] does not pass through it.
+pub const FOUND: f32 = 0.4;
+
+/// Bins of the histogram of the centre's departure from its neighbours ([`level`]), over
+/// `-LEVEL_SPAN..LEVEL_SPAN` (the ends take everything beyond).
+pub const LEVEL_BINS: usize = 1024;
+pub const LEVEL_SPAN: f32 = 0.25;
+
+/// Histogram bin of a departure `e` of the centre from the mean of its pair.
+pub fn level_bin(e: f32) -> usize {
+    let b = ((e + LEVEL_SPAN) * (LEVEL_BINS as f32 / (2.0 * LEVEL_SPAN))).floor();
+    b.clamp(0.0, (LEVEL_BINS - 1) as f32) as usize
+}
+
+/// The level of a frame against its neighbours from the histogram of [`level_bin`]: the
+/// centre of the bin holding the median. A frame lighter or darker than its neighbours
+/// (flicker, printing) departs from them everywhere by about this much.
+pub fn level_of(hist: &[u32]) -> f32 {
+    let total: u64 = hist.iter().map(|&n| n as u64).sum();
+    let mut seen = 0u64;
+    let mut bin = hist.len() - 1;
+    for (i, &n) in hist.iter().enumerate() {
+        seen += n as u64;
+        if 2 * seen >= total {
+            bin = i;
+            break;
+        }
+    }
+    -LEVEL_SPAN + (bin as f32 + 0.5) * (2.0 * LEVEL_SPAN / LEVEL_BINS as f32)
+}
+
+/// The level ([`level_of`]) of the centre against the pair `(a, b)`.
+pub fn level(lm: &Lumas, (a, b): (&[f32], &[f32])) -> f32 {
+    let mut hist = vec![0u32; LEVEL_BINS];
+    for ((&c, &a), &b) in lm.center.iter().zip(a).zip(b) {
+        hist[level_bin(c - 0.5 * (a + b))] += 1;
+    }
+    level_of(&hist)
+}
+
+/// Where [`link`] may pass: +1 or -1 (the polarity) for a pixel of the grown mask or a
+/// weak candidate (not [`FOUND`]) whose spike, with the frame's `level` taken off, is over
+/// `s.link` times the threshold; 0 elsewhere. Codes: 2 on the grown mask, 1 where it may join.
+pub fn link_code(
+    (flag, grown): (f32, f32),
+    lm: &Lumas,
+    (a, b): (&[f32], &[f32]),
+    level: f32,
+    x: usize,
+    y: usize,
+    s: &Settings,
+) -> f32 {
+    let weak = flag > 0.45 && flag < 0.75;
+    if grown <= 0.5 && !weak {
+        return 0.0;
+    }
+    let k = y * lm.width + x;
+    let d = outside(lm.center[k] - level, a[k], b[k]);
+    let polarity = if d > 0.0 {
+        1.0
+    } else if d < 0.0 {
+        -1.0
+    } else {
+        0.0
+    };
+    if grown > 0.5 {
+        return 2.0 * polarity;
+    }
+    let thr = s.t0 + s.noise_factor * disagreement(a, b, lm.width, lm.height, x, y);
+    if d.abs() > s.link * thr {
+        polarity
+    } else {
+        0.0
+    }
+}
+
+/// Hysteresis growth: weak candidates joined to the grown mask through weak candidates of
+/// the same polarity (8-connected), up to `s.link_reach` steps, join it too. Faint dirt is
+/// whole where part of it is strong: the body and soft edges of a semi-transparent blotch,
+/// the thin ends of a hair. The frame's level against its neighbours ([`level`]) is taken off
+/// first, as flicker makes every pixel a faint spike of one polarity; the re-match's
+/// [`FOUND`] pixels are picture and do not pass; and only with neighbours on both sides, as
+/// picture coming into view at the ends of a shot is a faint spike too.
+pub fn link(flag: &[f32], grown: &[f32], lm: &Lumas, s: &Settings) -> Vec<f32> {
+    let (w, h) = (lm.width, lm.height);
+    let Some((a, b)) = lm.nb[0].zip(lm.nb[1]) else {
+        return grown.to_vec();
+    };
+    if s.link_reach == 0 {
+        return grown.to_vec();
+    }
+    let level = level(lm, (a, b));
+    let mut code = vec![0f32; w * h];
+    code.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        for (x, o) in row.iter_mut().enumerate() {
+            let k = y * w + x;
+            *o = link_code((flag[k], grown[k]), lm, (a, b), level, x, y, s);
+        }
+    });
+    // Steps in lockstep, as the shader runs them: a pixel joins at step t if a neighbour of
+    // its polarity had joined by step t - 1.
+    let mut front: Vec<usize> = (0..w * h).filter(|&k| code[k].abs() == 2.0).collect();
+    for _ in 0..s.link_reach {
+        let mut next = Vec::new();
+        for &k in &front {
+            for kk in neighbours8(k, w, h) {
+                if code[kk].abs() == 1.0 && 2.0 * code[kk] == code[k] {
+                    code[kk] *= 2.0;
+                    next.push(kk);
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        front = next;
+    }
+    code.iter()
+        .zip(grown)
+        .map(|(&c, &g)| if c.abs() == 2.0 || g > 0.5 { 1.0 } else { 0.0 })
+        .collect()
+}
+
 /// The soft repair mask: 1 on the grown mask, falling linearly to 0 over the next
 /// `feather + 1` pixels, so the repair blends into the untouched picture.
 pub fn alpha(grown: &[f32], s: &Settings, w: usize, h: usize) -> Vec<f32> {
@@ -1063,7 +1197,7 @@ pub fn thin_line(
 
 /// The re-match check on every pixel taken for dirt (`flag` 1, not from the external mask):
 /// where its picture is found in the neighbours ([`rematch_pixel`]) it drops to a weak
-/// candidate (0.5), unless most of its piece of dirt was not found ([`rematch_pieces`]).
+/// candidate ([`FOUND`]), unless most of its piece of dirt was not found ([`rematch_pieces`]).
 /// `raw` are the uncompensated neighbour lumas in slot order; the spike is measured against
 /// the compensated pair (`lm`), as detection did.
 pub fn rematch(
@@ -1102,7 +1236,7 @@ pub fn rematch(
                 && (thin_line(lm.center, (ca, cb), d, w, h, x, y)
                     || rematch_pixel(lm.center, rs, steps, d, w, h, x, y, s))
             {
-                *o = 0.5;
+                *o = FOUND;
             }
         }
     });
@@ -1144,13 +1278,7 @@ pub fn rematch_pieces(
         while next < piece.len() {
             let k = piece[next];
             next += 1;
-            let (x, y) = ((k % w) as i32, (k / w) as i32);
-            for (dx, dy) in DIRS {
-                let (xx, yy) = (x + dx, y + dy);
-                if xx < 0 || yy < 0 || xx >= w as i32 || yy >= h as i32 {
-                    continue;
-                }
-                let kk = yy as usize * w + xx as usize;
+            for kk in neighbours8(k, w, h) {
                 if !seen[kk] && in_piece(flag, ext, kk) {
                     seen[kk] = true;
                     piece.push(kk);

@@ -1,6 +1,6 @@
 //! GPU `dust`: motion by [`crate::motion::gpu`], then `shaders/dust_detect.wgsl`,
 //! `dust_spatial.wgsl`, `dust_clean.wgsl`, `dust_spread_h.wgsl`, `dust_decide.wgsl`, `dust_range.wgsl`,
-//! `dust_rematch.wgsl`, `dust_pieces.wgsl`, `dust_grow.wgsl`,
+//! `dust_rematch.wgsl`, `dust_pieces.wgsl`, `dust_grow.wgsl`, `dust_level.wgsl`, `dust_link.wgsl`,
 //! `dust_alpha.wgsl` and
 //! `dust_repair.wgsl`, one invocation per pixel each, twins of the passes in [`super::cpu`].
 
@@ -46,6 +46,14 @@ const PIECES: Kernel = Kernel {
 const GROW: Kernel = Kernel {
     name: "dust_grow",
     source: include_str!("../../../shaders/dust_grow.wgsl"),
+};
+const LEVEL: Kernel = Kernel {
+    name: "dust_level",
+    source: include_str!("../../../shaders/dust_level.wgsl"),
+};
+const LINK: Kernel = Kernel {
+    name: "dust_link",
+    source: include_str!("../../../shaders/dust_link.wgsl"),
 };
 const ALPHA: Kernel = Kernel {
     name: "dust_alpha",
@@ -149,6 +157,30 @@ struct AlphaUniform {
     h: u32,
     dilate: u32,
     feather: u32,
+}
+
+/// Keep in sync with `struct Params` in `shaders/dust_level.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct LevelUniform {
+    w: u32,
+    h: u32,
+    phase: u32,
+    _pad: u32,
+}
+
+/// Keep in sync with `struct Params` in `shaders/dust_link.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct LinkUniform {
+    w: u32,
+    h: u32,
+    phase: u32,
+    _pad: u32,
+    t0: f32,
+    noise_factor: f32,
+    link: f32,
+    _pad1: f32,
 }
 
 /// Keep in sync with `struct Params` in `shaders/dust_repair.wgsl`.
@@ -395,6 +427,9 @@ pub fn run(
         bytemuck::bytes_of(&u),
         groups,
     )?;
+    if let (Some(a), Some(b)) = (nb[0], nb[1]) {
+        link(gpu, &flag, &grown, lc, (a, b), s)?;
+    }
     gpu.run_kernel(
         &ALPHA,
         &[&grown.buffer, &alpha.buffer],
@@ -434,6 +469,85 @@ pub fn run(
     let count = gpu.read_counter(&refused)?;
     gpu.recycle(refused);
     Ok((out, alpha, count))
+}
+
+/// The hysteresis growth ([`cpu::link`]) into `grown`: the level by `dust_level.wgsl`, then
+/// `dust_link.wgsl`'s codes, `s.link_reach` steps and the join.
+pub fn link(
+    gpu: &GpuContext,
+    flag: &GpuFrame,
+    grown: &GpuFrame,
+    lc: &GpuFrame,
+    (a, b): (&GpuFrame, &GpuFrame),
+    s: &Settings,
+) -> Result<()> {
+    if s.link_reach == 0 {
+        return Ok(());
+    }
+    let (w, h) = (lc.width, lc.height);
+    let groups = GpuContext::workgroups(w, h, 1);
+    // Fresh buffers: wgpu zeroes them, as the histogram needs.
+    let hist = motion::gpu::scratch(gpu, cpu::LEVEL_BINS, 1, 1);
+    let level = motion::gpu::scratch(gpu, 1, 1, 1);
+    for (phase, groups) in [(0, groups), (1, [1, 1, 1])] {
+        let u = LevelUniform {
+            w: w as u32,
+            h: h as u32,
+            phase,
+            _pad: 0,
+        };
+        gpu.run_kernel(
+            &LEVEL,
+            &[
+                &lc.buffer,
+                &a.buffer,
+                &b.buffer,
+                &hist.buffer,
+                &level.buffer,
+            ],
+            bytemuck::bytes_of(&u),
+            groups,
+        )?;
+    }
+    let mut codes = [
+        motion::gpu::scratch(gpu, w, h, 1),
+        motion::gpu::scratch(gpu, w, h, 1),
+    ];
+    let u = |phase: u32| LinkUniform {
+        w: w as u32,
+        h: h as u32,
+        phase,
+        _pad: 0,
+        t0: s.t0,
+        noise_factor: s.noise_factor,
+        link: s.link,
+        _pad1: 0.0,
+    };
+    let pass = |phase: u32, src: &GpuFrame, dst: &GpuFrame| {
+        gpu.run_kernel(
+            &LINK,
+            &[
+                &flag.buffer,
+                &grown.buffer,
+                &lc.buffer,
+                &a.buffer,
+                &b.buffer,
+                &level.buffer,
+                &src.buffer,
+                &dst.buffer,
+            ],
+            bytemuck::bytes_of(&u(phase)),
+            groups,
+        )
+    };
+    // Phase 0 reads no source: the flags stand in for it.
+    pass(0, flag, &codes[0])?;
+    for _ in 0..s.link_reach {
+        pass(1, &codes[0], &codes[1])?;
+        codes.swap(0, 1);
+    }
+    pass(2, &codes[0], &codes[1])?;
+    Ok(())
 }
 
 /// The re-match by pieces ([`cpu::rematch_pieces`]): `dust_pieces.wgsl`'s four passes over
