@@ -650,3 +650,86 @@ fn ctrl_c_leaves_no_video_behind() {
     assert!(text(&o).contains("nothing was written"), "{}", text(&o));
     assert!(files(&out_dir).is_empty(), "left: {:?}", files(&out_dir));
 }
+
+/// An `ffmpeg` in `dir` that runs the real one, then cuts its output file in half and, where
+/// `says` is given, prints it as FFmpeg 5.1 does when the disk fills while it writes the
+/// trailer, and exits 0 all the same. `ffprobe` beside it is the real one.
+fn ffmpeg_that_loses_the_end(dir: &Path, says: Option<&str>) -> PathBuf {
+    let find = |name: &str| {
+        let out = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (real, probe) = (find("ffmpeg"), find("ffprobe"));
+    let fake = dir.join("ffmpeg");
+    let say = says.map_or(String::new(), |m| format!("echo \"{m}\" >&2\n"));
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n\"{real}\" \"$@\" || exit $?\nfor a in \"$@\"; do out=\"$a\"; done\n\
+             case \"$out\" in *partial*) truncate -s $(( $(stat -c %s \"$out\") / 2 )) \"$out\";; esac\n\
+             {say}exit 0\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(probe, dir.join("ffprobe")).unwrap();
+    fake
+}
+
+/// FFmpeg 5.1 exits 0 when the disk fills while it writes the trailer. The video is checked
+/// before it is put in place: an error in what FFmpeg said, or fewer frames read back than
+/// were written, and the run fails, naming the file, with nothing left behind.
+#[test]
+fn a_video_ffmpeg_could_not_finish_is_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mkv");
+    make_video(&input, "yuv422p10le", 24, "24", &[]);
+    let says = "[matroska @ 0x5581] Error writing trailer of out.mkv: No space left on device";
+    for (name, said) in [("loud", Some(says)), ("silent", None)] {
+        let bin = dir.path().join(format!("bin-{name}"));
+        std::fs::create_dir(&bin).unwrap();
+        let fake = ffmpeg_that_loses_the_end(&bin, said);
+        let out_dir = dir.path().join(format!("out-{name}"));
+        let output = out_dir.join("out.mkv");
+        let o = nitrate(&[
+            "restore",
+            s(&input),
+            s(&output),
+            "--stages",
+            "none",
+            "--ffmpeg",
+            s(&fake),
+            "-q",
+        ]);
+        let err = text(&o);
+        assert!(!o.status.success(), "{name}: {err}");
+        assert!(
+            err.contains("out.mkv") && err.contains("not kept"),
+            "{name}: {err}"
+        );
+        if said.is_some() {
+            assert!(err.contains("No space left"), "{err}");
+        }
+        assert!(!output.exists(), "{name}: the cut video was put in place");
+        assert!(
+            files(&out_dir).iter().all(|f| !f.contains("partial")),
+            "{name}: left {:?}",
+            files(&out_dir)
+        );
+    }
+    // The real FFmpeg, through the same path, passes the check.
+    let output = dir.path().join("ok/out.mkv");
+    ok(nitrate(&[
+        "restore",
+        s(&input),
+        s(&output),
+        "--stages",
+        "none",
+        "-q",
+    ]));
+    assert_eq!(md5s(&output, "0:v").len(), 24);
+}

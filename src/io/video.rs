@@ -624,6 +624,27 @@ impl StderrTail {
         StderrTail { lines, thread }
     }
 
+    /// Did the child, once it has exited, print a line that reports an error? FFmpeg runs at
+    /// `-loglevel error`, but some of what it says there is not fatal; these words are.
+    fn reported_error(&mut self) -> bool {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        l.iter().any(|line| {
+            let line = line.to_ascii_lowercase();
+            [
+                "error",
+                "no space left",
+                "i/o",
+                "failed",
+                "ended prematurely",
+            ]
+            .iter()
+            .any(|w| line.contains(w))
+        })
+    }
+
     /// Everything the child said, once it has exited.
     fn text(&mut self) -> String {
         if let Some(t) = self.thread.take() {
@@ -1269,6 +1290,7 @@ pub fn rational_rate(fps: f64) -> (u32, u32) {
 /// temporary that [`VideoWriter::finish`] renames into place. Dropped unfinished (failure,
 /// Ctrl-C), it kills the child and removes the temporary: no partial file is left.
 pub struct VideoWriter {
+    ff: Ffmpeg,
     child: Child,
     stdin: Option<ChildStdin>,
     stderr: StderrTail,
@@ -1331,6 +1353,7 @@ impl VideoWriter {
         let stdin = child.stdin.take();
         let stderr = StderrTail::new(&mut child);
         Ok(VideoWriter {
+            ff: ff.clone(),
             child,
             stdin,
             stderr,
@@ -1377,17 +1400,34 @@ impl VideoWriter {
         Ok(())
     }
 
-    /// Close the pipe, wait for FFmpeg to finish the file and rename it into place.
+    /// Close the pipe, wait for FFmpeg to finish the file, check it and rename it into place.
+    /// FFmpeg may exit 0 though it could not write the file's end (a full disk while writing
+    /// the trailer): what it said is checked for errors, and the file is read back, which must
+    /// hold every frame written.
     pub fn finish(mut self) -> Result<PathBuf> {
         self.stdin.take();
         let status = self.child.wait().context("cannot wait for ffmpeg")?;
+        let said = self.stderr.text();
+        let path = self.spec.path.display();
         if !status.success() {
-            let said = self.stderr.text();
             bail!(
-                "{}: ffmpeg cannot encode {} ({}, {status}): {said}",
-                self.spec.path.display(),
+                "{path}: ffmpeg cannot encode {} ({}, {status}): {said}",
                 self.spec.codec.name(),
                 self.spec.layout.name()
+            );
+        }
+        if self.stderr.reported_error() {
+            bail!("{path}: ffmpeg reported an error while writing the file, which is not kept: {said}");
+        }
+        let back = probe(&self.ff, &self.temp).with_context(|| {
+            format!("{path}: the file ffmpeg wrote cannot be read back, and is not kept")
+        })?;
+        if back.frames != self.frames || back.truncation().is_some() {
+            bail!(
+                "{path}: ffmpeg was given {} frames but the file holds {}: it is incomplete \
+                 (a full disk?), and is not kept",
+                self.frames,
+                back.frames
             );
         }
         std::fs::rename(&self.temp, &self.spec.path)
