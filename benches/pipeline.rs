@@ -8,7 +8,9 @@
 //! runs on frames with added grain (on clean frames it finds no noise and has nothing to do).
 //!
 //! `cargo bench --bench pipeline` (frames: NITRATE_BENCH_FRAMES, default 24;
-//! NITRATE_BENCH_STAGE=name measures only that stage alone, on the CPU and on the GPU).
+//! NITRATE_BENCH_STAGE=name measures only that stage alone, on the CPU and on the GPU;
+//! NITRATE_BENCH_STAGE=restore only the whole runs, with and without flushing each frame to
+//! the disk).
 
 use std::time::Instant;
 
@@ -135,18 +137,21 @@ fn main() {
         rayon::current_num_threads()
     );
 
-    let restores = if only.is_some() {
+    let restores = if only.as_deref().is_some_and(|o| o != "restore") {
         vec![]
     } else {
         vec![
-            ("restore, empty chain (CPU)", vec![]),
+            ("restore, empty chain (CPU)", vec![], true),
+            ("restore, empty chain, --no-fsync (CPU)", vec![], false),
             (
                 "restore, levels (CPU)",
                 vec![Box::new(Levels::new(levels()).expect("params")) as Box<dyn Stage>],
+                true,
             ),
         ]
     };
-    for (label, stages) in restores {
+    for (label, stages, durable) in restores {
+        io::set_durable(durable);
         let out = dir.path().join(label.replace([' ', ',', '(', ')'], "_"));
         let job = RestoreJob {
             input: Sequence::discover(&input).expect("sequence").into(),
@@ -165,6 +170,10 @@ fn main() {
         let t = Instant::now();
         restore(&job).expect("restore");
         println!("{label:<42} {:>8.1} frames/s", rate(n, t));
+    }
+    io::set_durable(true);
+    if only.as_deref() == Some("restore") {
+        return;
     }
 
     // Each stage alone on the CPU, frames in memory, streamed through the chain with its window.

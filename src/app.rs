@@ -380,6 +380,7 @@ pub fn restore_job(args: &RestoreArgs, backend: Backend) -> Result<RestoreJob> {
         "overrides": args.set,
         "analysis": args.analysis.as_ref().map(|p| p.display().to_string()),
     });
+    crate::io::set_durable(!args.no_fsync);
     let encoder_opts = match &args.encoder_opts {
         Some(text) => split_options(text)?,
         None => Vec::new(),

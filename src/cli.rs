@@ -304,6 +304,11 @@ pub struct RestoreArgs {
     /// Restore a sequence with missing frame numbers, treating the frames present as consecutive.
     #[arg(long)]
     pub allow_gaps: bool,
+    /// Do not flush each frame to the disk before it is renamed into place (a scratch disk,
+    /// or a file system that is made durable otherwise). By default a frame under its final
+    /// name survives a power cut.
+    #[arg(long)]
+    pub no_fsync: bool,
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,

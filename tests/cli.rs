@@ -723,3 +723,33 @@ fn demo_runs_on_cpu_and_gpu() {
         );
     }
 }
+
+/// `--no-fsync` writes the same frames, only without flushing each to the disk before it is
+/// renamed into place (which a test cannot observe short of a power cut).
+#[test]
+fn no_fsync_writes_the_same_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    dpx_sequence(&input, 3, 32, 16);
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (out, extra) in [(&a, None), (&b, Some("--no-fsync"))] {
+        let mut args = vec![
+            "restore",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "-q",
+        ];
+        args.extend(extra);
+        let o = nitrate(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let frames = |d: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        snapshot(d)
+            .into_iter()
+            .filter(|(p, _)| p.extension().is_some_and(|e| e == "dpx"))
+            .map(|(p, v)| (p.file_name().unwrap().into(), v))
+            .collect()
+    };
+    assert_eq!(frames(&a).len(), 3);
+    assert_eq!(frames(&a), frames(&b));
+}

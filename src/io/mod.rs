@@ -280,16 +280,67 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
 }
 
+static DURABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether written files are flushed to the disk before they are renamed into place, and
+/// their directory after (`restore --no-fsync` turns it off for scratch disks). On by default:
+/// without it a power cut can leave a file under its final name that holds nothing.
+pub fn set_durable(on: bool) {
+    DURABLE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn durable() -> bool {
+    DURABLE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Flush a written file's data to the disk (when [`set_durable`] is on).
+pub fn sync_file(path: &Path) -> std::io::Result<()> {
+    if durable() {
+        std::fs::File::open(path)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Flush the directory holding `path`, so a rename into it survives a power cut (when
+/// [`set_durable`] is on). File systems that cannot flush a directory are taken at their word.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    if !durable() {
+        return Ok(());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+        other => other,
+    }
+}
+
 /// Write `bytes` to `path` so that the file either appears whole or not at all: write a hidden
-/// temporary beside it, then rename over. A failure removes the temporary.
+/// temporary beside it, flush it, then rename over and flush the directory. A failure removes
+/// the temporary.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
-    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        if durable() {
+            f.sync_all()?;
+        }
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e).with_context(|| format!("{}: cannot write", path.display()));
     }
-    Ok(())
+    sync_parent(path).with_context(|| {
+        format!(
+            "{}: written, but its folder cannot be flushed to disk",
+            path.display()
+        )
+    })
 }
 
 /// Encode and write a frame atomically.

@@ -1430,9 +1430,16 @@ impl VideoWriter {
                 back.frames
             );
         }
-        std::fs::rename(&self.temp, &self.spec.path)
+        super::sync_file(&self.temp)
+            .and_then(|_| std::fs::rename(&self.temp, &self.spec.path))
             .with_context(|| format!("{}: cannot write", self.spec.path.display()))?;
         self.finished = true;
+        super::sync_parent(&self.spec.path).with_context(|| {
+            format!(
+                "{}: written, but its folder cannot be flushed to disk",
+                self.spec.path.display()
+            )
+        })?;
         Ok(self.spec.path.clone())
     }
 }
