@@ -753,3 +753,51 @@ fn no_fsync_writes_the_same_frames() {
     assert_eq!(frames(&a).len(), 3);
     assert_eq!(frames(&a), frames(&b));
 }
+
+/// A broken link, a link loop, a FIFO or a directory in a frame's place is refused by name
+/// and reason, with `--allow-gaps` too (it used to count as a missing frame, or be skipped).
+#[test]
+fn what_stands_in_a_frames_place_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    type Make = fn(&Path);
+    let cases: [(&str, &str, Make); 4] = [
+        ("broken", "broken", |p| {
+            std::os::unix::fs::symlink("nowhere.dpx", p).unwrap()
+        }),
+        ("loop", "link loop", |p| {
+            std::os::unix::fs::symlink(p.file_name().unwrap(), p).unwrap()
+        }),
+        ("fifo", "FIFO", |p| {
+            let made = std::process::Command::new("mkfifo")
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }),
+        ("dir", "a directory", |p| std::fs::create_dir(p).unwrap()),
+    ];
+    for (name, reason, make) in cases {
+        let input = dir.path().join(name);
+        dpx_sequence(&input, 4, 16, 8);
+        let frame = input.join("scan_001002.dpx");
+        std::fs::remove_file(&frame).unwrap();
+        make(&frame);
+        for extra in [None, Some("--allow-gaps")] {
+            let out = dir.path().join(format!("out-{name}"));
+            let mut args = vec!["restore", input.to_str().unwrap(), out.to_str().unwrap()];
+            args.extend(["--stages", "none", "-q"]);
+            args.extend(extra);
+            let o = nitrate(&args);
+            let err = stderr(&o);
+            assert!(!o.status.success(), "{name} {extra:?}: {err}");
+            assert!(
+                err.contains("scan_001002.dpx") && err.contains(reason),
+                "{name} {extra:?}: {err}"
+            );
+            assert!(
+                !out.exists() || files_in(&out).is_empty(),
+                "{name}: output left"
+            );
+        }
+    }
+}

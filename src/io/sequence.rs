@@ -105,6 +105,36 @@ fn is_frame_file(path: &Path) -> bool {
             .is_some_and(|n| n.starts_with('.'))
 }
 
+/// Why `path`, named like a frame, cannot be read as one, if it cannot: a broken symbolic
+/// link, a link loop, a directory, a FIFO, socket or device.
+fn not_a_frame_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) if m.is_dir() => Some("a directory".into()),
+        Ok(_) => Some("not a regular file (a FIFO, socket or device)".into()),
+        Err(e) => {
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            Some(match (link, e.kind()) {
+                (true, std::io::ErrorKind::NotFound) => {
+                    "a symbolic link to nothing (broken)".into()
+                }
+                // ELOOP
+                (true, _) if e.raw_os_error() == Some(40) => "a symbolic link loop".into(),
+                _ => format!("cannot be read ({e})"),
+            })
+        }
+    }
+}
+
+/// Refuse a frame-named entry that is no regular file, naming it and why: it would otherwise
+/// count as a missing frame with no word of the cause (or be skipped with `--allow-gaps`).
+fn check_frame_file(path: &Path) -> Result<()> {
+    match not_a_frame_file(path) {
+        Some(why) => bail!("{}: {why}, where a frame file is expected", path.display()),
+        None => Ok(()),
+    }
+}
+
 impl Sequence {
     /// Find the sequence an input names: a directory, a pattern or one file.
     pub fn discover(input: &Path) -> Result<Sequence> {
@@ -142,7 +172,7 @@ impl Sequence {
             let path = entry
                 .with_context(|| format!("{}: cannot list directory", dir.display()))?
                 .path();
-            if !path.is_file() || !is_frame_file(&path) {
+            if !is_frame_file(&path) {
                 continue;
             }
             let name = path
@@ -153,6 +183,7 @@ impl Sequence {
             let Some((key, number, digits)) = split_number(&name) else {
                 continue;
             };
+            check_frame_file(&path)?;
             groups.entry(key).or_default().push((number, digits, path));
         }
         match groups.len() {
@@ -215,6 +246,7 @@ impl Sequence {
             let number: i64 = middle
                 .parse()
                 .with_context(|| format!("{}: frame number out of range", path.display()))?;
+            check_frame_file(&path)?;
             files.push((number, middle.len(), path));
         }
         if files.is_empty() {
