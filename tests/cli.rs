@@ -801,3 +801,41 @@ fn what_stands_in_a_frames_place_is_named() {
         }
     }
 }
+
+/// A frame that fails to decode mid-run (its header reads, its data is cut) fails the run
+/// naming the file, and the output folder the run made is gone again, not left empty.
+#[test]
+fn a_decode_failure_leaves_no_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ext, format) in [
+        ("png", OutputFormat::Png { bits: 16 }),
+        ("tif", OutputFormat::Tiff { bits: 16 }),
+        ("exr", OutputFormat::Exr { half: true }),
+    ] {
+        let input = dir.path().join(format!("in-{ext}"));
+        std::fs::create_dir_all(&input).unwrap();
+        for t in 0..4 {
+            let mut f = scene_frame(64, 48, 3, t, 9);
+            f.meta.bit_depth = 16;
+            let path = input.join(format!("f_{:04}.{ext}", t + 1));
+            io::write_frame(&path, &f, format).unwrap();
+        }
+        let cut = input.join(format!("f_0003.{ext}"));
+        let bytes = std::fs::read(&cut).unwrap();
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let out = dir.path().join(format!("new-{ext}/out"));
+        let o = nitrate(&[
+            "restore",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "-q",
+        ]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{ext}: {err}");
+        assert!(err.contains(&format!("f_0003.{ext}")), "{ext}: {err}");
+        assert!(
+            !dir.path().join(format!("new-{ext}")).exists(),
+            "{ext}: folder left"
+        );
+    }
+}

@@ -998,6 +998,25 @@ fn source(job: &RestoreJob, plan: &Plan) -> Result<Source> {
 }
 
 pub(crate) fn restore_pass(job: &RestoreJob, pass: &Pass) -> Result<RunSummary> {
+    // Folders this pass creates for its output are removed again if it fails before writing
+    // anything into them: a failed run leaves no trace.
+    let missing: Vec<PathBuf> = job
+        .output
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    let result = write_pass(job, pass);
+    if result.is_err() {
+        for dir in &missing {
+            // Only an empty folder goes (deepest first); anything written stays.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    result
+}
+
+fn write_pass(job: &RestoreJob, pass: &Pass) -> Result<RunSummary> {
     let start = Instant::now();
     let numbers = job.input.numbers();
     let plan = plan(job, pass.frames, &numbers)?;
