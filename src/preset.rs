@@ -10,6 +10,7 @@
 //! their names or a file path. `--stages` picks and orders stages; `--set stage.key=value`
 //! overrides single parameters.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -56,6 +57,8 @@ pub struct Entry {
     /// Which `[[stage]]` block of the preset text it came from (for line numbers in errors);
     /// `None` for a stage added by `--stages`.
     block: Option<usize>,
+    /// Keys set by `--set`, with the assignment as given (errors blame it, not the preset).
+    from_set: BTreeMap<String, String>,
 }
 
 /// A preset resolved to its chain: stage names (canonical) and their parameter tables.
@@ -157,6 +160,7 @@ impl Preset {
                     name: canon.to_string(),
                     params,
                     block,
+                    from_set: BTreeMap::new(),
                 });
             }
         }
@@ -181,6 +185,7 @@ impl Preset {
                     name: canon.to_string(),
                     params: toml::Table::new(),
                     block: None,
+                    from_set: BTreeMap::new(),
                 });
             chain.push(entry);
         }
@@ -209,6 +214,9 @@ impl Preset {
             );
         };
         entry.params.insert(key.to_string(), value);
+        entry
+            .from_set
+            .insert(key.to_string(), assignment.trim().to_string());
         Ok(())
     }
 
@@ -242,6 +250,10 @@ impl Preset {
                         .any(|form| text.contains(form.as_str()))
                     });
                     let place = match (entry.block, key) {
+                        // A value given on the command line is blamed there.
+                        (_, Some(k)) if entry.from_set.contains_key(k) => {
+                            format!("--set {}", entry.from_set[k])
+                        }
                         (Some(_), Some(k)) => match key_line(&self.text, entry.block, k) {
                             Some(line) => format!("{}:{line}", self.source),
                             None => self.source.clone(),

@@ -202,6 +202,12 @@ fn overrides_are_checked_applied_and_recorded() {
         p.build().map(|_| ()).unwrap_err()
     });
     assert_says(&e, &["levels.white = 7", "at most 2"]);
+    // A value of the wrong type given by --set is blamed on the --set, not the preset's line.
+    let mut p = Preset::load("default").unwrap();
+    p.set("dust.dilate=abc").unwrap();
+    let e = format!("{:#}", p.build().map(|_| ()).unwrap_err());
+    assert_says(&e, &["--set dust.dilate=abc", "stage 'dust'", "dilate"]);
+    assert!(!e.contains("built-in preset"), "{e}");
 }
 
 #[test]
