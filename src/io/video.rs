@@ -627,11 +627,7 @@ impl StderrTail {
     /// Did the child, once it has exited, print a line that reports an error? FFmpeg runs at
     /// `-loglevel error`, but some of what it says there is not fatal; these words are.
     fn reported_error(&mut self) -> bool {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        l.iter().any(|line| {
+        self.said_lines().iter().any(|line| {
             let line = line.to_ascii_lowercase();
             [
                 "error",
@@ -647,11 +643,16 @@ impl StderrTail {
 
     /// Everything the child said, once it has exited.
     fn text(&mut self) -> String {
+        summarise(&self.said_lines().join("\n"))
+    }
+
+    /// The last lines the child said, once it has exited (waits for the reader to finish).
+    fn said_lines(&mut self) -> Vec<String> {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         let l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        summarise(&l.iter().cloned().collect::<Vec<_>>().join("\n"))
+        l.iter().cloned().collect()
     }
 }
 

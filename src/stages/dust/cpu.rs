@@ -117,8 +117,13 @@ fn spike(
     s: &Settings,
 ) -> (f32, f32) {
     let k = y * lm.width + x;
-    let thr = s.t0 + s.noise_factor * disagreement(a, b, lm.width, lm.height, x, y);
-    (outside(v[k], a[k], b[k]), thr)
+    (outside(v[k], a[k], b[k]), threshold(a, b, lm, x, y, s))
+}
+
+/// The local threshold at `(x, y)` against the pair `(a, b)`: `t0` plus `noise_factor` times
+/// their local disagreement.
+fn threshold(a: &[f32], b: &[f32], lm: &Lumas, x: usize, y: usize, s: &Settings) -> f32 {
+    s.t0 + s.noise_factor * disagreement(a, b, lm.width, lm.height, x, y)
 }
 
 /// `pos`/`neg` bits where `|d|` is above `thr`, `strong` above twice it.
@@ -761,8 +766,7 @@ pub fn link_code(
     if grown > 0.5 {
         return 2.0 * polarity;
     }
-    let thr = s.t0 + s.noise_factor * disagreement(a, b, lm.width, lm.height, x, y);
-    if d.abs() > s.link * thr {
+    if d.abs() > s.link * threshold(a, b, lm, x, y, s) {
         polarity
     } else {
         0.0
@@ -778,12 +782,9 @@ pub fn link_code(
 /// picture coming into view at the ends of a shot is a faint spike too.
 pub fn link(flag: &[f32], grown: &[f32], lm: &Lumas, s: &Settings) -> Vec<f32> {
     let (w, h) = (lm.width, lm.height);
-    let Some((a, b)) = lm.nb[0].zip(lm.nb[1]) else {
+    let Some((a, b)) = lm.nb[0].zip(lm.nb[1]).filter(|_| s.link_reach > 0) else {
         return grown.to_vec();
     };
-    if s.link_reach == 0 {
-        return grown.to_vec();
-    }
     let level = level(lm, (a, b));
     let mut code = vec![0f32; w * h];
     code.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
